@@ -1,0 +1,418 @@
+"""Smoke test of the test peers, with plain httpx (no OAuth library).
+
+Run: .venv/bin/python -m pytest tests/peers -q
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import jwt
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+HERE = Path(__file__).resolve().parent
+REDIRECT_URI = "http://127.0.0.1:53682/callback"
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "smoke", "version": "0"}},
+}
+
+
+def launch(*args: str):
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "launch.py"), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(5)
+        raise RuntimeError(f"launcher exited with {proc.returncode} before printing its JSON line")
+    return proc, json.loads(line)
+
+
+def shutdown(proc: subprocess.Popen) -> None:
+    proc.stdin.close()  # EOF on stdin stops the launcher and both peers
+    assert proc.wait(15) == 0
+
+
+@pytest.fixture(scope="module")
+def peers():
+    proc, info = launch()
+    try:
+        yield info
+    finally:
+        shutdown(proc)
+
+
+@pytest.fixture(scope="module")
+def http():
+    with httpx.Client(timeout=15) as c:
+        yield c
+
+
+def pkce():
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def register(http, issuer, **extra):
+    meta = {
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+        "client_name": "smoke test",
+    }
+    meta.update(extra)
+    r = http.post(f"{issuer}/reg", json=meta)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def authorize(http, issuer, client_id, resource, scope="mcp:read", state=None):
+    verifier, challenge = pkce()
+    state = state or secrets.token_urlsafe(16)
+    r = http.get(
+        f"{issuer}/auth",
+        params={
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": scope,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": resource,
+        },
+    )
+    assert r.status_code in (302, 303), r.text
+    loc = r.headers["location"]
+    assert loc.startswith(REDIRECT_URI + "?")
+    q = {k: v[0] for k, v in parse_qs(urlparse(loc).query).items()}
+    assert q.get("state") == state
+    assert q.get("iss") == issuer
+    return q, verifier
+
+
+def full_flow(http, peers, scope="mcp:read"):
+    client = register(http, peers["issuer"])
+    q, verifier = authorize(http, peers["issuer"], client["client_id"], peers["mcp_url"], scope=scope)
+    r = http.post(
+        f"{peers['issuer']}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": q["code"],
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+            "client_id": client["client_id"],
+            "resource": peers["mcp_url"],
+        },
+        headers={"accept": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    return client, r.json()
+
+
+def mcp_session(http, url, token):
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    r = http.post(url, json=INIT, headers=headers)
+    assert r.status_code == 200, r.text
+    if sid := r.headers.get("mcp-session-id"):
+        headers["mcp-session-id"] = sid
+    headers["mcp-protocol-version"] = "2025-06-18"
+    r = http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    assert r.status_code == 202, r.text
+    return headers
+
+
+def call_tool(http, url, headers, name, arguments=None):
+    return http.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": arguments or {}}},
+        headers=headers,
+    )
+
+
+def rpc_result(response: httpx.Response) -> dict:
+    """The JSON-RPC message of a response, SSE or JSON."""
+    if response.headers["content-type"].startswith("text/event-stream"):
+        for line in response.text.splitlines():
+            if line.startswith("data:") and line[5:].strip():
+                return json.loads(line[5:])
+        raise AssertionError(f"no data in SSE response: {response.text!r}")
+    return response.json()
+
+
+def test_unauthenticated_request_gets_401_with_resource_metadata(http, peers):
+    r = http.post(peers["mcp_url"], json=INIT, headers=MCP_HEADERS)
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert f'resource_metadata="{peers["prm_url"]}"' in challenge
+
+
+def test_protected_resource_metadata(http, peers):
+    r = http.get(peers["prm_url"])
+    assert r.status_code == 200
+    prm = r.json()
+    assert prm["resource"] == peers["mcp_url"]
+    assert prm["authorization_servers"] == [peers["issuer"]]
+    assert "mcp:read" in prm["scopes_supported"]
+
+
+def test_authorization_server_metadata(http, peers):
+    r = http.get(f"{peers['issuer']}/.well-known/oauth-authorization-server")
+    assert r.status_code == 200
+    md = r.json()
+    assert md["issuer"] == peers["issuer"]
+    assert "S256" in md["code_challenge_methods_supported"]
+    assert md["authorization_response_iss_parameter_supported"] is True
+    assert md["registration_endpoint"].startswith(peers["issuer"])
+    assert md["client_id_metadata_document_supported"] is True
+    assert md["response_types_supported"] == ["code"]
+    assert {"none", "client_secret_basic", "client_secret_post", "private_key_jwt"} <= set(
+        md["token_endpoint_auth_methods_supported"]
+    )
+    assert {"authorization_code", "refresh_token", "client_credentials"} <= set(md["grant_types_supported"])
+    # OpenID discovery serves the same issuer
+    assert http.get(f"{peers['issuer']}/.well-known/openid-configuration").json()["issuer"] == peers["issuer"]
+
+
+def test_code_flow_token_refresh_and_reuse_detection(http, peers):
+    client, tokens = full_flow(http, peers)
+    at = tokens["access_token"]
+    assert jwt.get_unverified_header(at)["alg"] == "ES256"
+    claims = jwt.decode(at, options={"verify_signature": False})
+    assert claims["aud"] == peers["mcp_url"]
+    assert claims["iss"] == peers["issuer"]
+    assert claims["scope"] == "mcp:read"
+    assert claims["client_id"] == client["client_id"]
+    assert tokens["token_type"].lower() == "bearer"
+    assert "refresh_token" in tokens
+
+    headers = mcp_session(http, peers["mcp_url"], at)
+    who = rpc_result(call_tool(http, peers["mcp_url"], headers, "whoami"))
+    assert who["result"]["structuredContent"]["client_id"] == client["client_id"]
+    assert who["result"]["structuredContent"]["scopes"] == ["mcp:read"]
+    echo = rpc_result(call_tool(http, peers["mcp_url"], headers, "echo", {"text": "hello"}))
+    assert echo["result"]["content"][0]["text"] == "hello"
+
+    # refresh rotates the refresh token; the new access token still works
+    def refresh(rt):
+        return http.post(
+            f"{peers['issuer']}/token",
+            data={"grant_type": "refresh_token", "refresh_token": rt, "client_id": client["client_id"]},
+            headers={"accept": "application/json"},
+        )
+
+    r = refresh(tokens["refresh_token"])
+    assert r.status_code == 200, r.text
+    rotated = r.json()
+    assert rotated["refresh_token"] != tokens["refresh_token"]
+    assert jwt.decode(rotated["access_token"], options={"verify_signature": False})["aud"] == peers["mcp_url"]
+    mcp_session(http, peers["mcp_url"], rotated["access_token"])
+
+    # replaying the old refresh token fails, and revokes the whole grant
+    r = refresh(tokens["refresh_token"])
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_grant"
+    r = refresh(rotated["refresh_token"])
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_grant"
+
+
+def test_deny_control(http, peers):
+    client = register(http, peers["issuer"])
+    r = http.post(f"{peers['control_url']}/deny-next")
+    assert r.status_code == 200
+    verifier, challenge = pkce()
+    r = http.get(
+        f"{peers['issuer']}/auth",
+        params={
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "redirect_uri": REDIRECT_URI,
+            "scope": "mcp:read",
+            "state": "s1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": peers["mcp_url"],
+        },
+    )
+    assert r.status_code in (302, 303)
+    q = {k: v[0] for k, v in parse_qs(urlparse(r.headers["location"]).query).items()}
+    assert q["error"] == "access_denied"
+    assert q["state"] == "s1"
+    assert q["iss"] == peers["issuer"]
+    assert "code" not in q
+    # only the next one is denied
+    q, _ = authorize(http, peers["issuer"], client["client_id"], peers["mcp_url"])
+    assert "code" in q
+
+
+def test_pkce_is_required(http, peers):
+    client = register(http, peers["issuer"])
+    r = http.get(
+        f"{peers['issuer']}/auth",
+        params={
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "redirect_uri": REDIRECT_URI,
+            "scope": "mcp:read",
+            "state": "s",
+            "resource": peers["mcp_url"],
+        },
+    )
+    q = {k: v[0] for k, v in parse_qs(urlparse(r.headers["location"]).query).items()}
+    assert q["error"] == "invalid_request"
+
+
+def test_unknown_resource_is_refused(http, peers):
+    client = register(http, peers["issuer"])
+    _, challenge = pkce()
+    r = http.get(
+        f"{peers['issuer']}/auth",
+        params={
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "redirect_uri": REDIRECT_URI,
+            "scope": "mcp:read",
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": "http://127.0.0.1:1/other",
+        },
+    )
+    q = {k: v[0] for k, v in parse_qs(urlparse(r.headers["location"]).query).items()}
+    assert q["error"] == "invalid_target"
+
+
+def test_step_up_on_admin_action(http, peers):
+    _, tokens = full_flow(http, peers, scope="mcp:read")
+    headers = mcp_session(http, peers["mcp_url"], tokens["access_token"])
+    r = call_tool(http, peers["mcp_url"], headers, "admin_action")
+    assert r.status_code == 403
+    challenge = r.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+    assert 'scope="mcp:read mcp:admin"' in challenge
+    assert f'resource_metadata="{peers["prm_url"]}"' in challenge
+
+    _, tokens = full_flow(http, peers, scope="mcp:read mcp:admin")
+    headers = mcp_session(http, peers["mcp_url"], tokens["access_token"])
+    r = call_tool(http, peers["mcp_url"], headers, "admin_action")
+    assert r.status_code == 200
+    assert rpc_result(r)["result"]["content"][0]["text"] == "admin action done"
+
+
+def test_token_for_another_audience_is_rejected(http, peers):
+    _, tokens = full_flow(http, peers)
+    other = peers["mcp_url"].replace("/mcp", "/other")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert claims["aud"] != other
+    # a tampered token (signature no longer matches) is refused with 401
+    forged = tokens["access_token"][:-4] + ("AAAA" if not tokens["access_token"].endswith("AAAA") else "BBBB")
+    r = http.post(peers["mcp_url"], json=INIT, headers={**MCP_HEADERS, "authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+
+
+def test_client_credentials_with_secret(http, peers):
+    client = register(
+        http,
+        peers["issuer"],
+        grant_types=["client_credentials"],
+        response_types=[],
+        redirect_uris=[],
+        token_endpoint_auth_method="client_secret_basic",
+        application_type="web",
+    )
+    r = http.post(
+        f"{peers['issuer']}/token",
+        data={"grant_type": "client_credentials", "scope": "mcp:read", "resource": peers["mcp_url"]},
+        auth=(client["client_id"], client["client_secret"]),
+        headers={"accept": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    at = r.json()["access_token"]
+    assert jwt.decode(at, options={"verify_signature": False})["aud"] == peers["mcp_url"]
+    mcp_session(http, peers["mcp_url"], at)
+
+
+def test_client_id_metadata_document(http, peers):
+    """A CIMD client_id https://127.0.0.1:P/... is fetched by the AS over http."""
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(holder["doc"]).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        client_id = f"https://127.0.0.1:{srv.server_address[1]}/client-metadata.json"
+        holder["doc"] = {
+            "client_id": client_id,
+            "client_name": "cimd smoke",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+        q, verifier = authorize(http, peers["issuer"], client_id, peers["mcp_url"])
+        r = http.post(
+            f"{peers['issuer']}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": q["code"],
+                "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier,
+                "client_id": client_id,
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert jwt.decode(r.json()["access_token"], options={"verify_signature": False})["client_id"] == client_id
+    finally:
+        srv.shutdown()
+
+
+def test_short_access_token_ttl_and_json_responses(http):
+    proc, info = launch("--access-token-ttl", "2", "--json-response")
+    try:
+        _, tokens = full_flow(http, info)
+        assert tokens["expires_in"] <= 2
+        headers = {**MCP_HEADERS, "authorization": f"Bearer {tokens['access_token']}"}
+        r = http.post(info["mcp_url"], json=INIT, headers=headers)
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/json")
+        time.sleep(3.2)
+        r = http.post(info["mcp_url"], json=INIT, headers=headers)
+        assert r.status_code == 401
+    finally:
+        shutdown(proc)
