@@ -108,6 +108,15 @@ t1="$(date +%s.%N)"
 
 # Summary table.
 strip() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
+# Ids of the FAILURE/WARNING checks of one scenario, from the checks.json the suite saved.
+failed_checks() {
+    local file
+    file="$(ls -d "$results/checks/$1"-*/checks.json 2>/dev/null | tail -1 || true)"
+    [[ -n "$file" ]] || return 0
+    node -e 'const c = require(process.argv[1]);
+      const ids = [...new Set(c.filter((x) => x.status === "FAILURE" || x.status === "WARNING").map((x) => x.id))];
+      process.stdout.write(ids.join(","));' "$file" 2>/dev/null || true
+}
 fail=0
 n_pass=0 n_xfail=0 n_fail=0 n_xpass=0 n_skip=0
 printf '\n%-44s %-9s %-7s %-6s %s\n' "scenario" "checks" "verdict" "secs" "notes"
@@ -117,12 +126,12 @@ for scenario in "${scenarios[@]}"; do
     log="$results/$safe.log"
     read -r rc secs <"$results/$safe.status" || { rc=99; secs=?; }
     text="$(strip "$log")"
-    checks="$(grep -o 'Passed: [0-9]*/[0-9]*' <<<"$text" | tail -1 | cut -d' ' -f2)"
-    warnings="$(sed -n 's/^Passed: .*, \([0-9]*\) warnings$/\1/p' <<<"$text" | tail -1)"
+    checks="$(grep -o 'Passed: [0-9]*/[0-9]*' <<<"$text" | tail -1 | cut -d' ' -f2 || true)"
+    warnings="$(sed -n 's/^Passed: .*, \([0-9]*\) warnings$/\1/p' <<<"$text" | tail -1 || true)"
     notes=()
     [[ -n "$warnings" && "$warnings" != 0 ]] && notes+=("${warnings} warning(s)")
     grep -q 'CLIENT TIMED OUT' <<<"$text" && notes+=("client timed out")
-    grep -q 'CLIENT EXITED WITH ERROR' <<<"$text" && notes+=("client exit $(sed -n 's/.*CLIENT EXITED WITH ERROR (code \([0-9-]*\)).*/\1/p' <<<"$text" | head -1)")
+    grep -q 'CLIENT EXITED WITH ERROR' <<<"$text" && notes+=("client exit $(sed -n 's/.*CLIENT EXITED WITH ERROR (code \([0-9-]*\)).*/\1/p' <<<"$text" | head -1 || true)")
     if grep -q '^SKIPPED:' <<<"$text"; then
         verdict=SKIP; n_skip=$((n_skip + 1)); checks="-"
     elif grep -qE "^  ~ ${scenario}(:|$)" <<<"$text"; then
@@ -133,7 +142,7 @@ for scenario in "${scenarios[@]}"; do
         verdict=PASS; n_pass=$((n_pass + 1))
     else
         verdict=FAIL; n_fail=$((n_fail + 1)); fail=1
-        failed="$(sed -n 's/^  - \(.*\): .*/\1/p' <<<"$(sed -n '/^Failed Checks:/,/^$/p' <<<"$text")" | head -3 | paste -sd, -)"
+        failed="$(failed_checks "$scenario")"
         [[ -n "$failed" ]] && notes+=("failed: $failed")
     fi
     printf '%-44s %-9s %-7s %-6s %s\n' "$scenario" "${checks:-?}" "$verdict" "$secs" "$(IFS=';'; echo "${notes[*]:-}")"
