@@ -416,3 +416,66 @@ def test_short_access_token_ttl_and_json_responses(http):
         assert r.status_code == 401
     finally:
         shutdown(proc)
+
+
+def test_reference_sdk_client_interoperates(peers):
+    """The MCP Python SDK's own OAuth client completes the flow against both peers
+    (DCR with `scope`, prompt=consent, PKCE, resource, iss check)."""
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.auth import OAuthClientMetadata
+
+    class Storage:
+        tokens = client_info = None
+
+        async def get_tokens(self):
+            return self.tokens
+
+        async def set_tokens(self, tokens):
+            self.tokens = tokens
+
+        async def get_client_info(self):
+            return self.client_info
+
+        async def set_client_info(self, info):
+            self.client_info = info
+
+    results = []
+
+    async def redirect_handler(url):
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=10) as h:
+            r = await h.get(url)
+        q = {k: v[0] for k, v in parse_qs(urlparse(r.headers["location"]).query).items()}
+        results.append(AuthorizationCodeResult(code=q["code"], state=q.get("state"), iss=q.get("iss")))
+
+    async def callback_handler():
+        return results.pop()
+
+    async def run():
+        auth = OAuthClientProvider(
+            server_url=peers["mcp_url"],
+            client_metadata=OAuthClientMetadata(
+                client_name="sdk interop",
+                redirect_uris=[REDIRECT_URI],
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                application_type="native",
+            ),
+            storage=Storage(),
+            redirect_handler=redirect_handler,
+            callback_handler=callback_handler,
+        )
+        async with httpx2.AsyncClient(auth=auth, timeout=20) as http:
+            async with Client(streamable_http_client(peers["mcp_url"], http_client=http)) as client:
+                names = [t.name for t in (await client.list_tools()).tools]
+                assert {"echo", "whoami", "slow", "admin_action"} <= set(names)
+                who = await client.call_tool("whoami", {})
+                return who.structured_content
+
+    who = asyncio.run(run())
+    assert who["aud"] == peers["mcp_url"]
+    assert who["scopes"] == ["mcp:read"]

@@ -124,7 +124,9 @@ const configuration = {
   jwks: { keys: [rsaJwk, ecJwk] },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   responseTypes: ['code'],
-  scopes: ['openid', 'offline_access'],
+  // Listed here too so that DCR accepts them in a client's `scope` and discovery
+  // advertises them; access tokens carry them only for a resource server.
+  scopes: ['openid', 'offline_access', ...rsScopes],
   claims: { openid: ['sub'] },
   pkce: { required: () => true },
   clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
