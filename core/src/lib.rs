@@ -1,0 +1,68 @@
+//! # mcp-oauth-client
+//!
+//! The OAuth 2.1 client of the Model Context Protocol: everything a client
+//! must do when an MCP server answers `401`. It discovers the authorization
+//! server (RFC 9728, RFC 8414, OpenID Connect Discovery), identifies the
+//! client (stored registration, pre-registered credentials, Client ID
+//! Metadata Documents, or RFC 7591 dynamic registration), runs the
+//! authorization-code flow with PKCE, `state`, RFC 9207 `iss` checks and RFC
+//! 8707 resource indicators, exchanges and refreshes tokens, and steps up
+//! scopes on `403 insufficient_scope`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use mcp_oauth_client::{
+//!     BrowserLoopbackHandler, FileStorage, LoopbackReceiver, OAuthClientMetadata,
+//!     OAuthClientProvider, ProviderConfig, ResponseAction,
+//! };
+//!
+//! # async fn run() -> mcp_oauth_client::Result<()> {
+//! let server = "https://mcp.example.com/mcp";
+//! let receiver = Arc::new(LoopbackReceiver::bind("http://127.0.0.1:0/callback", Duration::from_secs(300)).await?);
+//! let mut metadata = OAuthClientMetadata::new(vec![receiver.redirect_uri().to_string()]);
+//! metadata.client_name = Some("My MCP host".into());
+//! let storage = Arc::new(FileStorage::new(FileStorage::default_dir().unwrap(), server)?);
+//! let provider = OAuthClientProvider::new(
+//!     ProviderConfig::new(server, metadata),
+//!     storage,
+//!     Some(Arc::new(BrowserLoopbackHandler::new(receiver))),
+//! )?;
+//!
+//! // Before each request:
+//! let header = provider.authorization().await?;
+//! // ... send the request with `Authorization: {header}` ...
+//! # let (status, www_authenticate) = (401u16, vec!["Bearer".to_string()]);
+//! // On 401/403, once per request:
+//! if let ResponseAction::Retry(new_header) =
+//!     provider.handle_response(status, &www_authenticate, header.as_deref()).await?
+//! {
+//!     // ... send it again with `Authorization: {new_header}` ...
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod authorize;
+pub mod challenge;
+pub mod discovery;
+pub mod error;
+pub mod handler;
+pub mod http;
+pub mod model;
+pub mod provider;
+pub mod registration;
+pub mod runtime;
+pub mod scope;
+pub mod storage;
+pub mod token;
+
+pub use authorize::AuthorizationCodeResult;
+pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step};
+pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
+pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError};
+pub use model::{
+    AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
+    ProtectedResourceMetadata, Secret,
+};
+pub use provider::{GrantKind, OAuthClientProvider, ProviderConfig, ResponseAction, StaticClient};
+pub use storage::{FileStorage, MemoryStorage, StorageLock, TokenStorage};

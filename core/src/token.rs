@@ -1,0 +1,403 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §5, §6): grants, client
+//! authentication methods, and response parsing into tokens or structured
+//! errors.
+//!
+//! Grants and client authentication are open sets: [`Grant`] and
+//! [`ClientAuthentication`] carry what each needs, and new ones (JWT bearer,
+//! token exchange, `private_key_jwt`) plug in beside the existing ones.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use url::Url;
+
+use crate::error::{Error, ErrorKind, OAuthErrorFields, Result, Step};
+use crate::http::{Http, HttpResponse};
+use crate::model::{OAuthToken, Secret};
+
+/// A grant sent to the token endpoint.
+#[non_exhaustive]
+pub enum Grant {
+    /// RFC 6749 §4.1.3.
+    AuthorizationCode {
+        code: Secret,
+        redirect_uri: String,
+        code_verifier: Secret,
+    },
+    /// RFC 6749 §6.
+    RefreshToken { refresh_token: Secret, scope: Option<String> },
+    /// RFC 6749 §4.4.
+    ClientCredentials { scope: Option<String> },
+    /// RFC 7523 §2.1 JWT bearer grant.
+    JwtBearer { assertion: Secret, scope: Option<String> },
+}
+
+impl Grant {
+    fn step(&self) -> Step {
+        match self {
+            Grant::AuthorizationCode { .. } => Step::TokenExchange,
+            Grant::RefreshToken { .. } => Step::Refresh,
+            _ => Step::Grant,
+        }
+    }
+
+    fn form(&self, form: &mut Vec<(String, String)>) {
+        let mut push = |k: &str, v: &str| form.push((k.to_string(), v.to_string()));
+        match self {
+            Grant::AuthorizationCode { code, redirect_uri, code_verifier } => {
+                push("grant_type", "authorization_code");
+                push("code", code.expose());
+                push("redirect_uri", redirect_uri);
+                push("code_verifier", code_verifier.expose());
+            }
+            Grant::RefreshToken { refresh_token, scope } => {
+                push("grant_type", "refresh_token");
+                push("refresh_token", refresh_token.expose());
+                if let Some(s) = scope.as_deref().filter(|s| !s.is_empty()) {
+                    push("scope", s);
+                }
+            }
+            Grant::ClientCredentials { scope } => {
+                push("grant_type", "client_credentials");
+                if let Some(s) = scope.as_deref().filter(|s| !s.is_empty()) {
+                    push("scope", s);
+                }
+            }
+            Grant::JwtBearer { assertion, scope } => {
+                push("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+                push("assertion", assertion.expose());
+                if let Some(s) = scope.as_deref().filter(|s| !s.is_empty()) {
+                    push("scope", s);
+                }
+            }
+        }
+    }
+}
+
+/// What a client authentication method may add to a token request.
+pub struct TokenRequestParts<'a> {
+    /// Form fields.
+    pub form: &'a mut Vec<(String, String)>,
+    /// Headers.
+    pub headers: &'a mut Vec<(String, String)>,
+    /// The token endpoint.
+    pub token_endpoint: &'a Url,
+    /// The authorization server's issuer (the `aud` of client assertions).
+    pub issuer: &'a str,
+}
+
+/// A client authentication method at the token endpoint.
+pub trait ClientAuthenticator: Send + Sync {
+    /// The RFC 7591 name of the method (`client_secret_basic`, ...).
+    fn method(&self) -> &str;
+    /// Add credentials to a request.
+    fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()>;
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum ClientAuthentication {
+    /// A public client: `client_id` in the form.
+    None { client_id: String },
+    /// RFC 6749 §2.3.1 HTTP Basic with form-urlencoded id and secret.
+    SecretBasic { client_id: String, client_secret: Secret },
+    /// RFC 6749 §2.3.1 credentials in the form body.
+    SecretPost { client_id: String, client_secret: Secret },
+    /// Any other method, provided by the host or a later module.
+    Custom(Arc<dyn ClientAuthenticator>),
+}
+
+impl std::fmt::Debug for ClientAuthentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientAuthentication({})", self.method())
+    }
+}
+
+fn form_urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The `Authorization` header value of `client_secret_basic`: id and secret
+/// are each form-urlencoded (RFC 6749 §2.3.1, Appendix B) before base64.
+pub fn basic_authorization(client_id: &str, client_secret: &str) -> String {
+    let raw = format!("{}:{}", form_urlencode(client_id), form_urlencode(client_secret));
+    format!("Basic {}", STANDARD.encode(raw.as_bytes()))
+}
+
+impl ClientAuthentication {
+    /// The RFC 7591 method name.
+    pub fn method(&self) -> &str {
+        match self {
+            ClientAuthentication::None { .. } => "none",
+            ClientAuthentication::SecretBasic { .. } => "client_secret_basic",
+            ClientAuthentication::SecretPost { .. } => "client_secret_post",
+            ClientAuthentication::Custom(c) => c.method(),
+        }
+    }
+
+    /// Choose the method for a client: the registered one if known; for a
+    /// client with a secret and none registered, `client_secret_basic` unless
+    /// the server lists only `client_secret_post`.
+    pub fn for_client(
+        client_id: &str,
+        client_secret: Option<&Secret>,
+        registered_method: Option<&str>,
+        server_methods: Option<&[String]>,
+    ) -> Result<Self> {
+        let id = client_id.to_string();
+        let with_secret = |basic: bool| -> Result<Self> {
+            let secret = client_secret.cloned().ok_or_else(|| {
+                Error::config(format!(
+                    "the client is registered for {} but has no client secret",
+                    if basic { "client_secret_basic" } else { "client_secret_post" }
+                ))
+            })?;
+            Ok(if basic {
+                ClientAuthentication::SecretBasic { client_id: id.clone(), client_secret: secret }
+            } else {
+                ClientAuthentication::SecretPost { client_id: id.clone(), client_secret: secret }
+            })
+        };
+        match registered_method {
+            Some("none") => Ok(ClientAuthentication::None { client_id: id }),
+            Some("client_secret_basic") => with_secret(true),
+            Some("client_secret_post") => with_secret(false),
+            Some(other) => Err(Error::config(format!(
+                "token endpoint authentication method {other:?} is not available for this client"
+            ))),
+            None if client_secret.is_some() => {
+                let supports = |m: &str| server_methods.is_some_and(|s| s.iter().any(|x| x == m));
+                let post_only = supports("client_secret_post") && !supports("client_secret_basic");
+                with_secret(!post_only)
+            }
+            None => Ok(ClientAuthentication::None { client_id: id }),
+        }
+    }
+
+    fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
+        match self {
+            ClientAuthentication::None { client_id } => {
+                parts.form.push(("client_id".into(), client_id.clone()));
+            }
+            ClientAuthentication::SecretBasic { client_id, client_secret } => {
+                parts
+                    .headers
+                    .push(("authorization".into(), basic_authorization(client_id, client_secret.expose())));
+            }
+            ClientAuthentication::SecretPost { client_id, client_secret } => {
+                parts.form.push(("client_id".into(), client_id.clone()));
+                parts.form.push(("client_secret".into(), client_secret.expose().to_string()));
+            }
+            ClientAuthentication::Custom(c) => c.apply(parts)?,
+        }
+        Ok(())
+    }
+}
+
+/// Send a grant to the token endpoint and parse the answer.
+pub async fn request_token(
+    http: &Http,
+    token_endpoint: &Url,
+    issuer: &str,
+    grant: &Grant,
+    auth: &ClientAuthentication,
+    resource: Option<&str>,
+) -> Result<OAuthToken> {
+    let step = grant.step();
+    crate::http::require_secure(token_endpoint, "token endpoint", step)?;
+    let mut form = Vec::new();
+    grant.form(&mut form);
+    if let Some(r) = resource {
+        form.push(("resource".into(), r.to_string()));
+    }
+    let mut req = http.request("POST", token_endpoint.clone());
+    req.headers
+        .push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+    auth.apply(TokenRequestParts {
+        form: &mut form,
+        headers: &mut req.headers,
+        token_endpoint,
+        issuer,
+    })?;
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter())
+        .finish();
+    req.body = Some(body.into_bytes());
+    let resp = http.send(req, step).await?;
+    parse_token_response(&resp, token_endpoint, step)
+}
+
+/// Parse a token response: a token on success, a structured error otherwise
+/// (also when a server sends an error with HTTP 200).
+pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Result<OAuthToken> {
+    let value = parse_body(resp);
+    if let Some(err) = value.as_ref().and_then(oauth_error_fields) {
+        return Err(Error::new(ErrorKind::Token, step, "the token endpoint refused the request")
+            .with_status(resp.status)
+            .with_url(url)
+            .with_oauth(err));
+    }
+    if !(200..300).contains(&resp.status) {
+        return Err(Error::new(ErrorKind::Token, step, "the token endpoint answered with an error status")
+            .with_status(resp.status)
+            .with_url(url));
+    }
+    let Some(value) = value else {
+        return Err(Error::new(ErrorKind::Token, step, "the token response is not JSON")
+            .with_status(resp.status)
+            .with_url(url));
+    };
+    let mut token: OAuthToken = serde_json::from_value(value).map_err(|e| {
+        Error::new(ErrorKind::Token, step, format!("the token response is malformed ({})", strip_values(&e)))
+            .with_status(resp.status)
+            .with_url(url)
+    })?;
+    if token.access_token.expose().is_empty() {
+        return Err(Error::new(ErrorKind::Token, step, "the token response has an empty access_token").with_url(url));
+    }
+    if token.token_type.eq_ignore_ascii_case("bearer") {
+        token.token_type = "Bearer".into();
+    } else if token.token_type.eq_ignore_ascii_case("dpop") {
+        token.token_type = "DPoP".into();
+    } else {
+        return Err(Error::new(
+            ErrorKind::Token,
+            step,
+            format!("the token response has an unsupported token_type {:?}", token.token_type),
+        )
+        .with_url(url));
+    }
+    token.expires_at = None;
+    token.stamp_expiry();
+    Ok(token)
+}
+
+// serde_json messages quote the offending value for some errors; keep only the
+// category and position so a token never lands in an error message.
+fn strip_values(e: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+}
+
+fn parse_body(resp: &HttpResponse) -> Option<serde_json::Value> {
+    let ct = resp.header("content-type").unwrap_or("").to_ascii_lowercase();
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        let map: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(&resp.body)
+            .map(|(k, v)| {
+                let v = if k == "expires_in" {
+                    v.parse::<u64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(v.into_owned()))
+                } else {
+                    serde_json::Value::String(v.into_owned())
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        return Some(serde_json::Value::Object(map));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).ok()?;
+    v.is_object().then_some(v)
+}
+
+/// The RFC 6749 §5.2 fields of a JSON error body.
+pub fn oauth_error_fields(v: &serde_json::Value) -> Option<OAuthErrorFields> {
+    let error = v.get("error")?.as_str()?.to_string();
+    Some(OAuthErrorFields {
+        error,
+        error_description: v.get("error_description").and_then(|x| x.as_str()).map(str::to_string),
+        error_uri: v.get("error_uri").and_then(|x| x.as_str()).map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, ct: &str, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), ct.into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn url() -> Url {
+        Url::parse("https://as.ex/token").unwrap()
+    }
+
+    #[test]
+    fn basic_encoding_form_urlencodes_before_base64() {
+        // RFC 6749 §2.3.1: "a:b c" / "p@ss:w/rd+" become a%3Ab+c / p%40ss%3Aw%2Frd%2B.
+        let h = basic_authorization("a:b c", "p@ss:w/rd+");
+        let raw = STANDARD.decode(h.strip_prefix("Basic ").unwrap()).unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), "a%3Ab+c:p%40ss%3Aw%2Frd%2B");
+        assert_eq!(basic_authorization("id", "sec"), format!("Basic {}", STANDARD.encode("id:sec")));
+    }
+
+    #[test]
+    fn method_choice() {
+        let s = Secret::new("x");
+        let m = |reg: Option<&str>, secret: bool, server: Option<Vec<String>>| {
+            ClientAuthentication::for_client("c", secret.then_some(&s), reg, server.as_deref())
+                .map(|a| a.method().to_string())
+        };
+        assert_eq!(m(None, false, None).unwrap(), "none");
+        assert_eq!(m(None, true, None).unwrap(), "client_secret_basic");
+        assert_eq!(m(None, true, Some(vec!["client_secret_post".into()])).unwrap(), "client_secret_post");
+        assert_eq!(m(Some("client_secret_post"), true, None).unwrap(), "client_secret_post");
+        assert_eq!(m(Some("none"), true, None).unwrap(), "none");
+        assert!(m(Some("client_secret_basic"), false, None).is_err());
+        assert!(m(Some("tls_client_auth"), true, None).is_err());
+    }
+
+    #[test]
+    fn token_parsing() {
+        let t = parse_token_response(
+            &resp(200, "application/json", r#"{"access_token":"a","token_type":"bearer","expires_in":3600,"refresh_token":"r"}"#),
+            &url(),
+            Step::TokenExchange,
+        )
+        .unwrap();
+        assert_eq!(t.token_type, "Bearer");
+        assert!(t.expires_at.unwrap() > crate::model::now_unix() + 3500.0);
+
+        let e = parse_token_response(
+            &resp(400, "application/json", r#"{"error":"invalid_grant","error_description":"bad code"}"#),
+            &url(),
+            Step::TokenExchange,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Token);
+        assert_eq!(e.status(), Some(400));
+        assert_eq!(e.oauth_error(), Some("invalid_grant"));
+
+        // GitHub style: error with HTTP 200, form-encoded.
+        let e = parse_token_response(
+            &resp(200, "application/x-www-form-urlencoded", "error=bad_verification_code&error_description=The+code"),
+            &url(),
+            Step::TokenExchange,
+        )
+        .unwrap_err();
+        assert_eq!(e.oauth_error(), Some("bad_verification_code"));
+        let t = parse_token_response(
+            &resp(200, "application/x-www-form-urlencoded", "access_token=gho_x&token_type=bearer&scope=repo"),
+            &url(),
+            Step::TokenExchange,
+        )
+        .unwrap();
+        assert_eq!(t.access_token.expose(), "gho_x");
+
+        for bad in [
+            resp(200, "application/json", "not json"),
+            resp(200, "application/json", r#"{"token_type":"Bearer"}"#),
+            resp(200, "application/json", r#"{"access_token":"","token_type":"Bearer"}"#),
+            resp(200, "application/json", r#"{"access_token":"x","token_type":"mac"}"#),
+            resp(500, "text/html", "<html>oops</html>"),
+            resp(200, "application/json", r#"{"access_token":"SECRETVALUE","token_type":"Bearer","expires_in":"soon"}"#),
+        ] {
+            let e = parse_token_response(&bad, &url(), Step::Refresh).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Token, "{e}");
+            assert!(!e.to_string().contains("SECRETVALUE"), "{e}");
+        }
+    }
+}
