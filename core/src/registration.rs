@@ -54,9 +54,10 @@ pub async fn register(
     if body.application_type.is_none() {
         body.application_type = Some(body.derived_application_type().to_string());
     }
-    if body.scope.is_none() {
-        body.scope = scope.map(str::to_string);
-    }
+    // The registration carries a scope only when the application set one:
+    // many servers (RFC 7591 §2) cap a client at its registered scope, which
+    // would make every later step-up fail with invalid_scope.
+    let _ = scope;
     let json = serde_json::to_vec(&body).map_err(|e| Error::config(format!("cannot encode client metadata: {e}")))?;
     let mut req = http.request("POST", url.clone());
     req.headers.push(("content-type".into(), "application/json".into()));
