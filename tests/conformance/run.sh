@@ -12,7 +12,7 @@
 # that passes ("XPASS", stale entry) fails the run, like the suite's --expected-failures.
 #
 # Environment:
-#   CONFORMANCE_JOBS          scenarios run at once (default 4; see README.md)
+#   CONFORMANCE_JOBS          scenarios run at once (default 2; see README.md)
 #   CONFORMANCE_TIMEOUT_MS    per-client-run timeout given to the suite (default 30000)
 #   CONFORMANCE_SCENARIOS     space-separated subset of scenario names (default: all auth/*)
 #   CONFORMANCE_SPEC_VERSION  pass --spec-version to the suite (default: each scenario's own
@@ -49,7 +49,7 @@ fi
 conformance="$here/node_modules/.bin/conformance"
 [[ -x "$conformance" ]] || { echo "run.sh: $conformance missing; run 'npm ci' in tests/conformance" >&2; exit 2; }
 
-jobs="${CONFORMANCE_JOBS:-4}"
+jobs="${CONFORMANCE_JOBS:-2}"
 timeout_ms="${CONFORMANCE_TIMEOUT_MS:-30000}"
 baseline_src="${CONFORMANCE_EXPECTED_FAILURES:-$here/expected-failures.yml}"
 results="$here/results/$client"
