@@ -48,6 +48,7 @@ pub mod discovery;
 pub mod error;
 pub mod handler;
 pub mod http;
+pub mod jwt;
 pub mod model;
 pub mod provider;
 pub mod registration;
@@ -60,6 +61,7 @@ pub use authorize::AuthorizationCodeResult;
 pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step};
 pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
 pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError};
+pub use jwt::{JwtSigner, PrivateKeyJwt};
 pub use model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,

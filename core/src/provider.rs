@@ -27,6 +27,7 @@ use crate::model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,
 };
+use crate::jwt::{JwtSigner, PrivateKeyJwt};
 use crate::registration::{bound_to, register, validate_cimd_url};
 use crate::scope::{initial_scope, step_up_scope};
 use crate::storage::TokenStorage;
@@ -98,6 +99,9 @@ pub struct ProviderConfig {
     pub max_step_up_attempts: u32,
     /// The HTTP transport (default: reqwest with rustls).
     pub transport: Option<Arc<dyn HttpTransport>>,
+    /// A key for `private_key_jwt` client authentication of the
+    /// pre-registered client (RFC 7523 client assertions).
+    pub client_assertion_signer: Option<Arc<JwtSigner>>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -130,6 +134,7 @@ impl ProviderConfig {
             protocol_version: None,
             max_step_up_attempts: 3,
             transport: None,
+            client_assertion_signer: None,
         }
     }
 }
@@ -603,6 +608,15 @@ impl OAuthClientProvider {
     }
 
     fn client_auth(&self, info: &OAuthClientInformationFull, d: &Discovered) -> Result<ClientAuthentication> {
+        if let Some(signer) = &self.inner.config.client_assertion_signer {
+            let registered = info.token_endpoint_auth_method();
+            if registered.is_none() || registered == Some("private_key_jwt") {
+                return Ok(ClientAuthentication::Custom(Arc::new(PrivateKeyJwt::new(
+                    info.client_id.clone(),
+                    signer.clone(),
+                ))));
+            }
+        }
         ClientAuthentication::for_client(
             &info.client_id,
             info.client_secret.as_ref(),

@@ -507,3 +507,37 @@ async fn processes_sharing_a_file_store_refresh_once() {
     assert_eq!(counter.load(Ordering::SeqCst), 1, "one refresh, seen by both");
     assert_eq!(ha.unwrap(), hb.unwrap());
 }
+
+#[tokio::test]
+async fn client_credentials_with_a_secret_or_a_private_key() {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    let m = Mock::start().await;
+    m.standard_prm(&m.base);
+    m.standard_as("");
+    let mut c = cfg(&m);
+    c.grant = mcp_oauth_client::GrantKind::ClientCredentials;
+    c.client_metadata.scope = Some("read".into());
+    c.static_client = Some(StaticClient {
+        client_id: "svc".into(),
+        client_secret: Some(Secret::new("s3cret")),
+        token_endpoint_auth_method: Some("client_secret_post".into()),
+    });
+    let p = OAuthClientProvider::new(c.clone(), Arc::new(MemoryStorage::new()), None).unwrap();
+    assert_eq!(p.authorization().await.unwrap().as_deref(), Some("Bearer at-1"), "no person, no 401 needed");
+    let form = m.requests_to("/token")[0].form();
+    assert_eq!(form["grant_type"], "client_credentials");
+    assert_eq!(form["client_secret"], "s3cret");
+    assert_eq!(form["scope"], "read");
+    assert_eq!(form["resource"], m.url("/mcp"));
+
+    let key = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let pem = Secret::new(key.to_pkcs8_pem(LineEnding::LF).unwrap().as_str());
+    c.static_client = Some(StaticClient { client_id: "svc".into(), client_secret: None, token_endpoint_auth_method: Some("private_key_jwt".into()) });
+    c.client_assertion_signer = Some(Arc::new(mcp_oauth_client::JwtSigner::from_pem(&pem, "ES256", None).unwrap()));
+    let p = OAuthClientProvider::new(c, Arc::new(MemoryStorage::new()), None).unwrap();
+    assert!(p.authorization().await.unwrap().is_some());
+    let form = m.requests_to("/token")[1].form();
+    assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    assert_eq!(form["client_assertion"].split('.').count(), 3);
+    assert!(!form.contains_key("client_secret"));
+}
