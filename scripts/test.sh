@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Run every test of the project: the Rust core (unit, edge cases, and
+# integration against the real peers), the C ABI (C tests under sanitizers
+# and valgrind, header drift), the Python module, and the MCP conformance
+# suite for the C and Python clients.
+#
+#   scripts/test.sh              # everything (does the set-up first)
+#   scripts/test.sh rust python  # only some sections
+#
+# Sections: rust, header, peers, c, python, conformance.
+# Exits non-zero when any section fails; the last line counts the sections.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh" || { echo "set-up failed; see the messages above" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$ROOT/scripts/env.sh"
+
+ALL_SECTIONS=(rust header peers c python conformance)
+if (($#)); then SECTIONS=("$@"); else SECTIONS=("${ALL_SECTIONS[@]}"); fi
+
+passed=0
+failed=0
+failed_names=()
+started=$(date +%s)
+
+run_section() {
+    local name="$1"; shift
+    local t0; t0=$(date +%s)
+    printf '\n==== %s ====\n' "$name"
+    if "$@"; then
+        passed=$((passed + 1))
+        printf '==== %s: ok (%ss)\n' "$name" "$(($(date +%s) - t0))"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        printf '==== %s: FAILED (%ss)\n' "$name" "$(($(date +%s) - t0))"
+    fi
+}
+
+section_rust() {
+    cargo build --workspace --all-targets --locked &&
+        cargo test --workspace --locked --no-fail-fast
+}
+
+section_header() {
+    "$ROOT/ffi/generate-header.sh" --check
+}
+
+section_peers() {
+    python -m pytest -q -p no:cacheprovider tests/peers
+}
+
+section_c() {
+    "$ROOT/tests/c/run.sh"
+}
+
+section_python() {
+    "$ROOT/tests/python/run.sh"
+}
+
+section_conformance() {
+    local rc=0
+    "$ROOT/tests/conformance/run.sh" c || rc=1
+    "$ROOT/tests/conformance/run.sh" python || rc=1
+    return $rc
+}
+
+for s in "${SECTIONS[@]}"; do
+    case "$s" in
+        rust | header | peers | c | python | conformance) run_section "$s" "section_$s" ;;
+        *) echo "unknown section: $s (known: ${ALL_SECTIONS[*]})" >&2; exit 2 ;;
+    esac
+done
+
+printf '\nsections: %s; wall time %ss\n' "${SECTIONS[*]}" "$(($(date +%s) - started))"
+if ((failed)); then
+    printf 'failed sections: %s\n' "${failed_names[*]}"
+fi
+printf 'sections: %d passed, %d failed\n' "$passed" "$failed"
+((failed == 0))
