@@ -1,0 +1,468 @@
+//! The configuration builder: `mcp_oauth_config_builder_new`, setters, then
+//! `mcp_oauth_config_builder_build`, which consumes it and makes a provider.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_oauth_client::{
+    AuthorizationHandler, BrowserLoopbackHandler, Error as CoreError, FileStorage, GrantKind, LoopbackReceiver,
+    MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, Secret, StaticClient, TokenStorage,
+};
+
+use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
+use crate::callbacks::{CallbackHandler, CallbackStorage, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
+use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
+use crate::provider::{Provider, block_on, mcp_oauth_provider};
+
+/// How the provider obtains tokens when it has none. Passed to
+/// `mcp_oauth_config_builder_set_grant` as a `uint32_t`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum mcp_oauth_grant {
+    /// The authorization-code flow with PKCE, through the handlers (the default).
+    AuthorizationCode = 0,
+    /// The client credentials grant: no person involved; needs
+    /// `mcp_oauth_config_builder_set_static_client`.
+    ClientCredentials = 1,
+}
+
+/// A provider's configuration, being assembled. Not thread-safe: use it from
+/// one thread at a time. Consumed by `mcp_oauth_config_builder_build`, or
+/// freed with `mcp_oauth_config_builder_free`.
+pub struct mcp_oauth_config_builder {
+    _private: [u8; 0],
+}
+
+enum StorageChoice {
+    Memory,
+    File(Option<PathBuf>),
+    Callbacks(CallbackStorage),
+}
+
+enum HandlerChoice {
+    None,
+    Callbacks(CallbackHandler),
+    Loopback { redirect_uri: String, timeout: Duration },
+}
+
+pub(crate) struct Builder {
+    server_url: Option<String>,
+    client_metadata_json: Option<String>,
+    client_metadata_url: Option<String>,
+    static_client: Option<StaticClient>,
+    scope: Option<String>,
+    timeout: Option<Duration>,
+    assume_s256_when_pkce_unadvertised: bool,
+    skip_resource_check: bool,
+    protocol_version: Option<String>,
+    grant: GrantKind,
+    storage: StorageChoice,
+    handler: HandlerChoice,
+}
+
+impl BoxHandle for mcp_oauth_config_builder {
+    type Inner = Builder;
+}
+
+/// The loopback redirect URI used when none is given.
+const DEFAULT_LOOPBACK: &str = "http://127.0.0.1:0/callback";
+/// How long the loopback receiver waits for the person by default.
+const DEFAULT_LOOPBACK_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn with_builder(
+    builder: *mut mcp_oauth_config_builder,
+    f: impl FnOnce(&mut Builder) -> Result<(), Failure>,
+) -> mcp_oauth_result {
+    boundary::guard_code(|| {
+        let b = unsafe { mcp_oauth_config_builder::borrow_mut(builder) }.ok_or_else(|| Failure::null("builder"))?;
+        f(b)
+    })
+}
+
+/// A new builder with the defaults: the authorization-code grant, in-memory
+/// storage, no handler, a 30 s timeout per HTTP request, PKCE and resource
+/// checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
+/// or `mcp_oauth_config_builder_free`. Never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builder {
+    boundary::guard_value(std::ptr::null_mut(), || {
+        mcp_oauth_config_builder::into_raw(Box::new(Builder {
+            server_url: None,
+            client_metadata_json: None,
+            client_metadata_url: None,
+            static_client: None,
+            scope: None,
+            timeout: None,
+            assume_s256_when_pkce_unadvertised: false,
+            skip_resource_check: false,
+            protocol_version: None,
+            grant: GrantKind::AuthorizationCode,
+            storage: StorageChoice::Memory,
+            handler: HandlerChoice::None,
+        }))
+    })
+}
+
+/// Free a builder that was not built, releasing any callbacks set on it.
+/// NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_free(builder: *mut mcp_oauth_config_builder) {
+    boundary::guard_void(|| drop(unsafe { mcp_oauth_config_builder::take(builder) }))
+}
+
+/// The MCP server URL (required), e.g. `"https://mcp.example.com/mcp"`.
+/// Copied. Checked by `mcp_oauth_config_builder_build`.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_server_url(
+    builder: *mut mcp_oauth_config_builder,
+    server_url: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.server_url = Some(unsafe { str_arg(server_url, "server_url") }?.to_string());
+        Ok(())
+    })
+}
+
+/// The client's registration metadata as JSON, in the schema of the MCP
+/// Python SDK's `OAuthClientMetadata` (`redirect_uris`, `client_name`,
+/// `grant_types`, `scope`, `token_endpoint_auth_method`, ...). Copied;
+/// parsed and validated by `mcp_oauth_config_builder_build`. When absent, the
+/// defaults are used with the loopback receiver's redirect URI. With the
+/// built-in loopback receiver, `redirect_uris` is replaced by the bound URI.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_client_metadata_json(
+    builder: *mut mcp_oauth_config_builder,
+    json: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.client_metadata_json = Some(unsafe { str_arg(json, "json") }?.to_string());
+        Ok(())
+    })
+}
+
+/// A Client ID Metadata Document URL (HTTPS, non-root path), used as the
+/// `client_id` with authorization servers that support it. Copied; checked by
+/// `mcp_oauth_config_builder_build`.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_client_metadata_url(
+    builder: *mut mcp_oauth_config_builder,
+    url: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.client_metadata_url = Some(unsafe { str_arg(url, "url") }?.to_string());
+        Ok(())
+    })
+}
+
+/// Pre-registered client credentials. `client_id` is required;
+/// `client_secret` (confidential clients) and `auth_method` (`"none"`,
+/// `"client_secret_basic"`, `"client_secret_post"`; chosen from the server's
+/// metadata when NULL) may be NULL. All copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
+    builder: *mut mcp_oauth_config_builder,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    auth_method: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let client_id = unsafe { str_arg(client_id, "client_id") }?.to_string();
+        let client_secret = unsafe { opt_str_arg(client_secret, "client_secret") }?.map(Secret::new);
+        let token_endpoint_auth_method = unsafe { opt_str_arg(auth_method, "auth_method") }?.map(str::to_string);
+        b.static_client = Some(StaticClient { client_id, client_secret, token_endpoint_auth_method });
+        Ok(())
+    })
+}
+
+/// The application's scope (space-separated), which replaces the client
+/// metadata's `scope`. Without it, the scope comes from the server's
+/// challenge or metadata. Copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_scope(
+    builder: *mut mcp_oauth_config_builder,
+    scope: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.scope = Some(unsafe { str_arg(scope, "scope") }?.to_string());
+        Ok(())
+    })
+}
+
+/// The timeout of each HTTP request the library makes, in milliseconds
+/// (default 30000).
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_timeout_ms(
+    builder: *mut mcp_oauth_config_builder,
+    timeout_ms: u64,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        if timeout_ms == 0 {
+            return Err(Failure::invalid_argument("timeout_ms must be greater than zero"));
+        }
+        b.timeout = Some(Duration::from_millis(timeout_ms));
+        Ok(())
+    })
+}
+
+/// Accept authorization servers whose metadata omits
+/// `code_challenge_methods_supported` and use S256 anyway (some well-known
+/// servers do not advertise it). Servers listing methods without S256 are
+/// still refused. Default false.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_assume_s256_when_pkce_unadvertised(
+    builder: *mut mcp_oauth_config_builder,
+    enabled: bool,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.assume_s256_when_pkce_unadvertised = enabled;
+        Ok(())
+    })
+}
+
+/// Skip the check that the protected resource metadata's `resource` matches
+/// the server URL. Default false; weakens security, use only for servers
+/// known to publish a wrong `resource`.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_skip_resource_check(
+    builder: *mut mcp_oauth_config_builder,
+    enabled: bool,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.skip_resource_check = enabled;
+        Ok(())
+    })
+}
+
+/// The MCP protocol version to send as `MCP-Protocol-Version` on discovery
+/// requests (e.g. `"2025-06-18"`). Copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_protocol_version(
+    builder: *mut mcp_oauth_config_builder,
+    version: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.protocol_version = Some(unsafe { str_arg(version, "version") }?.to_string());
+        Ok(())
+    })
+}
+
+/// How tokens are obtained: a `mcp_oauth_grant` value.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT`
+/// for an unknown value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_grant(
+    builder: *mut mcp_oauth_config_builder,
+    grant: u32,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.grant = match grant {
+            g if g == mcp_oauth_grant::AuthorizationCode as u32 => GrantKind::AuthorizationCode,
+            g if g == mcp_oauth_grant::ClientCredentials as u32 => GrantKind::ClientCredentials,
+            other => return Err(Failure::invalid_argument(format!("unknown grant {other}"))),
+        };
+        Ok(())
+    })
+}
+
+/// Keep tokens and client information in memory only (the default): they
+/// are forgotten when the provider is freed.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_memory(
+    builder: *mut mcp_oauth_config_builder,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.storage = StorageChoice::Memory;
+        Ok(())
+    })
+}
+
+/// Keep tokens and client information in a JSON file per MCP server in
+/// `directory` (created with mode 0700; files mode 0600, replaced
+/// atomically, guarded by an advisory lock so processes can share it).
+/// `directory` may be NULL for the default: `$XDG_STATE_HOME/mcp-oauth-client`,
+/// else `~/.local/state/mcp-oauth-client`. Copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder), `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
+    builder: *mut mcp_oauth_config_builder,
+    directory: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.storage = StorageChoice::File(unsafe { opt_str_arg(directory, "directory") }?.map(PathBuf::from));
+        Ok(())
+    })
+}
+
+/// Keep tokens and client information in the host's storage (see
+/// `mcp_oauth_storage_callbacks`). The struct is copied; from a successful
+/// return on, the library owns `callbacks->userdata` and calls
+/// `callbacks->release` exactly once when done with it. On failure nothing
+/// is taken.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, or one of
+/// the four required callbacks).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_callbacks(
+    builder: *mut mcp_oauth_config_builder,
+    callbacks: *const mcp_oauth_storage_callbacks,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
+        b.storage = StorageChoice::Callbacks(CallbackStorage::new(cb)?);
+        Ok(())
+    })
+}
+
+/// Use the host's redirect and callback handlers (see
+/// `mcp_oauth_handler_callbacks`) for the authorization-code flow. The struct
+/// is copied; from a successful return on, the library owns
+/// `callbacks->userdata` and calls `callbacks->release` exactly once when
+/// done with it. On failure nothing is taken. The client metadata must then
+/// name the redirect URI the host receives on.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, redirect
+/// or callback).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_handler_callbacks(
+    builder: *mut mcp_oauth_config_builder,
+    callbacks: *const mcp_oauth_handler_callbacks,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
+        b.handler = HandlerChoice::Callbacks(CallbackHandler::new(cb)?);
+        Ok(())
+    })
+}
+
+/// Use the built-in handlers: the system browser (honoring `$BROWSER`, a
+/// `:`-separated list of commands where `%s` is the URL; the URL is printed
+/// on stderr when no browser starts) and a loopback HTTP receiver (RFC 8252
+/// §7.3) for the redirect back.
+///
+/// `redirect_uri` is where to listen: `http` on `127.0.0.1`, `[::1]` or
+/// `localhost`; port 0 picks a free port. NULL means
+/// `"http://127.0.0.1:0/callback"`. `timeout_ms` bounds the wait for the
+/// person (0 means 300000, five minutes). The receiver is bound by
+/// `mcp_oauth_config_builder_build`, which also sets the client metadata's
+/// `redirect_uris` to the bound URI (`mcp_oauth_provider_redirect_uri` tells
+/// it). Copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder), `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_loopback_handler(
+    builder: *mut mcp_oauth_config_builder,
+    redirect_uri: *const c_char,
+    timeout_ms: u64,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let redirect_uri = unsafe { opt_str_arg(redirect_uri, "redirect_uri") }?.unwrap_or(DEFAULT_LOOPBACK).to_string();
+        let timeout = if timeout_ms == 0 { DEFAULT_LOOPBACK_TIMEOUT } else { Duration::from_millis(timeout_ms) };
+        b.handler = HandlerChoice::Loopback { redirect_uri, timeout };
+        Ok(())
+    })
+}
+
+/// Build a provider from the builder, which is consumed (freed) whether or
+/// not this succeeds. Checks everything that can be checked without
+/// network traffic (server URL, client metadata, CIMD URL, that the grant has
+/// what it needs) and binds the loopback receiver if one was asked for. The
+/// first call in a process also starts the library's runtime (two worker
+/// threads).
+///
+/// On success `*provider_out` is a new provider, owned by the caller and
+/// freed with `mcp_oauth_provider_free`. On failure, when `err_out` is not
+/// NULL, `*err_out` is a new error object (free it with
+/// `mcp_oauth_error_free`).
+///
+/// Blocking (when a loopback receiver is bound): returns
+/// `MCP_OAUTH_RESULT_WOULD_DEADLOCK` when called from a library callback.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_CONFIGURATION`
+/// (including a port that cannot be bound), `MCP_OAUTH_RESULT_STORAGE`
+/// (the token directory cannot be created), `MCP_OAUTH_RESULT_WOULD_DEADLOCK`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_build(
+    builder: *mut mcp_oauth_config_builder,
+    provider_out: *mut *mut mcp_oauth_provider,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let b = unsafe { mcp_oauth_config_builder::take(builder) }.ok_or_else(|| Failure::null("builder"))?;
+        let out = out_arg(provider_out, "provider_out")?;
+        let provider = build(*b)?;
+        *out = mcp_oauth_provider::into_raw(Arc::new(provider));
+        Ok(())
+    })
+}
+
+fn build(b: Builder) -> Result<Provider, Failure> {
+    let server_url = b.server_url.ok_or_else(|| CoreError::config("the server URL is not set"))?;
+    let (handler, redirect_uri): (Option<Arc<dyn AuthorizationHandler>>, Option<String>) = match b.handler {
+        HandlerChoice::None => (None, None),
+        HandlerChoice::Callbacks(h) => (Some(Arc::new(h)), None),
+        HandlerChoice::Loopback { redirect_uri, timeout } => {
+            let receiver = block_on(LoopbackReceiver::bind(&redirect_uri, timeout))??;
+            let bound = receiver.redirect_uri().to_string();
+            (Some(Arc::new(BrowserLoopbackHandler::new(Arc::new(receiver)))), Some(bound))
+        }
+    };
+    let mut metadata = match &b.client_metadata_json {
+        // Parsed here (not with `from_json`) so the bound redirect URI can be
+        // put in before the core validates the metadata.
+        Some(json) => serde_json::from_str::<OAuthClientMetadata>(json)
+            .map_err(|e| CoreError::config(format!("client metadata JSON is invalid: {e}")))?,
+        None => OAuthClientMetadata::new(Vec::new()),
+    };
+    if let Some(uri) = &redirect_uri {
+        metadata.redirect_uris = vec![uri.clone()];
+    }
+    if let Some(scope) = b.scope {
+        metadata.scope = Some(scope);
+    }
+    let storage: Arc<dyn TokenStorage> = match b.storage {
+        StorageChoice::Memory => Arc::new(MemoryStorage::new()),
+        StorageChoice::File(dir) => {
+            let dir = dir
+                .or_else(FileStorage::default_dir)
+                .ok_or_else(|| CoreError::storage("no token directory given and neither XDG_STATE_HOME nor HOME is set"))?;
+            Arc::new(FileStorage::new(dir, &server_url)?)
+        }
+        StorageChoice::Callbacks(s) => Arc::new(s),
+    };
+    let mut config = ProviderConfig::new(server_url, metadata);
+    config.client_metadata_url = b.client_metadata_url;
+    config.static_client = b.static_client;
+    config.grant = b.grant;
+    if let Some(t) = b.timeout {
+        config.timeout = t;
+    }
+    config.assume_s256_when_pkce_unadvertised = b.assume_s256_when_pkce_unadvertised;
+    config.skip_resource_check = b.skip_resource_check;
+    config.protocol_version = b.protocol_version;
+    let core = OAuthClientProvider::new(config, storage, handler)?;
+    Ok(Provider { core, redirect_uri: redirect_uri.as_deref().map(to_cstring) })
+}

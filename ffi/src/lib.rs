@@ -1,0 +1,78 @@
+//! # libmcp_oauth: the C ABI of mcp-oauth-client
+//!
+//! Every export is prefixed `mcp_oauth_` and declared in `include/mcp_oauth.h`,
+//! which cbindgen generates from this crate (`ffi/generate-header.sh`). The
+//! header is what C programmers read, so the documentation lives on the
+//! exported items here and is copied there.
+//!
+//! This crate translates; it holds no rule of the OAuth flow. Every decision
+//! is the core's (`mcp-oauth-client`).
+//!
+//! ## Conventions (repeated in the header)
+//! - Opaque handles; `_free(NULL)` is a no-op; never free twice.
+//! - Every fallible function returns an [`mcp_oauth_result`]; outputs are
+//!   written only on success. Functions that can fail for a reason worth
+//!   explaining take an optional `mcp_oauth_error **err_out`.
+//! - No panic crosses the boundary: a panic is reported as
+//!   `MCP_OAUTH_RESULT_PANIC`.
+//! - Strings are NUL-terminated UTF-8. A string the library returns through a
+//!   `char **` is owned by the caller and freed with [`mcp_oauth_string_free`].
+
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+mod boundary;
+mod callbacks;
+mod config;
+mod error;
+mod log;
+mod provider;
+
+pub use callbacks::{
+    mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks,
+};
+pub use config::*;
+pub use error::*;
+pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
+pub use provider::*;
+
+use std::ffi::c_char;
+
+/// The library's version, e.g. `"0.1.0"`: a static string, never freed.
+/// Compare with `MCP_OAUTH_VERSION` to detect a header/library mismatch.
+#[unsafe(no_mangle)]
+pub extern "C" fn mcp_oauth_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Free a string the library returned through a `char **` output. The bytes
+/// are overwritten before the memory is released (they may hold a token).
+/// `NULL` is a no-op. Never pass a string that did not come from this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_string_free(s: *mut c_char) {
+    boundary::guard_void(|| {
+        if !s.is_null() {
+            // SAFETY: the caller passes a string this library produced with
+            // `CString::into_raw`, at most once.
+            let owned = unsafe { std::ffi::CString::from_raw(s) };
+            let mut bytes = owned.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_version_macros_match_the_crate() {
+        let header = include_str!("../../include/mcp_oauth.h");
+        let expect = |name: &str, value: &str| {
+            let line = format!("#define {name} {value}");
+            assert!(header.contains(&line), "include/mcp_oauth.h lacks `{line}`; update ffi/cbindgen.toml");
+        };
+        expect("MCP_OAUTH_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR"));
+        expect("MCP_OAUTH_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR"));
+        expect("MCP_OAUTH_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH"));
+        expect("MCP_OAUTH_VERSION", &format!("\"{}\"", env!("CARGO_PKG_VERSION")));
+    }
+}
