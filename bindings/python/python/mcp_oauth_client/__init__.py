@@ -1,0 +1,41 @@
+"""OAuth for MCP clients: a drop-in replacement for ``mcp.client.auth``.
+
+The same interface as the MCP Python SDK's ``mcp.client.auth`` (and the models of
+``mcp.shared.auth``), run by a Rust core. Code written for the SDK's documentation
+runs with its imports changed to this package.
+"""
+
+from ._builtins import FileTokenStorage, LoopbackReceiver, open_browser
+from ._errors import (
+    OAuthConfigurationError,
+    OAuthConnectError,
+    OAuthFlowError,
+    OAuthNetworkError,
+    OAuthRegistrationError,
+    OAuthTimeoutError,
+    OAuthTokenError,
+)
+from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from ._native import __version__
+from ._provider import ClientCredentialsOAuthProvider, OAuthClientProvider, TokenStorage
+
+__all__ = [
+    "AuthorizationCodeResult",
+    "ClientCredentialsOAuthProvider",
+    "FileTokenStorage",
+    "LoopbackReceiver",
+    "OAuthClientInformationFull",
+    "OAuthClientMetadata",
+    "OAuthClientProvider",
+    "OAuthConfigurationError",
+    "OAuthConnectError",
+    "OAuthFlowError",
+    "OAuthNetworkError",
+    "OAuthRegistrationError",
+    "OAuthTimeoutError",
+    "OAuthToken",
+    "OAuthTokenError",
+    "TokenStorage",
+    "__version__",
+    "open_browser",
+]

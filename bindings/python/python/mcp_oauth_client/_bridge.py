@@ -1,0 +1,107 @@
+"""What the native provider calls back into: the application's storage, handlers and
+resource validator, with values crossing as JSON text.
+
+Storage methods may return this package's models, the MCP SDK's models
+(``mcp.shared.auth``) or plain dicts; they receive this package's models. Callbacks
+may be coroutine functions (as the SDK documents) or plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._errors import OAuthFlowError
+from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
+
+CallbackTuple = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+async def _resolve(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def to_json(value: Any, what: str) -> str | None:
+    """JSON text for a model (ours or the SDK's), a dict, or JSON text itself."""
+    if value is None:
+        return None
+    if hasattr(value, "model_dump"):
+        return json.dumps(value.model_dump(mode="json", exclude_none=True))
+    if isinstance(value, dict):
+        return json.dumps({k: v for k, v in value.items() if v is not None})
+    if isinstance(value, (str, bytes)):
+        return value if isinstance(value, str) else value.decode()
+    raise TypeError(f"{what} must return a pydantic model, a dict or None, not {type(value).__name__}")
+
+
+def callback_tuple(result: Any) -> CallbackTuple:
+    """The parts of a callback handler's result, whatever its type."""
+    if isinstance(result, dict):
+        get = result.get
+    elif result is not None:
+
+        def get(key: str) -> Any:
+            return getattr(result, key, None)
+
+    else:
+        raise TypeError("callback_handler returned None instead of an AuthorizationCodeResult")
+    parts = tuple(get(k) for k in ("code", "state", "iss", "error", "error_description", "error_uri"))
+    return tuple(None if p is None else str(p) for p in parts)  # type: ignore[return-value]
+
+
+class Bridge:
+    """The object the native provider holds; every method is a coroutine."""
+
+    def __init__(
+        self,
+        storage: Any,
+        redirect_handler: Callable[[str], Awaitable[None]] | None,
+        callback_handler: Callable[[], Awaitable[Any]] | None,
+        timeout: float,
+        validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None,
+    ) -> None:
+        self._storage = storage
+        self._redirect_handler = redirect_handler
+        self._callback_handler = callback_handler
+        self._timeout = timeout
+        self._validate_resource_url = validate_resource_url
+
+    async def get_tokens(self) -> str | None:
+        return to_json(await _resolve(self._storage.get_tokens()), "get_tokens")
+
+    async def set_tokens(self, tokens: str) -> None:
+        await _resolve(self._storage.set_tokens(OAuthToken.model_validate_json(tokens)))
+
+    async def get_client_info(self) -> str | None:
+        return to_json(await _resolve(self._storage.get_client_info()), "get_client_info")
+
+    async def set_client_info(self, info: str) -> None:
+        await _resolve(self._storage.set_client_info(OAuthClientInformationFull.model_validate_json(info)))
+
+    async def redirect(self, authorization_url: str) -> None:
+        if self._redirect_handler is None:
+            raise OAuthFlowError("No redirect handler provided for authorization code grant", step="authorization")
+        await _resolve(self._redirect_handler(authorization_url))
+
+    async def callback(self) -> CallbackTuple:
+        if self._callback_handler is None:
+            raise OAuthFlowError("No callback handler provided for authorization code grant", step="callback")
+        handler = self._callback_handler
+        try:
+            result = await asyncio.wait_for(_resolve(handler()), self._timeout)
+        except asyncio.TimeoutError:
+            raise OAuthFlowError(
+                f"no authorization callback within {self._timeout:g} seconds", step="callback"
+            ) from None
+        if isinstance(result, AuthorizationCodeResult):
+            return (result.code, result.state, result.iss, result.error, result.error_description, result.error_uri)
+        return callback_tuple(result)
+
+    async def validate_resource(self, server_url: str, resource: str | None) -> None:
+        if self._validate_resource_url is not None:
+            await _resolve(self._validate_resource_url(server_url, resource))

@@ -1,0 +1,106 @@
+"""Built-ins: a file token store, the loopback redirect receiver and the browser.
+
+``LoopbackReceiver`` gives the SDK-style handler pair::
+
+    receiver = LoopbackReceiver("http://127.0.0.1:0/callback")
+    provider = OAuthClientProvider(
+        server_url,
+        OAuthClientMetadata(redirect_uris=[receiver.redirect_uri]),
+        FileTokenStorage(server_url),
+        redirect_handler=receiver.redirect_handler,
+        callback_handler=receiver.callback_handler,
+    )
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import _native
+from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
+
+__all__ = ["FileTokenStorage", "LoopbackReceiver", "open_browser"]
+
+
+class FileTokenStorage:
+    """Tokens and client information in a JSON file per MCP server.
+
+    Files live in ``directory`` (default: ``$XDG_STATE_HOME/mcp-oauth-client`` or the
+    platform's equivalent), are replaced atomically with mode 0600, and are guarded by
+    an advisory lock, so several processes can share them: when one refreshes, the
+    others use its tokens instead of refreshing again.
+    """
+
+    def __init__(self, server_url: str, directory: str | os.PathLike[str] | None = None) -> None:
+        if directory is None:
+            directory = _native.NativeFileStorage.default_dir()
+            if directory is None:
+                raise ValueError("no default directory for token files on this platform; pass directory=")
+        self.directory = Path(directory)
+        self._native = _native.NativeFileStorage(self.directory, server_url)
+
+    def __repr__(self) -> str:
+        return f"FileTokenStorage(directory={str(self.directory)!r})"
+
+    async def get_tokens(self) -> OAuthToken | None:
+        raw = await self._native.get_tokens()
+        return None if raw is None else OAuthToken.model_validate_json(raw)
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._native.set_tokens(_json(tokens))
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        raw = await self._native.get_client_info()
+        return None if raw is None else OAuthClientInformationFull.model_validate_json(raw)
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        await self._native.set_client_info(_json(client_info))
+
+
+def _json(model: object) -> str:
+    from ._bridge import to_json
+
+    out = to_json(model, "the value")
+    if out is None:
+        raise TypeError("cannot store None")
+    return out
+
+
+class LoopbackReceiver:
+    """An RFC 8252 loopback listener for the redirect back from the authorization server.
+
+    Bind it first (port 0 picks a free port), put :attr:`redirect_uri` in the client
+    metadata, and pass :meth:`redirect_handler` and :meth:`callback_handler` to the
+    provider. The redirect handler opens the system browser (``$BROWSER`` is honoured;
+    with no browser the URL is printed) and the callback handler waits, at most
+    ``timeout`` seconds, for the redirect carrying the same ``state``.
+    """
+
+    def __init__(self, redirect_uri: str = "http://127.0.0.1:0/callback", timeout: float = 300.0) -> None:
+        self._native = _native.NativeLoopbackReceiver(redirect_uri, float(timeout))
+
+    @property
+    def redirect_uri(self) -> str:
+        """The redirect URI, with the port actually bound."""
+        return self._native.redirect_uri
+
+    def __repr__(self) -> str:
+        return f"LoopbackReceiver(redirect_uri={self.redirect_uri!r})"
+
+    async def redirect_handler(self, authorization_url: str) -> None:
+        """Open the authorization URL in the browser."""
+        await self._native.redirect(authorization_url)
+
+    async def callback_handler(self) -> AuthorizationCodeResult:
+        """Wait for the redirect and return what it carried."""
+        code, state, iss, error, error_description, error_uri = await self._native.callback()
+        return AuthorizationCodeResult(
+            code=code, state=state, iss=iss, error=error, error_description=error_description, error_uri=error_uri
+        )
+
+
+async def open_browser(authorization_url: str) -> None:
+    """A ``redirect_handler`` that opens the system browser (``$BROWSER`` honoured) or,
+    with none, prints the URL on standard error."""
+    await _native.open_browser(authorization_url)

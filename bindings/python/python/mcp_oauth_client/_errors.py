@@ -1,0 +1,127 @@
+"""Exceptions.
+
+Every OAuth failure is an :class:`OAuthFlowError`; registration and token-endpoint
+refusals are its subclasses :class:`OAuthRegistrationError` and
+:class:`OAuthTokenError`, as in ``mcp.client.auth``. A configuration that cannot work
+is an :class:`OAuthConfigurationError`, which is both an ``OAuthFlowError`` and a
+``ValueError`` (raised at construction when it can be seen then).
+
+Network failures of the provider's own requests (discovery, registration, token
+endpoint) are not flow errors: they are :class:`OAuthNetworkError` and its subclasses
+:class:`OAuthConnectError` and :class:`OAuthTimeoutError`, which are also the
+``TransportError``/``ConnectError``/``TimeoutException`` of ``httpx`` and ``httpx2``
+(whichever are installed), so ``except httpx.HTTPError`` catches them as it would a
+failure of the request itself.
+
+Every exception of this module carries ``step`` (what the client was doing, e.g.
+``"registration"``, ``"token_exchange"``), ``url`` (without query), ``status`` (the HTTP
+status, if any) and the OAuth ``error``, ``error_description`` and ``error_uri`` the
+server sent, each ``None`` when unknown. Messages and reprs never contain a token, a
+secret, a code or a PKCE verifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "OAuthConfigurationError",
+    "OAuthConnectError",
+    "OAuthFlowError",
+    "OAuthNetworkError",
+    "OAuthRegistrationError",
+    "OAuthTimeoutError",
+    "OAuthTokenError",
+]
+
+
+class _Detail:
+    """The detail every exception of this package carries."""
+
+    step: str | None
+    url: str | None
+    status: int | None
+    error: str | None
+    error_description: str | None
+    error_uri: str | None
+
+    def _set_detail(
+        self,
+        step: str | None,
+        url: str | None,
+        status: int | None,
+        error: str | None,
+        error_description: str | None,
+        error_uri: str | None,
+    ) -> None:
+        self.step = step
+        self.url = url
+        self.status = status
+        self.error = error
+        self.error_description = error_description
+        self.error_uri = error_uri
+
+
+class OAuthFlowError(_Detail, Exception):
+    """Base exception for OAuth flow errors."""
+
+    def __init__(
+        self,
+        message: str,
+        step: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+        error_uri: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self._set_detail(step, url, status, error, error_description, error_uri)
+
+
+class OAuthTokenError(OAuthFlowError):
+    """The token endpoint refused a grant (code exchange, refresh, client credentials)."""
+
+
+class OAuthRegistrationError(OAuthFlowError):
+    """The authorization server refused, or does not offer, client registration."""
+
+
+class OAuthConfigurationError(OAuthFlowError, ValueError):
+    """The configuration cannot work (a bad URL, missing handlers, invalid metadata)."""
+
+
+def _transport_bases(name: str) -> tuple[type[BaseException], ...]:
+    bases: list[type[BaseException]] = []
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module: Any = __import__(module_name)
+        except ImportError:
+            continue
+        bases.append(getattr(module, name))
+    return tuple(bases) or (Exception,)
+
+
+class OAuthNetworkError(_Detail, *_transport_bases("TransportError")):  # type: ignore[misc]
+    """A request the provider made itself failed on the network."""
+
+    def __init__(
+        self,
+        message: str,
+        step: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+        error_uri: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self._set_detail(step, url, status, error, error_description, error_uri)
+
+
+class OAuthConnectError(OAuthNetworkError, *_transport_bases("ConnectError")):  # type: ignore[misc]
+    """The connection could not be made (refused, DNS, TLS)."""
+
+
+class OAuthTimeoutError(OAuthNetworkError, *_transport_bases("TimeoutException")):  # type: ignore[misc]
+    """A request took longer than ``http_timeout``."""

@@ -1,0 +1,279 @@
+"""The providers: ``httpx.Auth`` and ``httpx2.Auth`` around the native core.
+
+Per request: the ``Authorization`` header comes from the held token (no I/O, no lock,
+nothing awaited) or, when none is held or it is about to expire, from the core, which
+loads stored tokens or refreshes. A 401 or a 403 ``insufficient_scope`` goes to the
+core, which refreshes, runs the authorization flow or steps up, and the request is sent
+again once with the new header. Concurrent requests through one provider are not
+serialized; refreshes and flows are single-flight.
+
+Async clients: the storage and handler callbacks run on the caller's event loop.
+Sync clients: the core runs with the GIL released, and async callbacks run on a private
+event loop in a daemon thread of this package (plain functions are fine too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import Any, Literal, Protocol
+
+from . import _native
+from ._bridge import Bridge
+from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+__all__ = ["ClientCredentialsOAuthProvider", "OAuthClientProvider", "TokenStorage"]
+
+
+class TokenStorage(Protocol):
+    """Where tokens and client information live between runs: four async methods."""
+
+    async def get_tokens(self) -> OAuthToken | None:
+        """Get stored tokens."""
+        ...
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        """Store tokens."""
+        ...
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        """Get stored client information."""
+        ...
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        """Store client information."""
+        ...
+
+
+def _auth_bases() -> tuple[type, ...]:
+    bases: list[type] = []
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module: Any = __import__(module_name)
+        except ImportError:
+            continue
+        bases.append(module.Auth)
+    return tuple(bases) or (object,)
+
+
+_private_loop: asyncio.AbstractEventLoop | None = None
+_private_loop_lock = threading.Lock()
+
+
+def _callback_loop() -> asyncio.AbstractEventLoop:
+    """The loop that runs async callbacks for sync clients (started on first use)."""
+    global _private_loop
+    with _private_loop_lock:
+        if _private_loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="mcp-oauth-client-callbacks", daemon=True)
+            thread.start()
+
+            def stop() -> None:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(timeout=5)
+                if not loop.is_running():
+                    loop.close()
+
+            atexit.register(stop)
+            _private_loop = loop
+        return _private_loop
+
+
+def _client_metadata_json(client_metadata: Any) -> str:
+    # Our model, the SDK's model or a dict: validated by our model either way, so a
+    # missing redirect_uris is a ValidationError naming the field.
+    if isinstance(client_metadata, OAuthClientMetadata):
+        model = client_metadata
+    elif hasattr(client_metadata, "model_dump"):
+        model = OAuthClientMetadata.model_validate(client_metadata.model_dump(mode="json", exclude_none=True))
+    else:
+        model = OAuthClientMetadata.model_validate(client_metadata)
+    return model.model_dump_json(exclude_none=True)
+
+
+def _native_storage(storage: Any) -> Any:
+    from ._builtins import FileTokenStorage
+
+    return storage._native if isinstance(storage, FileTokenStorage) else None
+
+
+class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
+    """OAuth for MCP servers, as an ``httpx2.Auth`` and an ``httpx.Auth``.
+
+    Args:
+        server_url: The MCP server URL.
+        client_metadata: The client's registration metadata (``OAuthClientMetadata``,
+            the SDK's model, or a dict).
+        storage: A ``TokenStorage`` (any object with the four async methods).
+        redirect_handler: Awaited with the authorization URL; gets a person there.
+        callback_handler: Awaited next; returns the redirect's ``AuthorizationCodeResult``.
+        timeout: Seconds to wait for ``callback_handler`` (the person) before the flow
+            fails with ``OAuthFlowError``.
+        client_metadata_url: A Client ID Metadata Document URL (HTTPS, non-root path),
+            used as ``client_id`` when the authorization server supports it.
+        validate_resource_url: Awaited with ``(server_url, resource)`` from the
+            protected resource metadata instead of the default check; raise to refuse.
+        http_timeout: Seconds for each HTTP request the provider makes itself.
+        assume_s256_when_pkce_unadvertised: Accept authorization servers whose metadata
+            omits ``code_challenge_methods_supported`` (and use S256).
+        skip_resource_check: Skip the protected resource metadata ``resource`` check.
+        protocol_version: Sent as ``MCP-Protocol-Version`` on discovery requests.
+
+    Raises:
+        ValueError: ``client_metadata_url`` is not HTTPS with a non-root path, or
+            another part of the configuration cannot work (``OAuthConfigurationError``).
+        pydantic.ValidationError: ``client_metadata`` is not valid.
+    """
+
+    requires_request_body = True
+    requires_response_body = False
+
+    def __init__(
+        self,
+        server_url: str,
+        client_metadata: OAuthClientMetadata,
+        storage: TokenStorage,
+        redirect_handler: Callable[[str], Awaitable[None]] | None = None,
+        callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
+        timeout: float = 300.0,
+        client_metadata_url: str | None = None,
+        validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None = None,
+        *,
+        http_timeout: float = 30.0,
+        assume_s256_when_pkce_unadvertised: bool = False,
+        skip_resource_check: bool = False,
+        protocol_version: str | None = None,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        self._storage = storage
+        bridge = Bridge(storage, redirect_handler, callback_handler, float(timeout), validate_resource_url)
+        self._native = _native.NativeProvider(
+            server_url,
+            bridge,
+            client_metadata_json=_client_metadata_json(client_metadata),
+            native_storage=_native_storage(storage),
+            has_handler=redirect_handler is not None or callback_handler is not None,
+            http_timeout=float(http_timeout),
+            client_metadata_url=client_metadata_url,
+            validate_resource=validate_resource_url is not None,
+            assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
+            skip_resource_check=skip_resource_check,
+            protocol_version=protocol_version,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(server_url={self._native.server_url!r})"
+
+    @property
+    def current_tokens(self) -> OAuthToken | None:
+        """The tokens held now, if any."""
+        raw = self._native.current_token_json()
+        return None if raw is None else OAuthToken.model_validate_json(raw)
+
+    async def authorize(self) -> None:
+        """Run discovery and the whole flow now, before any request (a "log in" step)."""
+        try:
+            await self._native.authorize()
+        finally:
+            _native.flush_logs()
+
+    def authorize_sync(self) -> None:
+        """Blocking form of :meth:`authorize`."""
+        self._native.authorize_blocking(_callback_loop())
+
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        native = self._native
+        header = native.cached_authorization()
+        if header is None:
+            try:
+                header = await native.authorization()
+            finally:
+                _native.flush_logs()
+        if header is not None:
+            request.headers["Authorization"] = header
+        response = yield request
+        status = response.status_code
+        if status == 401 or status == 403:
+            try:
+                retry = await native.handle_response(status, response.headers.get_list("www-authenticate"), header)
+            finally:
+                _native.flush_logs()
+            if retry is not None:
+                request.headers["Authorization"] = retry
+                response = yield request
+                if response.status_code < 400:
+                    await native.handle_response(response.status_code, [], retry)
+
+    def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+        native = self._native
+        header = native.cached_authorization()
+        if header is None:
+            header = native.authorization_blocking(_callback_loop())
+        if header is not None:
+            request.headers["Authorization"] = header
+        response = yield request
+        status = response.status_code
+        if status == 401 or status == 403:
+            loop = _callback_loop()
+            retry = native.handle_response_blocking(
+                loop, status, response.headers.get_list("www-authenticate"), header
+            )
+            if retry is not None:
+                request.headers["Authorization"] = retry
+                response = yield request
+                if response.status_code < 400:
+                    native.handle_response_blocking(loop, response.status_code, [], retry)
+
+
+class ClientCredentialsOAuthProvider(OAuthClientProvider):
+    """The client credentials grant: a pre-registered ``client_id`` and secret, no person.
+
+    Args:
+        server_url: The MCP server URL.
+        storage: A ``TokenStorage``.
+        client_id: The client ID.
+        client_secret: The client secret.
+        token_endpoint_auth_method: ``client_secret_basic`` (HTTP Basic, the default) or
+            ``client_secret_post`` (in the form body).
+        scopes: Space-separated scopes to ask for (``scope`` is accepted as well).
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        storage: TokenStorage,
+        client_id: str,
+        client_secret: str,
+        token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic",
+        scopes: str | None = None,
+        *,
+        scope: str | None = None,
+        http_timeout: float = 30.0,
+        assume_s256_when_pkce_unadvertised: bool = False,
+        skip_resource_check: bool = False,
+        protocol_version: str | None = None,
+    ) -> None:
+        if token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
+            raise ValueError("token_endpoint_auth_method must be client_secret_basic or client_secret_post")
+        if scopes is not None and scope is not None and scopes != scope:
+            raise ValueError("pass scopes or scope, not both")
+        self._storage = storage
+        bridge = Bridge(storage, None, None, 1.0, None)
+        self._native = _native.NativeProvider(
+            server_url,
+            bridge,
+            native_storage=_native_storage(storage),
+            http_timeout=float(http_timeout),
+            assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
+            skip_resource_check=skip_resource_check,
+            protocol_version=protocol_version,
+            client_credentials=True,
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint_auth_method=token_endpoint_auth_method,
+            scope=scopes if scopes is not None else scope,
+        )
