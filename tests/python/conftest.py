@@ -106,3 +106,22 @@ class HeadlessBrowser:
         self.callbacks += 1
         assert self.location is not None
         return AuthorizationCodeResult.from_redirect_url(self.location)
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-oauth-client-tests", "version": "0"},
+    },
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def metadata(**extra: Any) -> Any:
+    from mcp_oauth_client import OAuthClientMetadata
+
+    return OAuthClientMetadata(client_name="mcp-oauth-client tests", redirect_uris=[REDIRECT_URI], **extra)

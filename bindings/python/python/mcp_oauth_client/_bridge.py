@@ -41,16 +41,13 @@ def to_json(value: Any, what: str) -> str | None:
 
 def callback_tuple(result: Any) -> CallbackTuple:
     """The parts of a callback handler's result, whatever its type."""
-    if isinstance(result, dict):
-        get = result.get
-    elif result is not None:
-
-        def get(key: str) -> Any:
-            return getattr(result, key, None)
-
-    else:
+    if result is None:
         raise TypeError("callback_handler returned None instead of an AuthorizationCodeResult")
-    parts = tuple(get(k) for k in ("code", "state", "iss", "error", "error_description", "error_uri"))
+    keys = ("code", "state", "iss", "error", "error_description", "error_uri")
+    if isinstance(result, dict):
+        parts = tuple(result.get(k) for k in keys)
+    else:
+        parts = tuple(getattr(result, k, None) for k in keys)
     return tuple(None if p is None else str(p) for p in parts)  # type: ignore[return-value]
 
 

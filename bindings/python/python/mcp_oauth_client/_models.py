@@ -23,9 +23,9 @@ __all__ = [
     "OAuthToken",
 ]
 
-_URL_CONFIG: dict[str, Any] = {}
+_URL_CONFIG = ConfigDict(extra="allow")
 if "url_preserve_empty_path" in ConfigDict.__annotations__:
-    # Keep "http://localhost:3030" as written instead of adding a "/".
+    # Keep "http://localhost:3030" as written instead of adding a "/" (pydantic >= 2.12).
     _URL_CONFIG["url_preserve_empty_path"] = True
 
 _SECRET_FIELDS = frozenset({"access_token", "refresh_token", "client_secret", "code", "state", "id_token"})
@@ -66,7 +66,7 @@ class OAuthToken(_Model):
 
 
 class _ClientMetadataBase(_Model):
-    model_config = ConfigDict(extra="allow", **_URL_CONFIG)
+    model_config = _URL_CONFIG
 
     response_types: list[str] = ["code"]
     scope: str | None = None

@@ -6,6 +6,15 @@ from collections.abc import Awaitable
 from typing import Any, final
 
 __version__: str
+__all__ = [
+    "NativeProvider",
+    "NativeFileStorage",
+    "NativeLoopbackReceiver",
+    "open_browser",
+    "parse_redirect",
+    "flush_logs",
+    "__version__",
+]
 
 _CallbackTuple = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
 
