@@ -149,7 +149,6 @@ pub enum ResponseAction {
 }
 
 struct Discovered {
-    resource_metadata_url: Option<Url>,
     resource_metadata: Option<ProtectedResourceMetadata>,
     issuer: String,
     server: AuthorizationServerMetadata,
@@ -167,6 +166,8 @@ struct Session {
     discovered: Option<Arc<Discovered>>,
     client: Option<OAuthClientInformationFull>,
     last_failure: Option<Error>,
+    /// The issuer the held tokens came from, when this process obtained them.
+    token_issuer: Option<String>,
 }
 
 struct Inner {
@@ -373,19 +374,19 @@ impl OAuthClientProvider {
         if let Some(h) = self.fresh_header_other_than(sent) {
             return Ok(h);
         }
-        if let Some(ch) = &challenge {
-            if ch.resource_metadata.is_some() {
-                let differs = s.discovered.as_ref().is_none_or(|d| {
-                    d.resource_metadata_url.as_ref().map(Url::as_str) != ch.resource_metadata.as_deref()
-                });
-                if differs {
-                    s.discovered = None;
-                }
-            }
-        }
-        // A refresh token is tried before a new authorization.
+        // A 401 may mean the resource moved to another authorization server:
+        // discovery is not cached across it.
+        s.discovered = None;
+        let d = self.discover(&mut s, challenge.as_ref()).await?;
+        // A refresh token is tried before a new authorization, when the
+        // tokens came from the authorization server in use now.
         let has_refresh = self.inner.current.load().as_ref().is_some_and(|h| h.token.refresh_token.is_some());
-        if has_refresh {
+        let same_server = s.token_issuer.as_deref().is_none_or(|i| crate::discovery::same_issuer(i, &d.issuer));
+        if has_refresh && !same_server {
+            tracing::info!("the authorization server changed; the held tokens are not refreshed there");
+            self.inner.current.store(None);
+        }
+        if has_refresh && same_server {
             match self.refresh(&mut s).await {
                 Ok(()) => {
                     self.inner.completed.fetch_add(1, Ordering::AcqRel);
@@ -417,6 +418,27 @@ impl OAuthClientProvider {
                 return Err(e.clone());
             }
         }
+        let held_scope = self
+            .inner
+            .current
+            .load()
+            .as_ref()
+            .and_then(|h| h.token.scope.clone())
+            .or_else(|| self.inner.config.client_metadata.scope.clone());
+        let wanted = step_up_scope(held_scope.as_deref(), challenge.scope.as_deref());
+        let held_set = crate::model::split_scopes(held_scope.as_deref());
+        let wanted_set = crate::model::split_scopes(wanted.as_deref());
+        if held_scope.is_some() && wanted_set.iter().all(|w| held_set.contains(w)) {
+            return Err(Error::flow(
+                Step::StepUp,
+                format!(
+                    "the server answers insufficient_scope for scopes already granted ({}); authorizing again would not help",
+                    challenge.scope.as_deref().unwrap_or("none named")
+                ),
+            )
+            .with_url(&self.inner.server_url)
+            .with_status(403));
+        }
         let attempts = self.inner.step_ups.fetch_add(1, Ordering::AcqRel) + 1;
         if attempts > self.inner.config.max_step_up_attempts {
             return Err(Error::flow(
@@ -429,14 +451,6 @@ impl OAuthClientProvider {
             .with_url(&self.inner.server_url)
             .with_status(403));
         }
-        let held_scope = self
-            .inner
-            .current
-            .load()
-            .as_ref()
-            .and_then(|h| h.token.scope.clone())
-            .or_else(|| self.inner.config.client_metadata.scope.clone());
-        let wanted = step_up_scope(held_scope.as_deref(), challenge.scope.as_deref());
         tracing::info!(scope = wanted.as_deref().unwrap_or(""), attempt = attempts, "stepping up");
         let outcome = self.obtain(&mut s, Some(&challenge), Some(wanted)).await;
         self.finish(&mut s, &outcome);
@@ -522,12 +536,10 @@ impl OAuthClientProvider {
                         format!("no authorization server metadata found for issuer {issuer:?}"),
                     )
                 })?;
-                let resource = match Url::parse(&prm.resource) {
-                    Ok(u) => canonical_resource(&u),
-                    Err(_) => canonical_resource(server),
-                };
+                // The PRM's identifier, byte for byte: it is what the
+                // resource server checks the token's audience against.
+                let resource = prm.resource.clone();
                 Discovered {
-                    resource_metadata_url: Some(prm_url),
                     resource_metadata: Some(prm),
                     issuer,
                     server: meta,
@@ -543,7 +555,6 @@ impl OAuthClientProvider {
                     None => legacy_default_metadata(server),
                 };
                 Discovered {
-                    resource_metadata_url: None,
                     resource_metadata: None,
                     issuer: meta.issuer.clone(),
                     server: meta,
@@ -559,15 +570,30 @@ impl OAuthClientProvider {
 
     /// The client identity for an authorization server, in the spec's order.
     async fn client_identity(&self, s: &mut Session, d: &Discovered, scope: Option<&str>) -> Result<OAuthClientInformationFull> {
+        if let Some(c) = self.existing_client(s, d).await? {
+            return Ok(c);
+        }
+        if self.inner.config.grant == GrantKind::ClientCredentials {
+            return Err(Error::config("the client credentials grant needs pre-registered credentials"));
+        }
+        let info = register(&self.inner.http, &d.server, &self.inner.config.client_metadata, scope).await?;
+        s.client = Some(info.clone());
+        self.inner.storage.set_client_info(info.clone()).await?;
+        Ok(info)
+    }
+
+    /// The client identity that needs no registration: stored, pre-registered,
+    /// or a Client ID Metadata Document the server accepts.
+    async fn existing_client(&self, s: &mut Session, d: &Discovered) -> Result<Option<OAuthClientInformationFull>> {
         if let Some(c) = &s.client {
             if bound_to(c, &d.issuer) {
-                return Ok(c.clone());
+                return Ok(Some(c.clone()));
             }
         }
         if let Some(stored) = self.inner.storage.get_client_info().await? {
             if bound_to(&stored, &d.issuer) && !stored.secret_expired() && self.stored_client_allowed(&stored) {
                 s.client = Some(stored.clone());
-                return Ok(stored);
+                return Ok(Some(stored));
             }
             tracing::info!("stored client information belongs to another authorization server; not reusing it");
         }
@@ -578,10 +604,7 @@ impl OAuthClientProvider {
             }
             info.issuer = Some(d.issuer.clone());
             s.client = Some(info.clone());
-            return Ok(info);
-        }
-        if self.inner.config.grant == GrantKind::ClientCredentials {
-            return Err(Error::config("the client credentials grant needs pre-registered credentials"));
+            return Ok(Some(info));
         }
         if let Some(cimd) = &self.inner.config.client_metadata_url {
             if d.server.client_id_metadata_document_supported == Some(true) {
@@ -590,13 +613,10 @@ impl OAuthClientProvider {
                 info.issuer = Some(d.issuer.clone());
                 tracing::info!(client_id = %cimd, "using the client ID metadata document URL as client_id");
                 s.client = Some(info.clone());
-                return Ok(info);
+                return Ok(Some(info));
             }
         }
-        let info = register(&self.inner.http, &d.server, &self.inner.config.client_metadata, scope).await?;
-        s.client = Some(info.clone());
-        self.inner.storage.set_client_info(info.clone()).await?;
-        Ok(info)
+        Ok(None)
     }
 
     fn stored_client_allowed(&self, stored: &OAuthClientInformationFull) -> bool {
@@ -653,7 +673,14 @@ impl OAuthClientProvider {
             }
         }
         let d = self.discover(s, None).await?;
-        let client = self.client_identity(s, &d, None).await?;
+        let Some(client) = self.existing_client(s, &d).await? else {
+            self.inner.current.store(None);
+            return Err(Error::new(
+                ErrorKind::Token,
+                Step::Refresh,
+                "no client registration with this authorization server; a new authorization is needed",
+            ));
+        };
         let auth = self.client_auth(&client, &d)?;
         let endpoint = self.token_endpoint(&d, Step::Refresh)?;
         let grant = Grant::RefreshToken { refresh_token: refresh_token.clone(), scope: held.token.scope.clone() };
@@ -666,6 +693,7 @@ impl OAuthClientProvider {
                     token.scope = held.token.scope.clone();
                 }
                 tracing::info!("refreshed the access token");
+                s.token_issuer = Some(d.issuer.clone());
                 self.save_token(token).await
             }
             Err(e) => {
@@ -711,6 +739,7 @@ impl OAuthClientProvider {
                     Some(&d.resource),
                 )
                 .await?;
+                s.token_issuer = Some(d.issuer.clone());
                 self.save_token(token).await
             }
             GrantKind::AuthorizationCode => self.authorization_code_flow(s, &d, scope).await,
@@ -761,6 +790,7 @@ impl OAuthClientProvider {
             token.scope = scope;
         }
         tracing::info!("obtained tokens with the authorization code");
+        s.token_issuer = Some(d.issuer.clone());
         self.save_token(token).await
     }
 }

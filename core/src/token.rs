@@ -168,9 +168,18 @@ impl ClientAuthentication {
                 "token endpoint authentication method {other:?} is not available for this client"
             ))),
             None if client_secret.is_some() => {
-                let supports = |m: &str| server_methods.is_some_and(|s| s.iter().any(|x| x == m));
-                let post_only = supports("client_secret_post") && !supports("client_secret_basic");
-                with_secret(!post_only)
+                // RFC 7591 §2: an unregistered method means client_secret_basic,
+                // unless the server says it takes only other methods.
+                let listed = |m: &str| server_methods.is_some_and(|s| s.iter().any(|x| x == m));
+                if server_methods.is_none() || listed("client_secret_basic") {
+                    with_secret(true)
+                } else if listed("client_secret_post") {
+                    with_secret(false)
+                } else if listed("none") {
+                    Ok(ClientAuthentication::None { client_id: id })
+                } else {
+                    with_secret(true)
+                }
             }
             None => Ok(ClientAuthentication::None { client_id: id }),
         }
@@ -344,6 +353,7 @@ mod tests {
         assert_eq!(m(None, false, None).unwrap(), "none");
         assert_eq!(m(None, true, None).unwrap(), "client_secret_basic");
         assert_eq!(m(None, true, Some(vec!["client_secret_post".into()])).unwrap(), "client_secret_post");
+        assert_eq!(m(None, true, Some(vec!["none".into()])).unwrap(), "none");
         assert_eq!(m(Some("client_secret_post"), true, None).unwrap(), "client_secret_post");
         assert_eq!(m(Some("none"), true, None).unwrap(), "none");
         assert!(m(Some("client_secret_basic"), false, None).is_err());

@@ -290,6 +290,7 @@ async fn refresh_keeps_the_old_refresh_token_when_none_comes_back() {
     held.expires_in = Some(60);
     held.expires_at = Some(1.0); // long expired
     store.set_tokens(held).await.unwrap();
+    store.set_client_info(OAuthClientInformationFull::new("c", None)).await.unwrap();
     let p = build(cfg(&m), store.clone(), Arc::new(Person::default()));
     assert_eq!(p.authorization().await.unwrap().as_deref(), Some("Bearer new-at"));
     assert_eq!(store.get_tokens().await.unwrap().unwrap().refresh_token.unwrap().expose(), "keep-me");
@@ -386,17 +387,30 @@ async fn step_up_is_capped() {
     let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
     assert_eq!(q["scope"], "read", "the configured scope is used as it is");
     let ResponseAction::Retry(mut sent) = first else { panic!() };
-    let challenge = "Bearer error=\"insufficient_scope\", scope=\"admin\"";
-    for _ in 0..3 {
-        match p.handle_response(403, &[challenge], Some(&sent)).await.unwrap() {
+    let challenge = |scope: &str| format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+    match p.handle_response(403, &[challenge("admin")], Some(&sent)).await.unwrap() {
+        ResponseAction::Retry(h) => sent = h,
+        ResponseAction::Done => panic!("step-up expected"),
+    }
+    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
+    assert_eq!(q["scope"], "read admin", "the union of held and challenged scopes");
+    // Asking again for what is already granted cannot be fixed by a new authorization.
+    let e = p.handle_response(403, &[challenge("admin")], Some(&sent)).await.unwrap_err();
+    assert_eq!(e.step(), Some(Step::StepUp));
+    assert_eq!(person.redirects.load(Ordering::SeqCst), 2);
+    // A server that keeps asking for more is cut off after three step-ups in a row.
+    for scope in ["s2", "s3"] {
+        match p.handle_response(403, &[challenge(scope)], Some(&sent)).await.unwrap() {
             ResponseAction::Retry(h) => sent = h,
             ResponseAction::Done => panic!("step-up expected"),
         }
     }
-    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
-    assert_eq!(q["scope"], "read admin", "the union of held and challenged scopes");
-    let e = p.handle_response(403, &[challenge], Some(&sent)).await.unwrap_err();
-    assert_eq!(e.step(), Some(Step::StepUp));
+    let e = p.handle_response(403, &[challenge("s4")], Some(&sent)).await.unwrap_err();
+    assert!(e.to_string().contains("3 step-up attempts"), "{e}");
+    assert_eq!(person.redirects.load(Ordering::SeqCst), 4);
+    // A success resets the count.
+    assert_eq!(p.handle_response(200, &[] as &[&str], Some(&sent)).await.unwrap(), ResponseAction::Done);
+    assert!(matches!(p.handle_response(403, &[challenge("s5")], Some(&sent)).await.unwrap(), ResponseAction::Retry(_)));
     // A 403 that is not about scope is passed to the application.
     assert_eq!(p.handle_response(403, &["Bearer error=\"forbidden\""], Some(&sent)).await.unwrap(), ResponseAction::Done);
 }
@@ -540,4 +554,37 @@ async fn client_credentials_with_a_secret_or_a_private_key() {
     assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
     assert_eq!(form["client_assertion"].split('.').count(), 3);
     assert!(!form.contains_key("client_secret"));
+}
+
+#[tokio::test]
+async fn authorization_server_migration_registers_again_and_never_leaks_credentials() {
+    let rs = Mock::start().await;
+    let as1 = Mock::start().await;
+    let as2 = Mock::start().await;
+    as1.standard_as("");
+    as2.standard_as("");
+    as1.route("/register", |_| Reply::json(201, json!({"client_id": "as1-client", "client_secret": "as1-secret"})));
+    as2.route("/register", |_| Reply::json(201, json!({"client_id": "as2-client"})));
+    let current = Arc::new(std::sync::Mutex::new(as1.base.clone()));
+    let c2 = current.clone();
+    let resource = rs.url("/mcp");
+    rs.route("/.well-known/oauth-protected-resource/mcp", move |_| {
+        Reply::json(200, json!({"resource": resource, "authorization_servers": [c2.lock().unwrap().clone()]}))
+    });
+    let store = Arc::new(MemoryStorage::new());
+    let person = Arc::new(Person::default());
+    let p = build(cfg(&rs), store.clone(), person.clone());
+    let ResponseAction::Retry(first) = on_401(&p, CHALLENGE).await.unwrap() else { panic!() };
+
+    *current.lock().unwrap() = as2.base.clone();
+    let action = p.handle_response(401, &[CHALLENGE], Some(&first)).await.unwrap();
+    assert!(matches!(action, ResponseAction::Retry(_)));
+    assert_eq!(as2.count("/token"), 1, "the new token comes from the new server");
+    assert_eq!(as2.count("/register"), 1, "registered again at the new server");
+    for seen in as2.seen.lock().unwrap().iter() {
+        assert!(!seen.body.contains("as1-") && !seen.headers.values().any(|v| v.contains("as1-") || v.contains("YXMx")));
+    }
+    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "as2-client");
+    assert_eq!(store.get_client_info().await.unwrap().unwrap().issuer.as_deref(), Some(as2.base.as_str()));
 }
