@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The C tests of libmcp_oauth, end to end:
+#   1. build the library (debug) and the C programs, with ASan+UBSan and plain;
+#   2. start the real peers (oidc-provider + the protected MCP server);
+#   3. under ASan+UBSan: every error path (test_api), the full flow through the
+#      C API (test_flow), and the example client against the peers: a first run
+#      authorizes (loopback receiver + $BROWSER=curl), a second run uses the file
+#      store and does no authorization (checked with the AS's control counters);
+#   4. under valgrind: test_api and test_flow, zero errors and zero definite leaks.
+# Exits non-zero on any failure; the last line is "N passed, N failed".
+#
+#   tests/c/run.sh                 (after scripts/setup.sh; source scripts/env.sh)
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/tests/c"
+cd "$ROOT"
+if [ -f "$ROOT/scripts/env.sh" ] && [ -z "${VIRTUAL_ENV:-}" ]; then
+    # shellcheck disable=SC1091
+    source "$ROOT/scripts/env.sh" >/dev/null 2>&1 || true
+fi
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok - $*"; }
+fail() { failed=$((failed + 1)); echo "not ok - $*"; }
+finish() {
+    echo
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+WORK="$(mktemp -d)"
+PEERS_PID=""
+cleanup() {
+    if [ -n "$PEERS_PID" ]; then
+        exec 3>&- 2>/dev/null || true # closing the launcher's stdin stops the peers
+        for _ in $(seq 50); do kill -0 "$PEERS_PID" 2>/dev/null || break; sleep 0.1; done
+        kill "$PEERS_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Run a test program; its "RESULT passed=N failed=M" line adds to the totals.
+run_program() {
+    local label="$1"; shift
+    local out="$WORK/$label.out"
+    "$@" >"$out" 2>&1
+    local rc=$?
+    grep -E '^not ok' "$out" | sed "s/^/  [$label] /"
+    local line p f
+    line=$(grep -E '^RESULT passed=' "$out" | tail -1)
+    p=$(sed -n 's/.*passed=\([0-9]*\).*/\1/p' <<<"$line")
+    f=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<<"$line")
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ "$rc" -eq 0 ] && [ -n "$line" ]; then
+        pass "$label: ${p} checks"
+    else
+        fail "$label: exit status $rc; output follows"
+        tail -40 "$out" | sed 's/^/    /'
+    fi
+    return $rc
+}
+
+echo "# building libmcp_oauth (debug)"
+if cargo build -p mcp-oauth-client-ffi; then pass "cargo build -p mcp-oauth-client-ffi"; else fail "cargo build"; finish; fi
+
+echo "# building the C programs"
+if make -s -C "$HERE" SAN=1 >"$WORK/make-asan.log" 2>&1; then pass "C tests build with -Wall -Wextra -Werror, ASan+UBSan"; else fail "make SAN=1"; cat "$WORK/make-asan.log"; finish; fi
+if make -s -C "$HERE" SAN=0 >"$WORK/make-plain.log" 2>&1; then pass "C tests build (plain, for valgrind)"; else fail "make"; cat "$WORK/make-plain.log"; finish; fi
+if make -s -C "$ROOT/examples/c" PROFILE=debug >"$WORK/make-example.log" 2>&1 && "$ROOT/examples/c/cpp_header_check" >/dev/null; then
+    pass "examples/c builds with -std=c11 and the C++17 header compiles and runs"
+else
+    fail "examples/c build"; cat "$WORK/make-example.log"
+fi
+
+echo "# starting the peers"
+mkfifo "$WORK/peers.in"
+"$PYTHON" "$ROOT/tests/peers/launch.py" <"$WORK/peers.in" >"$WORK/peers.json" 2>"$WORK/peers.log" &
+PEERS_PID=$!
+exec 3>"$WORK/peers.in"
+for _ in $(seq 600); do
+    [ -s "$WORK/peers.json" ] && break
+    kill -0 "$PEERS_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if ! [ -s "$WORK/peers.json" ]; then
+    fail "the peers did not start"; tail -20 "$WORK/peers.log"; finish
+fi
+peer() { "$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$WORK/peers.json" "$1"; }
+export MCP_URL ISSUER PRM_URL CONTROL_URL
+MCP_URL=$(peer mcp_url); ISSUER=$(peer issuer); PRM_URL=$(peer prm_url); CONTROL_URL=$(peer control_url)
+pass "peers up: MCP $MCP_URL, AS $ISSUER"
+export BROWSER="$HERE/browser-curl.sh %s"
+# The Rust runtime's threads are still running at exit; their memory is
+# reachable, not leaked, so LeakSanitizer stays on.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+authorizations() { curl -s "$CONTROL_URL/state" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['authorizations'])"; }
+token_requests() { curl -s "$CONTROL_URL/state" | "$PYTHON" -c "import json,sys; print(sum(json.load(sys.stdin)['token_requests'].values()))"; }
+
+echo "# ASan+UBSan: error paths"
+run_program "asan test_api" "$HERE/build-asan/test_api"
+
+echo "# ASan+UBSan: the full flow through the C API"
+TOKEN_DIR="$WORK/tokens-flow" run_program "asan test_flow" "$HERE/build-asan/test_flow"
+
+echo "# ASan+UBSan: the example client against the peers"
+CLIENT="$HERE/build-asan/mcp_client"
+a0=$(authorizations)
+if "$CLIENT" --token-dir "$WORK/tokens-client" "$MCP_URL" >"$WORK/client1.out" 2>&1 &&
+    grep -q "tools/list" "$WORK/client1.out" && grep -q "whoami" "$WORK/client1.out" &&
+    grep -q "handing the response to libmcp_oauth" "$WORK/client1.out"; then
+    pass "client, first run: 401, authorization through the loopback receiver, tools/list, tools/call"
+else
+    fail "client, first run"; sed 's/^/    /' "$WORK/client1.out" | tail -40
+fi
+a1=$(authorizations); t1=$(token_requests)
+if [ "$a1" -eq $((a0 + 1)) ]; then pass "first run: one authorization at the AS ($a0 -> $a1)"; else fail "first run: authorizations $a0 -> $a1"; fi
+if "$CLIENT" --token-dir "$WORK/tokens-client" "$MCP_URL" --call echo --args '{"text":"from the file store"}' \
+    >"$WORK/client2.out" 2>&1 && grep -q "from the file store" "$WORK/client2.out" &&
+    ! grep -q "handing the response" "$WORK/client2.out"; then
+    pass "client, second run: tokens from the file store, no 401, tools/call echo"
+else
+    fail "client, second run"; sed 's/^/    /' "$WORK/client2.out" | tail -40
+fi
+a2=$(authorizations); t2=$(token_requests)
+if [ "$a2" -eq "$a1" ] && [ "$t2" -eq "$t1" ]; then
+    pass "second run: no authorization and no token request at the AS"
+else
+    fail "second run: authorizations $a1 -> $a2, token requests $t1 -> $t2"
+fi
+if "$CLIENT" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client3.out" 2>&1 &&
+    grep -q "tools/list" "$WORK/client3.out"; then
+    pass "client --headless --memory-store"
+else
+    fail "client --headless"; sed 's/^/    /' "$WORK/client3.out" | tail -40
+fi
+if "$CLIENT" --headless --memory-store --call admin_action "$MCP_URL" >"$WORK/client4.out" 2>&1 &&
+    grep -q "stepping up" "$WORK/client4.out" && grep -q "admin action done" "$WORK/client4.out"; then
+    pass "client: 403 insufficient_scope on tools/call, step-up, retry"
+else
+    fail "client step-up"; sed 's/^/    /' "$WORK/client4.out" | tail -40
+fi
+
+echo "# valgrind"
+if command -v valgrind >/dev/null; then
+    VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --quiet)
+    run_program "valgrind test_api" "${VG[@]}" "$HERE/build-plain/test_api"
+    TOKEN_DIR="$WORK/tokens-valgrind" run_program "valgrind test_flow" "${VG[@]}" "$HERE/build-plain/test_flow"
+else
+    fail "valgrind is not installed (scripts/setup.sh installs it)"
+fi
+
+finish

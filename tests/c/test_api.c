@@ -1,0 +1,716 @@
+/*
+ * Every error path a C host can provoke, through the C API: NULL arguments,
+ * invalid UTF-8, invalid configuration, storage callbacks that fail or answer
+ * bad JSON, handler callbacks that fail, use from 8 threads at once, freeing a
+ * provider while an asynchronous operation is in flight, and blocking calls
+ * from inside library callbacks (MCP_OAUTH_RESULT_WOULD_DEADLOCK).
+ *
+ * Needs the peers for the handler tests: MCP_URL (tests/c/run.sh sets it).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "check.h"
+
+static const char *mcp_url;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ a host store */
+
+struct store {
+    const char *tokens;      /* what get_tokens answers (NULL: none) */
+    int get_tokens_rc;       /* what get_tokens returns */
+    long delay_ms;           /* get_tokens sleeps first */
+    atomic_int get_calls;
+    atomic_int releases;
+    /* Blocking calls made from inside get_tokens, and what they returned. */
+    mcp_oauth_provider *reenter;
+    atomic_int reenter_get_rc;
+    atomic_int reenter_authorize_rc;
+    atomic_int reenter_kind_ok;
+};
+
+static int store_get_tokens(void *userdata, mcp_oauth_answer *answer)
+{
+    struct store *s = userdata;
+    atomic_fetch_add(&s->get_calls, 1);
+    if (s->delay_ms)
+        sleep_ms(s->delay_ms);
+    if (s->reenter) {
+        char *h = NULL;
+        mcp_oauth_error *err = NULL;
+        mcp_oauth_result rc = mcp_oauth_provider_get_authorization(s->reenter, &h, &err);
+        atomic_store(&s->reenter_get_rc, (int)rc);
+        atomic_store(&s->reenter_kind_ok, err && !strcmp(mcp_oauth_error_kind(err), "would_deadlock") &&
+                                              *mcp_oauth_error_message(err));
+        mcp_oauth_error_free(err);
+        mcp_oauth_string_free(h);
+        atomic_store(&s->reenter_authorize_rc, (int)mcp_oauth_provider_authorize(s->reenter, NULL));
+    }
+    if (s->get_tokens_rc != 0)
+        return s->get_tokens_rc;
+    if (s->tokens)
+        return mcp_oauth_answer_set(answer, s->tokens) == MCP_OAUTH_RESULT_OK ? 0 : 1;
+    return 0;
+}
+
+static int store_set_tokens(void *userdata, const char *json)
+{
+    (void)userdata;
+    (void)json;
+    return 0;
+}
+
+static int store_get_client_info(void *userdata, mcp_oauth_answer *answer)
+{
+    (void)userdata;
+    (void)answer;
+    return 0;
+}
+
+static int store_set_client_info(void *userdata, const char *json)
+{
+    (void)userdata;
+    (void)json;
+    return 0;
+}
+
+static void store_release(void *userdata)
+{
+    struct store *s = userdata;
+    atomic_fetch_add(&s->releases, 1);
+}
+
+static mcp_oauth_storage_callbacks store_callbacks(struct store *s)
+{
+    mcp_oauth_storage_callbacks cb = {
+        .userdata = s,
+        .get_tokens = store_get_tokens,
+        .set_tokens = store_set_tokens,
+        .get_client_info = store_get_client_info,
+        .set_client_info = store_set_client_info,
+        .release = store_release,
+    };
+    return cb;
+}
+
+static const char *METADATA = "{\"redirect_uris\": [\"http://127.0.0.1:33419/callback\"], \"client_name\": \"c tests\"}";
+
+static mcp_oauth_provider *provider_with_store(const char *server_url, struct store *s)
+{
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, server_url);
+    mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
+    mcp_oauth_storage_callbacks cb = store_callbacks(s);
+    CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, &cb) == MCP_OAUTH_RESULT_OK, "set_storage_callbacks");
+    mcp_oauth_provider *p = NULL;
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && p, "build a provider with host storage (%s)",
+          err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    return p;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_version_and_names(void)
+{
+    CHECK(!strcmp(mcp_oauth_version(), MCP_OAUTH_VERSION), "library version %s matches the header", mcp_oauth_version());
+    CHECK(!strcmp(mcp_oauth_result_name(MCP_OAUTH_RESULT_OK), "ok"), "result_name(OK)");
+    CHECK(!strcmp(mcp_oauth_result_name(MCP_OAUTH_RESULT_WOULD_DEADLOCK), "would_deadlock"), "result_name(WOULD_DEADLOCK)");
+    CHECK(!strcmp(mcp_oauth_result_name(9999), "unknown"), "result_name(9999) is unknown");
+}
+
+static void test_null_arguments(void)
+{
+    mcp_oauth_error *err = NULL;
+    char *h = NULL;
+    bool retry = false;
+
+    /* Frees of NULL are no-ops. */
+    mcp_oauth_config_builder_free(NULL);
+    mcp_oauth_provider_free(NULL);
+    mcp_oauth_error_free(NULL);
+    mcp_oauth_string_free(NULL);
+    CHECK(1, "every _free(NULL) is a no-op");
+
+    CHECK_CODE("set_server_url(NULL builder)", mcp_oauth_config_builder_set_server_url(NULL, "https://x/mcp"),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    CHECK(b != NULL, "config_builder_new");
+    CHECK_CODE("set_server_url(NULL url)", mcp_oauth_config_builder_set_server_url(b, NULL), MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_client_metadata_json(NULL)", mcp_oauth_config_builder_set_client_metadata_json(b, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_static_client(NULL id)", mcp_oauth_config_builder_set_static_client(b, NULL, "s", NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_storage_callbacks(NULL)", mcp_oauth_config_builder_set_storage_callbacks(b, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_handler_callbacks(NULL)", mcp_oauth_config_builder_set_handler_callbacks(b, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+
+    /* A storage struct missing a required callback is refused and not taken. */
+    struct store s = {0};
+    mcp_oauth_storage_callbacks cb = store_callbacks(&s);
+    cb.set_client_info = NULL;
+    CHECK_CODE("set_storage_callbacks without set_client_info", mcp_oauth_config_builder_set_storage_callbacks(b, &cb),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    mcp_oauth_handler_callbacks hcb = {0};
+    CHECK_CODE("set_handler_callbacks without callbacks", mcp_oauth_config_builder_set_handler_callbacks(b, &hcb),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+
+    /* build consumes the builder even when provider_out is NULL. */
+    err = NULL;
+    CHECK_FAILURE("build(provider_out NULL)", mcp_oauth_config_builder_build(b, NULL, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    CHECK(atomic_load(&s.releases) == 0, "refused storage callbacks are not released");
+    err = NULL;
+    mcp_oauth_provider *p = NULL;
+    CHECK_FAILURE("build(NULL builder)", mcp_oauth_config_builder_build(NULL, &p, &err), MCP_OAUTH_RESULT_NULL_PARAMETER,
+                  err);
+    CHECK(p == NULL, "no output on failure");
+
+    err = NULL;
+    CHECK_FAILURE("get_authorization(NULL provider)", mcp_oauth_provider_get_authorization(NULL, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    CHECK(h == NULL, "header_out untouched on failure");
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL provider)",
+                  mcp_oauth_provider_handle_response(NULL, 401, NULL, 0, NULL, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("authorize(NULL provider)", mcp_oauth_provider_authorize(NULL, &err), MCP_OAUTH_RESULT_NULL_PARAMETER,
+                  err);
+    CHECK_CODE("authorize_async(NULL provider)", mcp_oauth_provider_authorize_async(NULL, NULL, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("answer_set(NULL)", mcp_oauth_answer_set(NULL, "x"), MCP_OAUTH_RESULT_NULL_PARAMETER);
+
+    /* With a real provider: NULL outputs, NULL arrays, NULL completions. */
+    struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
+    p = provider_with_store("https://mcp.example.com/mcp", &st);
+    err = NULL;
+    CHECK_FAILURE("get_authorization(NULL header_out)", mcp_oauth_provider_get_authorization(p, NULL, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL values, count 1)",
+                  mcp_oauth_provider_handle_response(p, 401, NULL, 1, NULL, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    const char *values[] = {"Bearer", NULL};
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL value inside)",
+                  mcp_oauth_provider_handle_response(p, 401, values, 2, NULL, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL retry_out)",
+                  mcp_oauth_provider_handle_response(p, 200, NULL, 0, NULL, NULL, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    CHECK_CODE("get_authorization_async(NULL completion)", mcp_oauth_provider_get_authorization_async(p, NULL, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK(mcp_oauth_provider_redirect_uri(p) == NULL, "redirect_uri is NULL without the loopback receiver");
+    CHECK(mcp_oauth_provider_redirect_uri(NULL) == NULL, "redirect_uri(NULL) is NULL");
+
+    /* Error accessors on NULL. */
+    CHECK(mcp_oauth_error_kind(NULL) == NULL && mcp_oauth_error_message(NULL) == NULL &&
+              mcp_oauth_error_step(NULL) == NULL && mcp_oauth_error_http_status(NULL) == 0 &&
+              mcp_oauth_error_code(NULL) == MCP_OAUTH_RESULT_NULL_PARAMETER,
+          "error accessors accept NULL");
+    mcp_oauth_provider_free(p);
+    CHECK(atomic_load(&st.releases) == 1, "storage released once when the provider is freed");
+}
+
+static void test_invalid_utf8(void)
+{
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    CHECK_CODE("set_server_url(invalid UTF-8)", mcp_oauth_config_builder_set_server_url(b, "https://\xff\xfe/mcp"),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK_CODE("set_scope(invalid UTF-8)", mcp_oauth_config_builder_set_scope(b, "mcp:\xc3"), MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK_CODE("set_storage_file(invalid UTF-8)", mcp_oauth_config_builder_set_storage_file(b, "/tmp/\x80"),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    mcp_oauth_config_builder_free(b);
+
+    struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
+    mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
+    const char *values[] = {"Bearer error=\"invalid_token\", realm=\"\xe9t\xe9\""};
+    bool retry = false;
+    char *h = NULL;
+    mcp_oauth_error *err = NULL;
+    CHECK_FAILURE("handle_response(invalid UTF-8 WWW-Authenticate)",
+                  mcp_oauth_provider_handle_response(p, 401, values, 1, NULL, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(invalid UTF-8 sent header)",
+                  mcp_oauth_provider_handle_response(p, 401, NULL, 0, "Bearer \xff", &retry, &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    mcp_oauth_provider_free(p);
+}
+
+static mcp_oauth_result build_with(const char *server_url, const char *metadata, mcp_oauth_error **err)
+{
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    if (server_url)
+        mcp_oauth_config_builder_set_server_url(b, server_url);
+    if (metadata)
+        mcp_oauth_config_builder_set_client_metadata_json(b, metadata);
+    mcp_oauth_provider *p = NULL;
+    mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, err);
+    mcp_oauth_provider_free(p);
+    return rc;
+}
+
+static void test_invalid_configuration(void)
+{
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = build_with(NULL, METADATA, &err);
+    CHECK(err && mcp_oauth_error_step(err) && !strcmp(mcp_oauth_error_step(err), "configuration"),
+          "configuration errors name the step");
+    CHECK_FAILURE("build without server URL", rc, MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+    err = NULL;
+    CHECK_FAILURE("build with a non-http server URL", build_with("ftp://example.com/mcp", METADATA, &err),
+                  MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+    err = NULL;
+    CHECK_FAILURE("build with client metadata that is not JSON", build_with("https://x.example/mcp", "{not json", &err),
+                  MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+    err = NULL;
+    CHECK_FAILURE("build with plain-http non-loopback redirect URI",
+                  build_with("https://x.example/mcp", "{\"redirect_uris\": [\"http://evil.example/cb\"]}", &err),
+                  MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    CHECK_CODE("set_grant(7)", mcp_oauth_config_builder_set_grant(b, 7), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_timeout_ms(0)", mcp_oauth_config_builder_set_timeout_ms(b, 0), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    mcp_oauth_config_builder_set_server_url(b, "https://x.example/mcp");
+    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS);
+    mcp_oauth_provider *p = NULL;
+    err = NULL;
+    CHECK_FAILURE("client credentials without a client ID", mcp_oauth_config_builder_build(b, &p, &err),
+                  MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+
+    b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, "https://x.example/mcp");
+    mcp_oauth_config_builder_set_loopback_handler(b, "http://example.com:0/callback", 0);
+    err = NULL;
+    CHECK_FAILURE("loopback receiver on a non-loopback host", mcp_oauth_config_builder_build(b, &p, &err),
+                  MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+
+    /* The loopback receiver binds, and its URI becomes the redirect URI. */
+    b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, "https://x.example/mcp");
+    mcp_oauth_config_builder_set_loopback_handler(b, NULL, 1000);
+    err = NULL;
+    rc = mcp_oauth_config_builder_build(b, &p, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK, "build with the loopback receiver");
+    mcp_oauth_error_free(err);
+    const char *uri = mcp_oauth_provider_redirect_uri(p);
+    CHECK(uri && !strncmp(uri, "http://127.0.0.1:", 17) && !strstr(uri, ":0/"), "bound redirect URI %s",
+          uri ? uri : "(null)");
+    mcp_oauth_provider_free(p);
+
+    CHECK_CODE("set_log_callback(level 9)", mcp_oauth_set_log_callback(NULL, NULL, 9), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+}
+
+static void test_storage_failures(void)
+{
+    char *h = NULL;
+    mcp_oauth_error *err = NULL;
+
+    /* Bad JSON from get_tokens: a storage error that does not echo the JSON. */
+    struct store bad = {.tokens = "{\"access_token\": \"SECRET-TOKEN\", "};
+    mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &bad);
+    mcp_oauth_result rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    CHECK(err && strstr(mcp_oauth_error_message(err), "does not parse") &&
+              !strstr(mcp_oauth_error_display(err), "SECRET"),
+          "bad JSON: message says so without the JSON (%s)", err ? mcp_oauth_error_display(err) : "");
+    CHECK(err && mcp_oauth_error_step(err) && !strcmp(mcp_oauth_error_step(err), "storage"), "bad JSON: step storage");
+    CHECK_FAILURE("get_authorization with bad JSON from get_tokens", rc, MCP_OAUTH_RESULT_STORAGE, err);
+    CHECK(h == NULL, "no header on failure");
+    mcp_oauth_provider_free(p);
+
+    /* JSON of the wrong shape. */
+    struct store shape = {.tokens = "{\"token_type\": \"Bearer\"}"};
+    p = provider_with_store("https://mcp.example.com/mcp", &shape);
+    err = NULL;
+    CHECK_FAILURE("get_authorization with a token missing access_token", mcp_oauth_provider_get_authorization(p, &h, &err),
+                  MCP_OAUTH_RESULT_STORAGE, err);
+    mcp_oauth_provider_free(p);
+
+    /* get_tokens returns failure. */
+    struct store failing = {.get_tokens_rc = -3};
+    p = provider_with_store("https://mcp.example.com/mcp", &failing);
+    err = NULL;
+    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    CHECK(err && strstr(mcp_oauth_error_message(err), "returned -3"), "failing callback: message has its return value");
+    CHECK_FAILURE("get_authorization with failing get_tokens", rc, MCP_OAUTH_RESULT_STORAGE, err);
+    mcp_oauth_provider_free(p);
+    CHECK(atomic_load(&failing.releases) == 1, "storage released once");
+
+    /* Nothing stored: OK with no header. */
+    struct store empty = {0};
+    p = provider_with_store("https://mcp.example.com/mcp", &empty);
+    err = NULL;
+    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h == NULL, "empty store: OK and no header");
+    mcp_oauth_error_free(err);
+    mcp_oauth_provider_free(p);
+
+    /* A stored token: its header. */
+    struct store good = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
+    p = provider_with_store("https://mcp.example.com/mcp", &good);
+    err = NULL;
+    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(h, "Bearer abc"), "stored token gives its header (%s)", h ? h : "NULL");
+    mcp_oauth_string_free(h);
+    mcp_oauth_error_free(err);
+    mcp_oauth_provider_free(p);
+}
+
+/* ------------------------------------------------------------ handlers (peers) */
+
+struct handler {
+    int redirect_rc;
+    int callback_rc;
+    const char *answer;  /* what callback answers (NULL: nothing) */
+    bool deny;           /* answer an access_denied redirect with the right state and iss */
+    char state[128];     /* the state of the last authorization URL */
+    atomic_int redirects;
+    atomic_int releases;
+};
+
+static const char *issuer;
+
+static int handler_redirect(void *userdata, const char *url)
+{
+    struct handler *h = userdata;
+    atomic_fetch_add(&h->redirects, 1);
+    const char *st = strstr(url, "&state=");
+    if (!st)
+        st = strstr(url, "?state=");
+    h->state[0] = '\0';
+    if (st) {
+        st += 7;
+        size_t n = strcspn(st, "&");
+        if (n < sizeof h->state) {
+            memcpy(h->state, st, n);
+            h->state[n] = '\0';
+        }
+    }
+    return strncmp(url, "http", 4) == 0 ? h->redirect_rc : 99;
+}
+
+static void percent_encode(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *in && o + 4 < cap; in++) {
+        unsigned char c = (unsigned char)*in;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static int handler_callback(void *userdata, mcp_oauth_answer *answer)
+{
+    struct handler *h = userdata;
+    if (h->deny) {
+        char iss[256], redirect[1024];
+        percent_encode(issuer, iss, sizeof iss);
+        snprintf(redirect, sizeof redirect,
+                 "http://127.0.0.1:33419/callback?error=access_denied&error_description=no+thanks&state=%s&iss=%s",
+                 h->state, iss);
+        mcp_oauth_answer_set(answer, redirect);
+    } else if (h->answer) {
+        mcp_oauth_answer_set(answer, h->answer);
+    }
+    return h->callback_rc;
+}
+
+static void handler_release(void *userdata)
+{
+    struct handler *h = userdata;
+    atomic_fetch_add(&h->releases, 1);
+}
+
+static atomic_int log_lines;
+
+static void count_log(void *userdata, mcp_oauth_log_level level, const char *target, const char *message)
+{
+    (void)userdata;
+    if (level >= MCP_OAUTH_LOG_LEVEL_ERROR && level <= MCP_OAUTH_LOG_LEVEL_INFO && target && message && *message)
+        atomic_fetch_add(&log_lines, 1);
+}
+
+static mcp_oauth_result authorize_with_handler(struct handler *h, mcp_oauth_error **err)
+{
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, mcp_url);
+    mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
+    mcp_oauth_handler_callbacks cb = {
+        .userdata = h, .redirect = handler_redirect, .callback = handler_callback, .release = handler_release};
+    mcp_oauth_config_builder_set_handler_callbacks(b, &cb);
+    mcp_oauth_provider *p = NULL;
+    mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, err);
+    if (rc != MCP_OAUTH_RESULT_OK)
+        return rc;
+    rc = mcp_oauth_provider_authorize(p, err);
+    mcp_oauth_provider_free(p);
+    return rc;
+}
+
+static void test_handler_failures(void)
+{
+    mcp_oauth_set_log_callback(count_log, NULL, MCP_OAUTH_LOG_LEVEL_INFO);
+
+    struct handler redirect_fails = {.redirect_rc = 5};
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = authorize_with_handler(&redirect_fails, &err);
+    CHECK(err && mcp_oauth_error_step(err) && !strcmp(mcp_oauth_error_step(err), "authorization") &&
+              strstr(mcp_oauth_error_message(err), "returned 5"),
+          "failing redirect callback: step authorization, return value in message");
+    CHECK_FAILURE("authorize with a failing redirect callback", rc, MCP_OAUTH_RESULT_HANDLER, err);
+    CHECK(atomic_load(&redirect_fails.redirects) == 1 && atomic_load(&redirect_fails.releases) == 1,
+          "redirect called once, handler released once");
+
+    struct handler callback_fails = {.callback_rc = 7};
+    err = NULL;
+    rc = authorize_with_handler(&callback_fails, &err);
+    CHECK(err && mcp_oauth_error_step(err) && !strcmp(mcp_oauth_error_step(err), "callback"),
+          "failing callback callback: step callback");
+    CHECK_FAILURE("authorize with a failing callback callback", rc, MCP_OAUTH_RESULT_HANDLER, err);
+
+    struct handler no_answer = {0};
+    err = NULL;
+    CHECK_FAILURE("authorize with a callback that answers nothing", authorize_with_handler(&no_answer, &err),
+                  MCP_OAUTH_RESULT_HANDLER, err);
+
+    struct handler forged = {.answer = "http://127.0.0.1:33419/callback?code=stolen&state=forged"};
+    err = NULL;
+    CHECK_FAILURE("authorize with a callback answering a wrong state", authorize_with_handler(&forged, &err),
+                  MCP_OAUTH_RESULT_FLOW, err);
+
+    struct handler denied = {.deny = true};
+    err = NULL;
+    rc = authorize_with_handler(&denied, &err);
+    CHECK(err && mcp_oauth_error_oauth_error(err) && !strcmp(mcp_oauth_error_oauth_error(err), "access_denied") &&
+              mcp_oauth_error_oauth_error_description(err) &&
+              !strcmp(mcp_oauth_error_oauth_error_description(err), "no thanks"),
+          "an error redirect gives the OAuth error fields");
+    CHECK(rc != MCP_OAUTH_RESULT_OK, "an error redirect fails (%s)", mcp_oauth_result_name(rc));
+    mcp_oauth_error_free(err);
+
+    CHECK(atomic_load(&log_lines) > 0, "the log callback received %d lines", atomic_load(&log_lines));
+    mcp_oauth_set_log_callback(NULL, NULL, MCP_OAUTH_LOG_LEVEL_OFF);
+}
+
+/* ------------------------------------------------------------ threads */
+
+#define THREADS 8
+#define CALLS_PER_THREAD 20000
+
+struct thread_arg {
+    mcp_oauth_provider *p;
+    int failures;
+};
+
+static void *hammer(void *arg)
+{
+    struct thread_arg *a = arg;
+    for (int i = 0; i < CALLS_PER_THREAD; i++) {
+        char *h = NULL;
+        mcp_oauth_result rc = mcp_oauth_provider_get_authorization(a->p, &h, NULL);
+        if (rc != MCP_OAUTH_RESULT_OK || !h || strcmp(h, "Bearer abc") != 0)
+            a->failures++;
+        mcp_oauth_string_free(h);
+        if (i % 1000 == 0) {
+            bool retry = true;
+            h = NULL;
+            rc = mcp_oauth_provider_handle_response(a->p, 200, NULL, 0, "Bearer abc", &retry, &h, NULL);
+            if (rc != MCP_OAUTH_RESULT_OK || retry || h)
+                a->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    /* The first call from 8 threads at once: loading from storage happens once. */
+    struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}", .delay_ms = 50};
+    mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
+    pthread_t t[THREADS];
+    struct thread_arg args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (struct thread_arg){.p = p};
+        pthread_create(&t[i], NULL, hammer, &args[i]);
+    }
+    int failures = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        failures += args[i].failures;
+    }
+    CHECK(failures == 0, "%d threads x %d header-mode calls: %d failures", THREADS, CALLS_PER_THREAD, failures);
+    CHECK(atomic_load(&st.get_calls) == 1, "stored tokens loaded once (%d)", atomic_load(&st.get_calls));
+    mcp_oauth_provider_free(p);
+    CHECK(atomic_load(&st.releases) == 1, "storage released once after the threads");
+}
+
+/* ------------------------------------------------------------ async */
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+    mcp_oauth_result result;
+    char value[256];
+    char kind[64];
+    /* A blocking call and an async call made from inside the completion. */
+    mcp_oauth_provider *reenter;
+    mcp_oauth_result reenter_blocking;
+    mcp_oauth_result reenter_async;
+};
+
+static void waiter_init(struct waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+static void waiter_destroy(struct waiter *w)
+{
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+static void on_done(void *userdata, mcp_oauth_result result, const char *value, const mcp_oauth_error *error)
+{
+    struct waiter *w = userdata;
+    mcp_oauth_result blocking = MCP_OAUTH_RESULT_OK, async = MCP_OAUTH_RESULT_OK;
+    if (w->reenter) {
+        char *h = NULL;
+        blocking = mcp_oauth_provider_get_authorization(w->reenter, &h, NULL);
+        mcp_oauth_string_free(h);
+        async = mcp_oauth_provider_get_authorization_async(w->reenter, on_done, w);
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->reenter) {
+        w->reenter_blocking = blocking;
+        w->reenter_async = async;
+        w->reenter = NULL; /* the nested completion only counts */
+    }
+    w->calls++;
+    w->result = result;
+    snprintf(w->value, sizeof w->value, "%s", value ? value : "");
+    snprintf(w->kind, sizeof w->kind, "%s", error ? mcp_oauth_error_kind(error) : "");
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int wait_calls(struct waiter *w, int calls, long timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->calls < calls) {
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) != 0)
+            break;
+    }
+    int got = w->calls;
+    pthread_mutex_unlock(&w->mu);
+    return got;
+}
+
+static void test_free_while_in_flight(void)
+{
+    struct store st = {.tokens = "{\"access_token\": \"slow\", \"token_type\": \"Bearer\"}", .delay_ms = 300};
+    mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
+    struct waiter w;
+    waiter_init(&w);
+    CHECK(mcp_oauth_provider_get_authorization_async(p, on_done, &w) == MCP_OAUTH_RESULT_OK, "get_authorization_async starts");
+    mcp_oauth_provider_free(p); /* while get_tokens sleeps */
+    CHECK(atomic_load(&st.releases) == 0, "storage not released while the operation runs");
+    CHECK(wait_calls(&w, 1, 5000) == 1, "the completion fires after the provider was freed");
+    CHECK(w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.value, "Bearer slow"), "with the header (%s, %s)",
+          mcp_oauth_result_name(w.result), w.value);
+    sleep_ms(300);
+    CHECK(w.calls == 1, "exactly once");
+    CHECK(atomic_load(&st.releases) == 1, "storage released once after the completion");
+    waiter_destroy(&w);
+
+    /* A failing operation, freed in flight: the completion gets the error. */
+    struct store failing = {.get_tokens_rc = 4, .delay_ms = 200};
+    p = provider_with_store("https://mcp.example.com/mcp", &failing);
+    waiter_init(&w);
+    CHECK(mcp_oauth_provider_get_authorization_async(p, on_done, &w) == MCP_OAUTH_RESULT_OK, "a failing operation starts");
+    mcp_oauth_provider_free(p);
+    CHECK(wait_calls(&w, 1, 5000) == 1, "its completion fires after the free");
+    CHECK(w.result == MCP_OAUTH_RESULT_STORAGE && !strcmp(w.kind, "storage"), "with the storage error (%s)", w.kind);
+    sleep_ms(100);
+    CHECK(atomic_load(&failing.releases) == 1, "storage released once");
+    waiter_destroy(&w);
+}
+
+static void test_would_deadlock(void)
+{
+    /* A blocking call from inside a storage callback. */
+    struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
+    mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
+    st.reenter = p;
+    char *h = NULL;
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(h, "Bearer abc"), "the outer call still succeeds");
+    mcp_oauth_string_free(h);
+    mcp_oauth_error_free(err);
+    CHECK_CODE("get_authorization from a storage callback", (mcp_oauth_result)atomic_load(&st.reenter_get_rc),
+               MCP_OAUTH_RESULT_WOULD_DEADLOCK);
+    CHECK(atomic_load(&st.reenter_kind_ok), "its error object has kind would_deadlock and a message");
+    CHECK_CODE("authorize from a storage callback", (mcp_oauth_result)atomic_load(&st.reenter_authorize_rc),
+               MCP_OAUTH_RESULT_WOULD_DEADLOCK);
+
+    /* A blocking call from a completion fails; an async one works. */
+    struct waiter w;
+    waiter_init(&w);
+    w.reenter = p;
+    CHECK(mcp_oauth_provider_get_authorization_async(p, on_done, &w) == MCP_OAUTH_RESULT_OK, "async starts");
+    CHECK(wait_calls(&w, 2, 5000) == 2, "outer and nested completions both fire");
+    CHECK_CODE("get_authorization from a completion", w.reenter_blocking, MCP_OAUTH_RESULT_WOULD_DEADLOCK);
+    CHECK_CODE("get_authorization_async from a completion", w.reenter_async, MCP_OAUTH_RESULT_OK);
+    CHECK(w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.value, "Bearer abc"), "nested completion has the header");
+    waiter_destroy(&w);
+    mcp_oauth_provider_free(p);
+}
+
+int main(void)
+{
+    mcp_url = need_env("MCP_URL");
+    issuer = need_env("ISSUER");
+    test_version_and_names();
+    test_null_arguments();
+    test_invalid_utf8();
+    test_invalid_configuration();
+    test_storage_failures();
+    test_handler_failures();
+    test_threads();
+    test_free_while_in_flight();
+    test_would_deadlock();
+    return check_finish();
+}
