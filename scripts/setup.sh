@@ -10,7 +10,7 @@
 #      otherwise prints what is missing and exits non-zero.
 #   2. npm ci in tests/peers (oidc-provider and a Node 22 binary from the npm
 #      package `node`) and in tests/conformance when it has a package.json.
-#   3. The venv .venv with tests/requirements.txt.
+#   3. The venv .venv with tests/requirements.txt and bindings/python/requirements-test.txt.
 #   4. Checks that the Rust toolchain (cargo) is there.
 # Environment: PYTHON (interpreter for the venv, default python3),
 #              SETUP_SKIP_APT=1 (do not check Debian packages).
@@ -111,14 +111,16 @@ venv_step() {
         say "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    local req="$ROOT/tests/requirements.txt" stamp="$VENV/.setup-stamp" want
-    want="$(hash_of "$req")-$("$VENV/bin/python" -c 'import sys; print(sys.version)' | head -1)"
+    local reqs=("$ROOT/tests/requirements.txt" "$ROOT/bindings/python/requirements-test.txt")
+    local stamp="$VENV/.setup-stamp" want args=() r
+    want="$(hash_of "${reqs[@]}")-$("$VENV/bin/python" -c 'import sys; print(sys.version)' | head -1)"
     if stamp_ok "$stamp" "$want"; then
         say "Python packages in .venv up to date"
         return
     fi
-    say "pip install -r tests/requirements.txt into .venv"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+    for r in "${reqs[@]}"; do args+=(-r "$r"); done
+    say "pip install ${reqs[*]#"$ROOT"/} into .venv"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${args[@]}"
     printf '%s' "$want" >"$stamp"
 }
 
