@@ -40,6 +40,12 @@ def peers() -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
+def light_peers() -> Iterator[dict[str, Any]]:
+    """Peers whose MCP server is stateless and answers JSON."""
+    yield from _run_peers(json_response=True, stateless=True)
+
+
+@pytest.fixture(scope="session")
 def short_peers() -> Iterator[dict[str, Any]]:
     """Peers whose access tokens live 3 seconds."""
     yield from _run_peers(access_token_ttl=3)

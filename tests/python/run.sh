@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Build the Python binding into the repo venv and run its tests.
+#   tests/python/run.sh [pytest arguments]
+# Needs scripts/setup.sh to have run (the venv, Node for the peers, cargo).
+# Exits non-zero when the build or any test fails.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck disable=SC1091
+source "$ROOT/scripts/env.sh"
+
+python -m pip install --quiet --disable-pip-version-check -r "$ROOT/bindings/python/requirements-test.txt"
+(cd "$ROOT/bindings/python" && maturin develop --release --quiet)
+cd "$ROOT"
+python -m pytest tests/python "$@"
