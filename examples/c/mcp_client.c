@@ -8,6 +8,10 @@
  * MCP-Protocol-Version after initialize. It runs initialize (+ the
  * initialized notification), tools/list and tools/call.
  *
+ * From protocol version 2026-07-28 on, MCP is stateless: no initialize; every
+ * request carries the MCP-Protocol-Version header (with Mcp-Method, Mcp-Name) and, in
+ * params._meta, the protocol version, the client's capabilities and its info.
+ *
  * Authorization, per request: ask the provider for the Authorization header
  * (none before the first authorization), send; on 401/403 give the status
  * and WWW-Authenticate values to the provider, which runs the OAuth flow and
@@ -31,6 +35,8 @@
 #include "mcp_oauth.h"
 
 #define DEFAULT_PROTOCOL_VERSION "2025-06-18"
+/* The first protocol version without initialize (stateless requests). */
+#define STATELESS_PROTOCOL_VERSION "2026-07-28"
 #define MAX_HEADER_VALUES 16
 
 /* ------------------------------------------------------------------ options */
@@ -61,7 +67,8 @@ static void usage(FILE *out)
             "usage: mcp_client [options] SERVER_URL\n"
             "\n"
             "Connects to an MCP server over streamable HTTP, authorizing with OAuth through\n"
-            "libmcp_oauth, then runs initialize, tools/list and tools/call.\n"
+            "libmcp_oauth, then runs initialize, tools/list and tools/call (from protocol\n"
+            "version " STATELESS_PROTOCOL_VERSION " on: no initialize, stateless requests).\n"
             "\n"
             "Authorization:\n"
             "  --headless               no browser: GET the authorization URL with libcurl,\n"
@@ -308,9 +315,26 @@ struct session {
     CURL *curl;
     mcp_oauth_provider *provider;
     char *session_id;
-    char *protocol_version; /* negotiated; sent after initialize */
+    char *protocol_version; /* negotiated; sent after initialize (stateless: always) */
+    bool stateless;         /* protocol version >= STATELESS_PROTOCOL_VERSION */
+    const char *mcp_name;   /* stateless: the Mcp-Name header of the message being sent */
     int next_id;
 };
+
+/* Printable ASCII only: fit for an HTTP header value. */
+static bool is_header_safe(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 || (unsigned char)*v > 0x7e)
+            return false;
+    return true;
+}
+
+/* Protocol versions are dates (YYYY-MM-DD): they compare as strings. */
+static bool is_stateless_version(const char *version)
+{
+    return strcmp(version, STATELESS_PROTOCOL_VERSION) >= 0;
+}
 
 static char *format_header(const char *name, const char *value)
 {
@@ -321,11 +345,12 @@ static char *format_header(const char *name, const char *value)
     return h;
 }
 
-/* One POST of `body` with `authorization` (may be NULL). */
-static int send_once(struct session *s, const char *body, const char *authorization, struct response *r)
+/* One POST of `body` (a `method` message) with `authorization` (may be NULL). */
+static int send_once(struct session *s, const char *method, const char *body, const char *authorization,
+                     struct response *r)
 {
     struct curl_slist *headers = NULL;
-    char *auth = NULL, *sid = NULL, *ver = NULL;
+    char *auth = NULL, *sid = NULL, *ver = NULL, *meth = NULL, *name = NULL;
     headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Accept: application/json, text/event-stream");
     if (authorization)
@@ -334,6 +359,10 @@ static int send_once(struct session *s, const char *body, const char *authorizat
         headers = curl_slist_append(headers, (sid = format_header("Mcp-Session-Id", s->session_id)));
     if (s->protocol_version)
         headers = curl_slist_append(headers, (ver = format_header("MCP-Protocol-Version", s->protocol_version)));
+    if (s->stateless)
+        headers = curl_slist_append(headers, (meth = format_header("Mcp-Method", method)));
+    if (s->stateless && s->mcp_name)
+        headers = curl_slist_append(headers, (name = format_header("Mcp-Name", s->mcp_name)));
 
     curl_easy_reset(s->curl);
     curl_easy_setopt(s->curl, CURLOPT_URL, s->opts->server_url);
@@ -354,6 +383,8 @@ static int send_once(struct session *s, const char *body, const char *authorizat
     free(auth);
     free(sid);
     free(ver);
+    free(meth);
+    free(name);
     if (cc != CURLE_OK) {
         fprintf(stderr, "error: POST %s: %s\n", s->opts->server_url, curl_easy_strerror(cc));
         return -1;
@@ -379,7 +410,7 @@ static int post(struct session *s, const char *method, const char *body, struct 
         mcp_oauth_error_free(err);
         return -1;
     }
-    if (send_once(s, body, authorization, r) != 0) {
+    if (send_once(s, method, body, authorization, r) != 0) {
         free_secret(authorization);
         return -1;
     }
@@ -402,7 +433,7 @@ static int post(struct session *s, const char *method, const char *body, struct 
         if (retry) {
             note("authorized; sending %s again", method);
             response_clear(r);
-            int ok = send_once(s, body, again, r);
+            int ok = send_once(s, method, body, again, r);
             free_secret(again);
             if (ok != 0)
                 return -1;
@@ -496,12 +527,32 @@ static cJSON *request(struct session *s, const char *method, cJSON *params, cJSO
     cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
     cJSON_AddNumberToObject(msg, "id", id);
     cJSON_AddStringToObject(msg, "method", method);
+    if (s->stateless) {
+        /* Stateless: what initialize negotiated travels with every request. */
+        if (!params)
+            params = cJSON_CreateObject();
+        cJSON *meta = cJSON_AddObjectToObject(params, "_meta");
+        cJSON_AddStringToObject(meta, "io.modelcontextprotocol/protocolVersion", s->protocol_version);
+        cJSON_AddObjectToObject(meta, "io.modelcontextprotocol/clientCapabilities");
+        cJSON *info = cJSON_AddObjectToObject(meta, "io.modelcontextprotocol/clientInfo");
+        cJSON_AddStringToObject(info, "name", "mcp-oauth-client-c-example");
+        cJSON_AddStringToObject(info, "version", MCP_OAUTH_VERSION);
+    }
     if (params)
         cJSON_AddItemToObject(msg, "params", params);
     char *body = cJSON_PrintUnformatted(msg);
-    cJSON_Delete(msg);
+    /* Stateless: the tool, prompt or resource a request names is mirrored in
+     * the Mcp-Name header (names and URIs are printable ASCII). */
+    const cJSON *named = NULL;
+    if (s->stateless && (!strcmp(method, "tools/call") || !strcmp(method, "prompts/get")))
+        named = cJSON_GetObjectItemCaseSensitive(params, "name");
+    else if (s->stateless && !strcmp(method, "resources/read"))
+        named = cJSON_GetObjectItemCaseSensitive(params, "uri");
+    s->mcp_name = cJSON_IsString(named) && is_header_safe(named->valuestring) ? named->valuestring : NULL;
     struct response r = {0};
     int sent = post(s, method, body, &r);
+    s->mcp_name = NULL;
+    cJSON_Delete(msg);
     free(body);
     if (sent != 0) {
         response_clear(&r);
@@ -725,10 +776,19 @@ static bool needs_no_arguments(const cJSON *tool)
     return !cJSON_IsArray(required) || cJSON_GetArraySize(required) == 0;
 }
 
-static int run(struct session *s)
+/* The stateful handshake: initialize, then notifications/initialized. From
+ * STATELESS_PROTOCOL_VERSION on there is none: each request says it all. */
+static int initialize(struct session *s)
 {
     const struct options *o = s->opts;
     cJSON *whole = NULL;
+
+    if (is_stateless_version(o->protocol_version)) {
+        step("protocol version %s: stateless, no initialize (POST %s)", o->protocol_version, o->server_url);
+        s->stateless = true;
+        s->protocol_version = strdup(o->protocol_version);
+        return s->protocol_version ? 0 : -1;
+    }
 
     step("initialize (POST %s, protocol version %s)", o->server_url, o->protocol_version);
     cJSON *params = cJSON_CreateObject();
@@ -751,7 +811,16 @@ static int run(struct session *s)
     cJSON_Delete(whole);
 
     step("notifications/initialized");
-    if (notify(s, "notifications/initialized") != 0)
+    return notify(s, "notifications/initialized");
+}
+
+static int run(struct session *s)
+{
+    const struct options *o = s->opts;
+    cJSON *whole = NULL;
+    cJSON *params, *result;
+
+    if (initialize(s) != 0)
         return -1;
 
     step("tools/list");
