@@ -727,8 +727,9 @@ const char *mcp_oauth_provider_redirect_uri(const struct mcp_oauth_provider *pro
  * with `mcp_oauth_string_free`) or NULL. On failure nothing is written to
  * `header_out` and, when `err_out` is not NULL, `*err_out` is a new error.
  *
- * Blocking (when it must load or refresh): returns
- * `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from a library callback.
+ * Blocking when it must load or refresh. From a library callback it always
+ * returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
+ * (one rule, whatever the state): use `mcp_oauth_provider_get_authorization_async` there.
  */
 mcp_oauth_result mcp_oauth_provider_get_authorization(const struct mcp_oauth_provider *provider,
                                                       char **header_out,

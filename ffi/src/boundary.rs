@@ -56,7 +56,7 @@ pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &'static str) -> Re
 }
 
 /// A required output pointer.
-pub(crate) fn out_arg<T>(p: *mut T, name: &'static str) -> Result<&'static mut T, Failure> {
+pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, name: &'static str) -> Result<&'a mut T, Failure> {
     // SAFETY: a non-NULL output pointer points to writable storage for one T.
     unsafe { p.as_mut() }.ok_or_else(|| Failure::null(name))
 }

@@ -412,7 +412,7 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_build(
 ) -> mcp_oauth_result {
     boundary::guard(err_out, || {
         let b = unsafe { mcp_oauth_config_builder::take(builder) }.ok_or_else(|| Failure::null("builder"))?;
-        let out = out_arg(provider_out, "provider_out")?;
+        let out = unsafe { out_arg(provider_out, "provider_out") }?;
         let provider = build(*b)?;
         *out = mcp_oauth_provider::into_raw(Arc::new(provider));
         Ok(())

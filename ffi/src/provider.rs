@@ -129,8 +129,9 @@ pub unsafe extern "C" fn mcp_oauth_provider_redirect_uri(provider: *const mcp_oa
 /// with `mcp_oauth_string_free`) or NULL. On failure nothing is written to
 /// `header_out` and, when `err_out` is not NULL, `*err_out` is a new error.
 ///
-/// Blocking (when it must load or refresh): returns
-/// `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from a library callback.
+/// Blocking when it must load or refresh. From a library callback it always
+/// returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
+/// (one rule, whatever the state): use `mcp_oauth_provider_get_authorization_async` there.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_provider_get_authorization(
     provider: *const mcp_oauth_provider,
@@ -139,7 +140,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_authorization(
 ) -> mcp_oauth_result {
     boundary::guard(err_out, || {
         let p = provider_ref(provider)?;
-        let out = out_arg(header_out, "header_out")?;
+        let out = unsafe { out_arg(header_out, "header_out") }?;
         // The same rule everywhere: no blocking function works from a
         // library thread, even when this call would not have waited.
         if runtime::inside_runtime() {
@@ -192,8 +193,8 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response(
         let p = provider_ref(provider)?;
         let values = unsafe { www_authenticate_arg(www_authenticate, count) }?;
         let sent = unsafe { opt_str_arg(sent_header, "sent_header") }?;
-        let retry = out_arg(retry_out, "retry_out")?;
-        let out = out_arg(header_out, "header_out")?;
+        let retry = unsafe { out_arg(retry_out, "retry_out") }?;
+        let out = unsafe { out_arg(header_out, "header_out") }?;
         let action = block_on(p.core.handle_response(status, &values, sent))??;
         let header = match action_header(action) {
             Some(h) => secret_to_raw(h, "authorization header")?,
