@@ -117,3 +117,42 @@ async def test_step_up_on_insufficient_scope(peers: dict[str, Any]) -> None:
     assert browser.redirects == 2
     tokens = p.current_tokens
     assert tokens is not None and {"mcp:read", "mcp:admin"} <= set((tokens.scope or "").split())
+
+
+async def test_storage_of_plain_dicts_and_handlers_on_the_callers_loop(peers: dict[str, Any]) -> None:
+    import threading
+
+    loop, thread = asyncio.get_running_loop(), threading.current_thread()
+    seen: list[bool] = []
+
+    class DictStorage:
+        def __init__(self) -> None:
+            self.data: dict[str, dict[str, Any]] = {}
+
+        async def get_tokens(self) -> dict[str, Any] | None:
+            seen.append(asyncio.get_running_loop() is loop and threading.current_thread() is thread)
+            return self.data.get("tokens")
+
+        async def set_tokens(self, tokens: OAuthToken) -> None:
+            self.data["tokens"] = tokens.model_dump()
+
+        async def get_client_info(self) -> dict[str, Any] | None:
+            return self.data.get("client")
+
+        async def set_client_info(self, client_info: Any) -> None:
+            self.data["client"] = client_info.model_dump(mode="json")
+
+    browser = HeadlessBrowser()
+
+    async def redirect(url: str) -> None:
+        seen.append(asyncio.get_running_loop() is loop and threading.current_thread() is thread)
+        await browser.redirect_handler(url)
+
+    storage = DictStorage()
+    first = OAuthClientProvider(peers["mcp_url"], metadata(), storage, redirect, browser.callback_handler)
+    assert not (await call(peers["mcp_url"], first, "whoami")).is_error
+    assert isinstance(storage.data["tokens"], dict)
+    second = OAuthClientProvider(peers["mcp_url"], metadata(), storage, redirect, browser.callback_handler)
+    assert not (await call(peers["mcp_url"], second, "whoami")).is_error
+    assert browser.redirects == 1, "the second provider used the dicts"
+    assert seen and all(seen)
