@@ -63,6 +63,11 @@ section_python() {
 
 section_conformance() {
     local rc=0
+    # The clients' build step (tests/conformance/README.md): the C client over the
+    # release libmcp_oauth, and mcp_oauth_client in the venv.
+    cargo build --release --locked -p mcp-oauth-client-ffi &&
+        make -s -B -C "$ROOT/examples/c" PROFILE=release mcp_client &&
+        (cd "$ROOT/bindings/python" && maturin develop --release --quiet) || return 1
     "$ROOT/tests/conformance/run.sh" c || rc=1
     "$ROOT/tests/conformance/run.sh" python || rc=1
     return $rc
