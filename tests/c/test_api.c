@@ -696,6 +696,20 @@ static void test_would_deadlock(void)
     CHECK_CODE("get_authorization_async from a completion", w.reenter_async, MCP_OAUTH_RESULT_OK);
     CHECK(w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.value, "Bearer abc"), "nested completion has the header");
     waiter_destroy(&w);
+
+    /* handle_response_async: a 200 needs no retry (value NULL); bad input
+     * is refused before anything starts. */
+    waiter_init(&w);
+    CHECK(mcp_oauth_provider_handle_response_async(p, 200, NULL, 0, "Bearer abc", on_done, &w) == MCP_OAUTH_RESULT_OK,
+          "handle_response_async starts");
+    CHECK(wait_calls(&w, 1, 5000) == 1 && w.result == MCP_OAUTH_RESULT_OK && w.value[0] == '\0',
+          "handle_response_async(200): OK, no retry header");
+    const char *bad[] = {"Bearer \xff"};
+    CHECK_CODE("handle_response_async(invalid UTF-8)",
+               mcp_oauth_provider_handle_response_async(p, 401, bad, 1, NULL, on_done, &w), MCP_OAUTH_RESULT_INVALID_UTF8);
+    sleep_ms(100);
+    CHECK(w.calls == 1, "a refused async operation never calls its completion");
+    waiter_destroy(&w);
     mcp_oauth_provider_free(p);
 }
 
