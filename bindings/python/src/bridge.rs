@@ -43,7 +43,11 @@ fn extract<T: for<'a, 'py> FromPyObject<'a, 'py>>(v: Py<PyAny>) -> PyResult<T> {
 /// value, and the value may be a secret.
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
     serde_json::from_str(json).map_err(|e| {
-        Error::storage(format!("{what} does not match the expected schema (line {}, column {})", e.line(), e.column()))
+        Error::storage(format!(
+            "{what} does not match the expected schema (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })
 }
 
@@ -99,7 +103,14 @@ pub(crate) struct PyHandler {
     pub(crate) bridge: Arc<Py<PyAny>>,
 }
 
-type CallbackTuple = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type CallbackTuple = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 #[async_trait]
 impl AuthorizationHandler for PyHandler {
@@ -122,7 +133,11 @@ impl AuthorizationHandler for PyHandler {
             code: code.map(Secret::new),
             state,
             iss,
-            error: error.map(|error| OAuthErrorFields { error, error_description, error_uri }),
+            error: error.map(|error| OAuthErrorFields {
+                error,
+                error_description,
+                error_uri,
+            }),
         })
     }
 }
@@ -138,7 +153,9 @@ pub(crate) fn resource_validator(
         let fut = call_py(&bridge, "validate_resource", (server_url.clone(), resource.to_string()));
         let outcome = tokio::task::block_in_place(|| futures_executor::block_on(fut));
         outcome.map(|_| ()).map_err(|e| {
-            callback_failed("validate_resource_url", e, |m| Error::flow(Step::ResourceMetadata, m)).message().to_string()
+            callback_failed("validate_resource_url", e, |m| Error::flow(Step::ResourceMetadata, m))
+                .message()
+                .to_string()
         })
     })
 }

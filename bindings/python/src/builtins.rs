@@ -14,14 +14,28 @@ use url::Url;
 
 use crate::errors::{OAuthConfigurationError, native_call, to_pyerr};
 
-type CallbackTuple = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type CallbackTuple = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 fn result_tuple(r: AuthorizationCodeResult) -> CallbackTuple {
     let (error, error_description, error_uri) = match r.error {
         Some(e) => (Some(e.error), e.error_description, e.error_uri),
         None => (None, None, None),
     };
-    (r.code.map(|c| c.expose().to_string()), r.state, r.iss, error, error_description, error_uri)
+    (
+        r.code.map(|c| c.expose().to_string()),
+        r.state,
+        r.iss,
+        error,
+        error_description,
+        error_uri,
+    )
 }
 
 fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
@@ -44,7 +58,9 @@ pub(crate) struct NativeFileStorage {
 impl NativeFileStorage {
     #[new]
     fn new(directory: std::path::PathBuf, server_url: &str) -> PyResult<Self> {
-        Ok(NativeFileStorage { inner: Arc::new(FileStorage::new(directory, server_url).map_err(to_pyerr)?) })
+        Ok(NativeFileStorage {
+            inner: Arc::new(FileStorage::new(directory, server_url).map_err(to_pyerr)?),
+        })
     }
 
     /// The platform's default directory for token files, if one is known.
@@ -56,13 +72,18 @@ impl NativeFileStorage {
     /// Awaitable: the stored tokens as JSON, or `None`.
     fn get_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner.clone();
-        awaitable(py, async move { Ok(s.get_tokens().await?.map(|t| serde_json::to_string(&t).unwrap_or_default())) })
+        awaitable(py, async move {
+            Ok(s.get_tokens()
+                .await?
+                .map(|t| serde_json::to_string(&t).unwrap_or_default()))
+        })
     }
 
     /// Awaitable: store tokens given as JSON.
     fn set_tokens<'py>(&self, py: Python<'py>, json: String) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner.clone();
-        let t = serde_json::from_str(&json).map_err(|e| OAuthConfigurationError::new_err(format!("not a token: {e}")))?;
+        let t =
+            serde_json::from_str(&json).map_err(|e| OAuthConfigurationError::new_err(format!("not a token: {e}")))?;
         awaitable(py, async move { s.set_tokens(t).await })
     }
 
@@ -70,7 +91,9 @@ impl NativeFileStorage {
     fn get_client_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner.clone();
         awaitable(py, async move {
-            Ok(s.get_client_info().await?.map(|c| serde_json::to_string(&c).unwrap_or_default()))
+            Ok(s.get_client_info()
+                .await?
+                .map(|c| serde_json::to_string(&c).unwrap_or_default()))
         })
     }
 
@@ -94,12 +117,16 @@ impl NativeLoopbackReceiver {
     #[new]
     fn new(py: Python<'_>, redirect_uri: String, timeout: f64) -> PyResult<Self> {
         if !timeout.is_finite() || timeout <= 0.0 {
-            return Err(OAuthConfigurationError::new_err("timeout must be a positive number of seconds"));
+            return Err(OAuthConfigurationError::new_err(
+                "timeout must be a positive number of seconds",
+            ));
         }
         let rt = crate::runtime()?;
         let bound = py.detach(|| rt.block_on(LoopbackReceiver::bind(&redirect_uri, Duration::from_secs_f64(timeout))));
         let receiver = Arc::new(bound.map_err(to_pyerr)?);
-        Ok(NativeLoopbackReceiver { handler: Arc::new(BrowserLoopbackHandler::new(receiver)) })
+        Ok(NativeLoopbackReceiver {
+            handler: Arc::new(BrowserLoopbackHandler::new(receiver)),
+        })
     }
 
     /// The redirect URI with the port actually bound.
@@ -136,5 +163,7 @@ pub(crate) fn open_browser<'py>(py: Python<'py>, url: &str) -> PyResult<Bound<'p
 /// iss, error, error_description, error_uri).
 #[pyfunction]
 pub(crate) fn parse_redirect(url_or_query: &str) -> PyResult<CallbackTuple> {
-    AuthorizationCodeResult::from_redirect(url_or_query).map(result_tuple).map_err(to_pyerr)
+    AuthorizationCodeResult::from_redirect(url_or_query)
+        .map(result_tuple)
+        .map_err(to_pyerr)
 }

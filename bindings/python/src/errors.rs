@@ -12,8 +12,8 @@
 use std::sync::{Arc, Mutex};
 
 use mcp_oauth_client::{Error, ErrorKind, NetworkFailure};
-use pyo3::prelude::*;
 use pyo3::PyErr;
+use pyo3::prelude::*;
 
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthFlowError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthRegistrationError);
@@ -23,7 +23,15 @@ pyo3::import_exception!(mcp_oauth_client._errors, OAuthNetworkError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthConnectError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthTimeoutError);
 
-type Args = (String, Option<&'static str>, Option<String>, Option<u16>, Option<String>, Option<String>, Option<String>);
+type Args = (
+    String,
+    Option<&'static str>,
+    Option<String>,
+    Option<u16>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Map a core error to the Python exception for its kind.
 pub(crate) fn to_pyerr(e: Error) -> PyErr {
@@ -83,7 +91,10 @@ where
 /// the exception type, never the exception text (it may hold anything).
 pub(crate) fn callback_failed(what: &str, err: PyErr, make: impl FnOnce(String) -> Error) -> Error {
     let type_name = Python::attach(|py| {
-        err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "exception".into())
+        err.get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "exception".into())
     });
     let message = format!("{what} raised {type_name}");
     let _ = CALLBACK_ERRORS.try_with(|kept| {

@@ -58,7 +58,10 @@ impl<S: Subscriber> Layer<S> for QueueLayer {
             Level::DEBUG => 10,
             Level::TRACE => 5,
         };
-        let mut m = Message { text: String::new(), fields: String::new() };
+        let mut m = Message {
+            text: String::new(),
+            fields: String::new(),
+        };
         event.record(&mut m);
         m.text.push_str(&m.fields);
         let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,9 +87,15 @@ pub(crate) fn flush_logs_locked(py: Python<'_>) {
     }
     let drained: Vec<(u8, String)> = QUEUE.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
     let Ok(logging) = py.import("logging") else { return };
-    let Ok(logger) = logging.call_method1("getLogger", ("mcp_oauth_client",)) else { return };
+    let Ok(logger) = logging.call_method1("getLogger", ("mcp_oauth_client",)) else {
+        return;
+    };
     for (level, text) in drained {
-        if logger.call_method1("isEnabledFor", (level,)).and_then(|b| b.is_truthy()).unwrap_or(false) {
+        if logger
+            .call_method1("isEnabledFor", (level,))
+            .and_then(|b| b.is_truthy())
+            .unwrap_or(false)
+        {
             let _ = logger.call_method1("log", (level, "%s", text));
         }
     }

@@ -19,7 +19,9 @@ use crate::logs::flush_logs_locked;
 
 fn seconds(what: &str, s: f64) -> PyResult<Duration> {
     if !s.is_finite() || s <= 0.0 {
-        return Err(OAuthConfigurationError::new_err(format!("{what} must be a positive number of seconds")));
+        return Err(OAuthConfigurationError::new_err(format!(
+            "{what} must be a positive number of seconds"
+        )));
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -171,7 +173,9 @@ impl NativeProvider {
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.inner.clone();
         self.awaitable(py, async move {
-            p.handle_response(status, &www_authenticate, sent.as_deref()).await.map(retry_header)
+            p.handle_response(status, &www_authenticate, sent.as_deref())
+                .await
+                .map(retry_header)
         })
     }
 
@@ -199,7 +203,9 @@ impl NativeProvider {
     ) -> PyResult<Option<String>> {
         let p = self.inner.clone();
         self.blocking(py, event_loop, async move {
-            p.handle_response(status, &www_authenticate, sent.as_deref()).await.map(retry_header)
+            p.handle_response(status, &www_authenticate, sent.as_deref())
+                .await
+                .map(retry_header)
         })
     }
 
