@@ -52,7 +52,11 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, name: &'static str) -> Result
 
 /// An optional string argument: NULL is `None`.
 pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &'static str) -> Result<Option<&'a str>, Failure> {
-    if p.is_null() { Ok(None) } else { unsafe { str_arg(p, name) }.map(Some) }
+    if p.is_null() {
+        Ok(None)
+    } else {
+        unsafe { str_arg(p, name) }.map(Some)
+    }
 }
 
 /// A required output pointer.
@@ -77,7 +81,9 @@ pub(crate) fn secret_to_raw(s: String, what: &'static str) -> Result<*mut c_char
     CString::new(s).map(CString::into_raw).map_err(|e| {
         let mut v = e.into_vec();
         zeroize::Zeroize::zeroize(&mut v);
-        Failure::flow(format!("the {what} holds a NUL byte and cannot be returned as a C string"))
+        Failure::flow(format!(
+            "the {what} holds a NUL byte and cannot be returned as a C string"
+        ))
     })
 }
 

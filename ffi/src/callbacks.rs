@@ -161,7 +161,12 @@ impl CallbackStorage {
         if cb.set_client_info.is_none() {
             return Err(Failure::null("callbacks->set_client_info"));
         }
-        Ok(CallbackStorage { inner: Arc::new(StorageInner { cb: *cb, userdata: HostPtr(cb.userdata) }) })
+        Ok(CallbackStorage {
+            inner: Arc::new(StorageInner {
+                cb: *cb,
+                userdata: HostPtr(cb.userdata),
+            }),
+        })
     }
 }
 
@@ -179,7 +184,11 @@ async fn on_blocking_pool<T: Send + 'static, I: Send + Sync + 'static>(
 }
 
 fn step_kind(step: Step) -> mcp_oauth_client::ErrorKind {
-    if step == Step::Storage { mcp_oauth_client::ErrorKind::Storage } else { mcp_oauth_client::ErrorKind::Handler }
+    if step == Step::Storage {
+        mcp_oauth_client::ErrorKind::Storage
+    } else {
+        mcp_oauth_client::ErrorKind::Handler
+    }
 }
 
 type GetFn = unsafe extern "C" fn(*mut c_void, *mut mcp_oauth_answer) -> c_int;
@@ -192,20 +201,26 @@ fn call_get(f: GetFn, userdata: *mut c_void, name: &str) -> CoreResult<Option<Ze
     // until it returns.
     let rc = unsafe { f(userdata, ptr) };
     if rc != 0 {
-        return Err(CoreError::storage(format!("the storage callback {name} failed (returned {rc})")));
+        return Err(CoreError::storage(format!(
+            "the storage callback {name} failed (returned {rc})"
+        )));
     }
     Ok(answer.0.take())
 }
 
 fn call_set(f: SetFn, userdata: *mut c_void, name: &str, json: String) -> CoreResult<()> {
     let json = Zeroizing::new(
-        CString::new(json).map_err(|_| CoreError::storage(format!("cannot pass a NUL byte to {name}")))?.into_bytes_with_nul(),
+        CString::new(json)
+            .map_err(|_| CoreError::storage(format!("cannot pass a NUL byte to {name}")))?
+            .into_bytes_with_nul(),
     );
     // SAFETY: the host's callback with its userdata and a NUL-terminated
     // string alive until it returns.
     let rc = unsafe { f(userdata, json.as_ptr().cast()) };
     if rc != 0 {
-        return Err(CoreError::storage(format!("the storage callback {name} failed (returned {rc})")));
+        return Err(CoreError::storage(format!(
+            "the storage callback {name} failed (returned {rc})"
+        )));
     }
     Ok(())
 }
@@ -247,7 +262,9 @@ fn encode<T: serde::Serialize>(value: &T) -> CoreResult<String> {
 impl TokenStorage for CallbackStorage {
     async fn get_tokens(&self) -> CoreResult<Option<OAuthToken>> {
         on_blocking_pool(&self.inner, Step::Storage, |i| {
-            let f = i.cb.get_tokens.ok_or_else(|| CoreError::storage("no get_tokens callback"))?;
+            let f =
+                i.cb.get_tokens
+                    .ok_or_else(|| CoreError::storage("no get_tokens callback"))?;
             parse(call_get(f, i.userdata.0, "get_tokens")?, "get_tokens")
         })
         .await
@@ -256,7 +273,9 @@ impl TokenStorage for CallbackStorage {
     async fn set_tokens(&self, tokens: OAuthToken) -> CoreResult<()> {
         let json = encode(&tokens)?;
         on_blocking_pool(&self.inner, Step::Storage, move |i| {
-            let f = i.cb.set_tokens.ok_or_else(|| CoreError::storage("no set_tokens callback"))?;
+            let f =
+                i.cb.set_tokens
+                    .ok_or_else(|| CoreError::storage("no set_tokens callback"))?;
             call_set(f, i.userdata.0, "set_tokens", json)
         })
         .await
@@ -264,7 +283,9 @@ impl TokenStorage for CallbackStorage {
 
     async fn get_client_info(&self) -> CoreResult<Option<OAuthClientInformationFull>> {
         on_blocking_pool(&self.inner, Step::Storage, |i| {
-            let f = i.cb.get_client_info.ok_or_else(|| CoreError::storage("no get_client_info callback"))?;
+            let f =
+                i.cb.get_client_info
+                    .ok_or_else(|| CoreError::storage("no get_client_info callback"))?;
             parse(call_get(f, i.userdata.0, "get_client_info")?, "get_client_info")
         })
         .await
@@ -273,7 +294,9 @@ impl TokenStorage for CallbackStorage {
     async fn set_client_info(&self, info: OAuthClientInformationFull) -> CoreResult<()> {
         let json = encode(&info)?;
         on_blocking_pool(&self.inner, Step::Storage, move |i| {
-            let f = i.cb.set_client_info.ok_or_else(|| CoreError::storage("no set_client_info callback"))?;
+            let f =
+                i.cb.set_client_info
+                    .ok_or_else(|| CoreError::storage("no set_client_info callback"))?;
             call_set(f, i.userdata.0, "set_client_info", json)
         })
         .await
@@ -310,7 +333,12 @@ impl CallbackHandler {
         if cb.callback.is_none() {
             return Err(Failure::null("callbacks->callback"));
         }
-        Ok(CallbackHandler { inner: Arc::new(HandlerInner { cb: *cb, userdata: HostPtr(cb.userdata) }) })
+        Ok(CallbackHandler {
+            inner: Arc::new(HandlerInner {
+                cb: *cb,
+                userdata: HostPtr(cb.userdata),
+            }),
+        })
     }
 }
 
@@ -320,7 +348,9 @@ impl AuthorizationHandler for CallbackHandler {
         let url = CString::new(authorization_url.as_str())
             .map_err(|_| CoreError::handler(Step::Authorization, "the authorization URL holds a NUL byte"))?;
         on_blocking_pool(&self.inner, Step::Authorization, move |i| {
-            let f = i.cb.redirect.ok_or_else(|| CoreError::handler(Step::Authorization, "no redirect callback"))?;
+            let f =
+                i.cb.redirect
+                    .ok_or_else(|| CoreError::handler(Step::Authorization, "no redirect callback"))?;
             // SAFETY: the host's callback, its userdata, a string alive until it returns.
             let rc = unsafe { f(i.userdata.0, url.as_ptr()) };
             if rc != 0 {
@@ -336,7 +366,9 @@ impl AuthorizationHandler for CallbackHandler {
 
     async fn callback(&self) -> CoreResult<AuthorizationCodeResult> {
         let answer = on_blocking_pool(&self.inner, Step::Callback, |i| {
-            let f = i.cb.callback.ok_or_else(|| CoreError::handler(Step::Callback, "no callback callback"))?;
+            let f =
+                i.cb.callback
+                    .ok_or_else(|| CoreError::handler(Step::Callback, "no callback callback"))?;
             let mut answer = Box::new(Answer(None));
             let ptr: *mut mcp_oauth_answer = (&mut *answer as *mut Answer).cast();
             // SAFETY: the host's callback, its userdata, an answer alive until it returns.

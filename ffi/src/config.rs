@@ -179,7 +179,11 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
         let client_id = unsafe { str_arg(client_id, "client_id") }?.to_string();
         let client_secret = unsafe { opt_str_arg(client_secret, "client_secret") }?.map(Secret::new);
         let token_endpoint_auth_method = unsafe { opt_str_arg(auth_method, "auth_method") }?.map(str::to_string);
-        b.static_client = Some(StaticClient { client_id, client_secret, token_endpoint_auth_method });
+        b.static_client = Some(StaticClient {
+            client_id,
+            client_secret,
+            token_endpoint_auth_method,
+        });
         Ok(())
     })
 }
@@ -379,8 +383,14 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_loopback_handler(
     timeout_ms: u64,
 ) -> mcp_oauth_result {
     with_builder(builder, |b| {
-        let redirect_uri = unsafe { opt_str_arg(redirect_uri, "redirect_uri") }?.unwrap_or(DEFAULT_LOOPBACK).to_string();
-        let timeout = if timeout_ms == 0 { DEFAULT_LOOPBACK_TIMEOUT } else { Duration::from_millis(timeout_ms) };
+        let redirect_uri = unsafe { opt_str_arg(redirect_uri, "redirect_uri") }?
+            .unwrap_or(DEFAULT_LOOPBACK)
+            .to_string();
+        let timeout = if timeout_ms == 0 {
+            DEFAULT_LOOPBACK_TIMEOUT
+        } else {
+            Duration::from_millis(timeout_ms)
+        };
         b.handler = HandlerChoice::Loopback { redirect_uri, timeout };
         Ok(())
     })
@@ -420,14 +430,19 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_build(
 }
 
 fn build(b: Builder) -> Result<Provider, Failure> {
-    let server_url = b.server_url.ok_or_else(|| CoreError::config("the server URL is not set"))?;
+    let server_url = b
+        .server_url
+        .ok_or_else(|| CoreError::config("the server URL is not set"))?;
     let (handler, redirect_uri): (Option<Arc<dyn AuthorizationHandler>>, Option<String>) = match b.handler {
         HandlerChoice::None => (None, None),
         HandlerChoice::Callbacks(h) => (Some(Arc::new(h)), None),
         HandlerChoice::Loopback { redirect_uri, timeout } => {
             let receiver = block_on(LoopbackReceiver::bind(&redirect_uri, timeout))??;
             let bound = receiver.redirect_uri().to_string();
-            (Some(Arc::new(BrowserLoopbackHandler::new(Arc::new(receiver)))), Some(bound))
+            (
+                Some(Arc::new(BrowserLoopbackHandler::new(Arc::new(receiver)))),
+                Some(bound),
+            )
         }
     };
     let mut metadata = match &b.client_metadata_json {
@@ -446,9 +461,9 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     let storage: Arc<dyn TokenStorage> = match b.storage {
         StorageChoice::Memory => Arc::new(MemoryStorage::new()),
         StorageChoice::File(dir) => {
-            let dir = dir
-                .or_else(FileStorage::default_dir)
-                .ok_or_else(|| CoreError::storage("no token directory given and neither XDG_STATE_HOME nor HOME is set"))?;
+            let dir = dir.or_else(FileStorage::default_dir).ok_or_else(|| {
+                CoreError::storage("no token directory given and neither XDG_STATE_HOME nor HOME is set")
+            })?;
             Arc::new(FileStorage::new(dir, &server_url)?)
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
@@ -464,5 +479,8 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     config.skip_resource_check = b.skip_resource_check;
     config.protocol_version = b.protocol_version;
     let core = OAuthClientProvider::new(config, storage, handler)?;
-    Ok(Provider { core, redirect_uri: redirect_uri.as_deref().map(to_cstring) })
+    Ok(Provider {
+        core,
+        redirect_uri: redirect_uri.as_deref().map(to_cstring),
+    })
 }

@@ -92,7 +92,10 @@ pub(crate) enum Failure {
 
 impl Failure {
     pub(crate) fn local(code: mcp_oauth_result, message: impl Into<String>) -> Self {
-        Failure::Local { code, message: message.into() }
+        Failure::Local {
+            code,
+            message: message.into(),
+        }
     }
     pub(crate) fn null(name: &str) -> Self {
         Self::local(mcp_oauth_result::NullParameter, format!("`{name}` must not be NULL"))
@@ -111,7 +114,10 @@ impl Failure {
         )
     }
     pub(crate) fn panic() -> Self {
-        Self::local(mcp_oauth_result::Panic, "the library panicked; the operation was abandoned")
+        Self::local(
+            mcp_oauth_result::Panic,
+            "the library panicked; the operation was abandoned",
+        )
     }
     pub(crate) fn flow(message: impl Into<String>) -> Self {
         Self::local(mcp_oauth_result::Flow, message)
@@ -212,7 +218,9 @@ fn opt_ptr(s: &Option<CString>) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn mcp_oauth_result_name(result: u32) -> *const c_char {
     boundary::guard_value(c"panic".as_ptr(), || {
-        mcp_oauth_result::from_u32(result).map_or(c"unknown", mcp_oauth_result::name).as_ptr()
+        mcp_oauth_result::from_u32(result)
+            .map_or(c"unknown", mcp_oauth_result::name)
+            .as_ptr()
     })
 }
 

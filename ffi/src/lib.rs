@@ -28,9 +28,7 @@ mod error;
 mod log;
 mod provider;
 
-pub use callbacks::{
-    mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks,
-};
+pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 pub use config::*;
 pub use error::*;
 pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
@@ -68,7 +66,10 @@ mod tests {
         let header = include_str!("../../include/mcp_oauth.h");
         let expect = |name: &str, value: &str| {
             let line = format!("#define {name} {value}");
-            assert!(header.contains(&line), "include/mcp_oauth.h lacks `{line}`; update ffi/cbindgen.toml");
+            assert!(
+                header.contains(&line),
+                "include/mcp_oauth.h lacks `{line}`; update ffi/cbindgen.toml"
+            );
         };
         expect("MCP_OAUTH_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR"));
         expect("MCP_OAUTH_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR"));

@@ -47,7 +47,12 @@ pub enum mcp_oauth_log_level {
 /// call `mcp_oauth_set_log_callback`, and a blocking function of this library
 /// returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from it.
 pub type mcp_oauth_log_callback = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, level: mcp_oauth_log_level, target: *const c_char, message: *const c_char),
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        level: mcp_oauth_log_level,
+        target: *const c_char,
+        message: *const c_char,
+    ),
 >;
 
 struct Sink {
@@ -111,7 +116,11 @@ struct Line {
 
 impl Line {
     fn finish(self) -> String {
-        if self.fields.is_empty() { self.message } else { format!("{}{}", self.message, self.fields) }
+        if self.fields.is_empty() {
+            self.message
+        } else {
+            format!("{}{}", self.message, self.fields)
+        }
     }
 }
 

@@ -80,7 +80,10 @@ unsafe fn www_authenticate_arg(values: *const *const c_char, count: usize) -> Re
     }
     // SAFETY: the caller passes `count` readable pointers.
     let slice = unsafe { std::slice::from_raw_parts(values, count) };
-    slice.iter().map(|p| unsafe { str_arg(*p, "www_authenticate[i]") }.map(str::to_string)).collect()
+    slice
+        .iter()
+        .map(|p| unsafe { str_arg(*p, "www_authenticate[i]") }.map(str::to_string))
+        .collect()
 }
 
 /// Free a provider (give back the caller's reference). Operations already
@@ -110,9 +113,11 @@ pub unsafe extern "C" fn mcp_oauth_provider_free(provider: *mut mcp_oauth_provid
 /// does not use it. Borrowed from `provider`: valid until it is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_provider_redirect_uri(provider: *const mcp_oauth_provider) -> *const c_char {
-    boundary::guard_value(std::ptr::null(), || match unsafe { mcp_oauth_provider::borrow(provider) } {
-        Some(p) => p.redirect_uri.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
-        None => std::ptr::null(),
+    boundary::guard_value(std::ptr::null(), || {
+        match unsafe { mcp_oauth_provider::borrow(provider) } {
+            Some(p) => p.redirect_uri.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
+            None => std::ptr::null(),
+        }
     })
 }
 
@@ -306,7 +311,11 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_authorization_async(
     completion: mcp_oauth_completion,
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
-    boundary::guard_code(|| spawn_op(provider, completion, userdata, |p| async move { p.core.authorization().await }))
+    boundary::guard_code(|| {
+        spawn_op(provider, completion, userdata, |p| async move {
+            p.core.authorization().await
+        })
+    })
 }
 
 /// `mcp_oauth_provider_handle_response`, without waiting: `completion` gets
@@ -333,7 +342,10 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response_async(
         let values = unsafe { www_authenticate_arg(www_authenticate, count) }?;
         let sent = unsafe { opt_str_arg(sent_header, "sent_header") }?.map(|s| zeroize::Zeroizing::new(s.to_string()));
         spawn_op(provider, completion, userdata, move |p| async move {
-            let action = p.core.handle_response(status, &values, sent.as_deref().map(String::as_str)).await?;
+            let action = p
+                .core
+                .handle_response(status, &values, sent.as_deref().map(String::as_str))
+                .await?;
             Ok(action_header(action))
         })
     })
@@ -361,4 +373,3 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize_async(
         })
     })
 }
-
