@@ -89,6 +89,26 @@ async def per_request(auth: Any, n: int) -> float:
         return (time.perf_counter() - started) / n
 
 
+async def flow_only(auth: Any, n: int) -> float:
+    """The auth flow alone, driven by hand: one request in, one 200 response back."""
+    request = httpx2.Request("POST", SERVER, content=b"{}")
+    response = httpx2.Response(200, request=request)
+
+    async def once() -> None:
+        flow = auth.async_auth_flow(request)
+        await flow.__anext__()
+        try:
+            await flow.asend(response)
+        except StopAsyncIteration:
+            pass
+
+    await once()  # loads the stored token
+    started = time.perf_counter()
+    for _ in range(n):
+        await once()
+    return (time.perf_counter() - started) / n
+
+
 async def concurrent(auth: Any, count: int = 16) -> tuple[float, float]:
     async with httpx2.AsyncClient(auth=auth, transport=httpx2.MockTransport(held)) as client:
         await client.get(SERVER)
@@ -126,6 +146,14 @@ async def main() -> None:
         print(f"  overhead ratio SDK / ours: {sdk_o / our_o:.1f}x")
     else:
         print("  ours is within measurement noise of setting a fixed header")
+
+    flows = {name: float("inf") for name in makers}
+    for r in range(args.rounds):
+        for name in names[r % 3 :] + names[: r % 3]:
+            flows[name] = min(flows[name], await flow_only(makers[name](), args.requests))
+    print("the auth flow alone (no client, no transport), per request:")
+    for name, t in flows.items():
+        print(f"  {name:18} {t * 1e6:7.2f} us")
 
     print("16 concurrent requests, each held 200 ms by the server:")
     for name in ("mcp SDK 2.3.0", "mcp_oauth_client"):
