@@ -461,6 +461,24 @@ mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_con
                                                             const char *auth_method);
 
 /**
+ * A private key for `private_key_jwt` client authentication (RFC 7523): the
+ * pre-registered client (`mcp_oauth_config_builder_set_static_client`, with
+ * `auth_method` NULL or `"private_key_jwt"`) signs a fresh client assertion
+ * for each token request. `private_key_pem` is a PKCS#8 PEM key; `algorithm`
+ * is `"ES256"` (P-256), the one supported so far; `key_id` (the JWT `kid`)
+ * may be NULL. The key is parsed and copied here; the caller may wipe its
+ * copy at once.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (not a PKCS#8 P-256 key, or an
+ * algorithm other than ES256; the message never contains the key).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_private_key_jwt(struct mcp_oauth_config_builder *builder,
+                                                              const char *private_key_pem,
+                                                              const char *algorithm,
+                                                              const char *key_id);
+
+/**
  * The application's scope (space-separated), which replaces the client
  * metadata's `scope`. Without it, the scope comes from the server's
  * challenge or metadata. Copied.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    AuthorizationHandler, BrowserLoopbackHandler, Error as CoreError, FileStorage, GrantKind, LoopbackReceiver,
+    AuthorizationHandler, BrowserLoopbackHandler, Error as CoreError, FileStorage, GrantKind, JwtSigner, LoopbackReceiver,
     MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, Secret, StaticClient, TokenStorage,
 };
 
@@ -52,6 +52,7 @@ pub(crate) struct Builder {
     client_metadata_json: Option<String>,
     client_metadata_url: Option<String>,
     static_client: Option<StaticClient>,
+    client_assertion_signer: Option<Arc<JwtSigner>>,
     scope: Option<String>,
     timeout: Option<Duration>,
     assume_s256_when_pkce_unadvertised: bool,
@@ -93,6 +94,7 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             client_metadata_json: None,
             client_metadata_url: None,
             static_client: None,
+            client_assertion_signer: None,
             scope: None,
             timeout: None,
             assume_s256_when_pkce_unadvertised: false,
@@ -184,6 +186,33 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
             client_secret,
             token_endpoint_auth_method,
         });
+        Ok(())
+    })
+}
+
+/// A private key for `private_key_jwt` client authentication (RFC 7523): the
+/// pre-registered client (`mcp_oauth_config_builder_set_static_client`, with
+/// `auth_method` NULL or `"private_key_jwt"`) signs a fresh client assertion
+/// for each token request. `private_key_pem` is a PKCS#8 PEM key; `algorithm`
+/// is `"ES256"` (P-256), the one supported so far; `key_id` (the JWT `kid`)
+/// may be NULL. The key is parsed and copied here; the caller may wipe its
+/// copy at once.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (not a PKCS#8 P-256 key, or an
+/// algorithm other than ES256; the message never contains the key).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_private_key_jwt(
+    builder: *mut mcp_oauth_config_builder,
+    private_key_pem: *const c_char,
+    algorithm: *const c_char,
+    key_id: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let pem = Secret::new(unsafe { str_arg(private_key_pem, "private_key_pem") }?);
+        let algorithm = unsafe { str_arg(algorithm, "algorithm") }?;
+        let key_id = unsafe { opt_str_arg(key_id, "key_id") }?.map(str::to_string);
+        b.client_assertion_signer = Some(Arc::new(JwtSigner::from_pem(&pem, algorithm, key_id)?));
         Ok(())
     })
 }
@@ -471,6 +500,7 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     let mut config = ProviderConfig::new(server_url, metadata);
     config.client_metadata_url = b.client_metadata_url;
     config.static_client = b.static_client;
+    config.client_assertion_signer = b.client_assertion_signer;
     config.grant = b.grant;
     if let Some(t) = b.timeout {
         config.timeout = t;

@@ -314,6 +314,25 @@ static void test_invalid_configuration(void)
     mcp_oauth_provider_free(p);
 
     CHECK_CODE("set_log_callback(level 9)", mcp_oauth_set_log_callback(NULL, NULL, 9), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+
+    /* private_key_jwt: the key is checked when it is set, and never echoed. */
+    b = mcp_oauth_config_builder_new();
+    CHECK_CODE("set_private_key_jwt(NULL key)", mcp_oauth_config_builder_set_private_key_jwt(b, NULL, "ES256", NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_private_key_jwt(not a key)",
+               mcp_oauth_config_builder_set_private_key_jwt(b, "-----BEGIN PRIVATE KEY-----\nSECRETJUNK\n", "ES256", NULL),
+               MCP_OAUTH_RESULT_INVALID_CONFIGURATION);
+    CHECK_CODE("set_private_key_jwt(HS256)", mcp_oauth_config_builder_set_private_key_jwt(b, "x", "HS256", NULL),
+               MCP_OAUTH_RESULT_INVALID_CONFIGURATION);
+    static const char p256_key[] = /* a throwaway test key */
+        "-----BEGIN PRIVATE KEY-----\n"
+        "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQ86Z6UHX4TWeyJlf\n"
+        "Mt436B8PWkF9z8fY5PDrplCycvShRANCAATuH1GTgLbcmNfuEMzpTSFHVtwKuCYd\n"
+        "q60FeX2dtwFad9eAODTGKBY/FXq+dC8SjkINsmByD2ddOgFP2eDVWDfr\n"
+        "-----END PRIVATE KEY-----\n";
+    CHECK_CODE("set_private_key_jwt(P-256 PKCS#8)", mcp_oauth_config_builder_set_private_key_jwt(b, p256_key, "ES256", "k1"),
+               MCP_OAUTH_RESULT_OK);
+    mcp_oauth_config_builder_free(b);
 }
 
 static void test_storage_failures(void)
@@ -597,19 +616,25 @@ static void waiter_destroy(struct waiter *w)
 static void on_done(void *userdata, mcp_oauth_result result, const char *value, const mcp_oauth_error *error)
 {
     struct waiter *w = userdata;
-    mcp_oauth_result blocking = MCP_OAUTH_RESULT_OK, async = MCP_OAUTH_RESULT_OK;
-    if (w->reenter) {
+    /* Take the provider to re-enter under the lock, so that only the first
+     * completion re-enters even when the nested one finishes first. */
+    pthread_mutex_lock(&w->mu);
+    mcp_oauth_provider *reenter = w->reenter;
+    w->reenter = NULL; /* the nested completion only counts */
+    pthread_mutex_unlock(&w->mu);
+    if (reenter) {
         char *h = NULL;
-        blocking = mcp_oauth_provider_get_authorization(w->reenter, &h, NULL);
+        mcp_oauth_result blocking = mcp_oauth_provider_get_authorization(reenter, &h, NULL);
         mcp_oauth_string_free(h);
-        async = mcp_oauth_provider_get_authorization_async(w->reenter, on_done, w);
+        pthread_mutex_lock(&w->mu);
+        w->reenter_blocking = blocking;
+        pthread_mutex_unlock(&w->mu);
+        mcp_oauth_result async = mcp_oauth_provider_get_authorization_async(reenter, on_done, w);
+        pthread_mutex_lock(&w->mu);
+        w->reenter_async = async;
+        pthread_mutex_unlock(&w->mu);
     }
     pthread_mutex_lock(&w->mu);
-    if (w->reenter) {
-        w->reenter_blocking = blocking;
-        w->reenter_async = async;
-        w->reenter = NULL; /* the nested completion only counts */
-    }
     w->calls++;
     w->result = result;
     snprintf(w->value, sizeof w->value, "%s", value ? value : "");
