@@ -47,6 +47,8 @@ struct options {
     const char *client_id;
     const char *client_secret;
     const char *auth_method;
+    const char *private_key_file;
+    const char *signing_alg;
     const char *client_metadata_url;
     const char *scope;
     const char *protocol_version;
@@ -79,6 +81,8 @@ static void usage(FILE *out)
             "  --client-id ID           pre-registered client ID\n"
             "  --client-secret SECRET   its secret (confidential clients)\n"
             "  --auth-method METHOD     none, client_secret_basic or client_secret_post\n"
+            "  --private-key FILE       PKCS#8 PEM key for private_key_jwt (with --client-id)\n"
+            "  --signing-alg ALG        its JWT algorithm (default ES256)\n"
             "  --client-metadata-url U  a Client ID Metadata Document URL to use as client_id\n"
             "  --scope SCOPE            scopes to ask for (space-separated)\n"
             "  --client-credentials     the client credentials grant (needs --client-id)\n"
@@ -123,6 +127,10 @@ static int parse_options(int argc, char **argv, struct options *o)
             VALUE(client_secret);
         } else if (!strcmp(a, "--auth-method")) {
             VALUE(auth_method);
+        } else if (!strcmp(a, "--private-key")) {
+            VALUE(private_key_file);
+        } else if (!strcmp(a, "--signing-alg")) {
+            VALUE(signing_alg);
         } else if (!strcmp(a, "--client-metadata-url")) {
             VALUE(client_metadata_url);
         } else if (!strcmp(a, "--scope")) {
@@ -671,6 +679,42 @@ static void headless_release(void *userdata)
 
 /* ------------------------------------------------------------------ provider */
 
+/* Overwrite and free a buffer this program allocated (not the library's). */
+static void wipe_and_free(char *buf, size_t cap)
+{
+    volatile char *p = buf;
+    for (size_t i = 0; i < cap; i++)
+        p[i] = 0;
+    free(buf);
+}
+
+/* Read a whole (small) secret file into a buffer of PRIVATE_KEY_CAP + 1
+ * bytes; NULL with a message on failure. */
+#define PRIVATE_KEY_CAP 16384
+static char *read_secret_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "mcp_client: cannot open %s\n", path);
+        return NULL;
+    }
+    size_t cap = PRIVATE_KEY_CAP, len = 0;
+    char *buf = malloc(cap + 1);
+    if (buf) {
+        len = fread(buf, 1, cap, f);
+        buf[len] = '\0';
+    }
+    int bad = !buf || ferror(f) || !feof(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "mcp_client: cannot read %s (missing, or over %zu bytes)\n", path, cap);
+        if (buf)
+            wipe_and_free(buf, cap + 1);
+        return NULL;
+    }
+    return buf;
+}
+
 static mcp_oauth_provider *make_provider(const struct options *o)
 {
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
@@ -701,6 +745,15 @@ static mcp_oauth_provider *make_provider(const struct options *o)
         rc = mcp_oauth_config_builder_set_scope(b, o->scope);
     if (rc == MCP_OAUTH_RESULT_OK && o->client_id)
         rc = mcp_oauth_config_builder_set_static_client(b, o->client_id, o->client_secret, o->auth_method);
+    if (rc == MCP_OAUTH_RESULT_OK && o->private_key_file) {
+        char *pem = read_secret_file(o->private_key_file);
+        if (!pem) {
+            mcp_oauth_config_builder_free(b);
+            return NULL;
+        }
+        rc = mcp_oauth_config_builder_set_private_key_jwt(b, pem, o->signing_alg ? o->signing_alg : "ES256", NULL);
+        wipe_and_free(pem, PRIVATE_KEY_CAP + 1);
+    }
     if (rc == MCP_OAUTH_RESULT_OK && o->client_metadata_url)
         rc = mcp_oauth_config_builder_set_client_metadata_url(b, o->client_metadata_url);
     if (rc == MCP_OAUTH_RESULT_OK)
