@@ -28,12 +28,22 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let mut a = Args { server: String::new(), token_dir: None, port: 0, scope: None, cimd: None };
+    let mut a = Args {
+        server: String::new(),
+        token_dir: None,
+        port: 0,
+        scope: None,
+        cimd: None,
+    };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--token-dir" => a.token_dir = Some(value("--token-dir")?),
-            "--redirect-port" => a.port = value("--redirect-port")?.parse().map_err(|e| format!("--redirect-port: {e}"))?,
+            "--redirect-port" => {
+                a.port = value("--redirect-port")?
+                    .parse()
+                    .map_err(|e| format!("--redirect-port: {e}"))?
+            }
             "--scope" => a.scope = Some(value("--scope")?),
             "--client-metadata-url" => a.cimd = Some(value("--client-metadata-url")?),
             "-h" | "--help" => return Err(String::new()),
@@ -51,8 +61,7 @@ fn parse_args() -> Result<Args, String> {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "mcp_oauth_client=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "mcp_oauth_client=info".into()),
         )
         .with_target(false)
         .init();
@@ -62,7 +71,9 @@ async fn main() {
             if !e.is_empty() {
                 eprintln!("error: {e}");
             }
-            eprintln!("usage: login [--token-dir DIR] [--redirect-port N] [--scope S] [--client-metadata-url URL] MCP_SERVER_URL");
+            eprintln!(
+                "usage: login [--token-dir DIR] [--redirect-port N] [--scope S] [--client-metadata-url URL] MCP_SERVER_URL"
+            );
             std::process::exit(2);
         }
     };
@@ -74,15 +85,20 @@ async fn main() {
 
 async fn run(args: Args) -> mcp_oauth_client::Result<()> {
     let receiver = Arc::new(
-        LoopbackReceiver::bind(&format!("http://127.0.0.1:{}/callback", args.port), Duration::from_secs(300)).await?,
+        LoopbackReceiver::bind(
+            &format!("http://127.0.0.1:{}/callback", args.port),
+            Duration::from_secs(300),
+        )
+        .await?,
     );
     let mut metadata = OAuthClientMetadata::new(vec![receiver.redirect_uri().to_string()]);
     metadata.client_name = Some("mcp-oauth-client login example".into());
     metadata.scope = args.scope;
     let dir = match args.token_dir {
         Some(d) => d.into(),
-        None => FileStorage::default_dir()
-            .ok_or_else(|| mcp_oauth_client::Error::config("no HOME: pass --token-dir"))?,
+        None => {
+            FileStorage::default_dir().ok_or_else(|| mcp_oauth_client::Error::config("no HOME: pass --token-dir"))?
+        }
     };
     let storage = Arc::new(FileStorage::new(&dir, &args.server)?);
     println!("token store: {}", storage.path().display());
@@ -107,7 +123,9 @@ async fn run(args: Args) -> mcp_oauth_client::Result<()> {
     };
     let header = provider.authorization().await?;
     println!("stored token: {}", if header.is_some() { "yes" } else { "no" });
-    let mut resp = send(header.clone()).await.map_err(|e| mcp_oauth_client::Error::config(format!("MCP request failed: {e}")))?;
+    let mut resp = send(header.clone())
+        .await
+        .map_err(|e| mcp_oauth_client::Error::config(format!("MCP request failed: {e}")))?;
     if matches!(resp.status().as_u16(), 401 | 403) {
         println!("server answered {}: authorizing", resp.status());
         let challenges: Vec<String> = resp
@@ -116,10 +134,13 @@ async fn run(args: Args) -> mcp_oauth_client::Result<()> {
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
-        if let ResponseAction::Retry(h) =
-            provider.handle_response(resp.status().as_u16(), &challenges, header.as_deref()).await?
+        if let ResponseAction::Retry(h) = provider
+            .handle_response(resp.status().as_u16(), &challenges, header.as_deref())
+            .await?
         {
-            resp = send(Some(h)).await.map_err(|e| mcp_oauth_client::Error::config(format!("MCP request failed: {e}")))?;
+            resp = send(Some(h))
+                .await
+                .map_err(|e| mcp_oauth_client::Error::config(format!("MCP request failed: {e}")))?;
         }
     }
     println!("initialize: HTTP {}", resp.status());

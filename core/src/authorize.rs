@@ -30,7 +30,10 @@ impl Pkce {
     pub fn generate() -> Result<Self> {
         let verifier = URL_SAFE_NO_PAD.encode(random_bytes::<48>()?);
         let challenge = Self::challenge_for(&verifier);
-        Ok(Pkce { verifier: Secret::new(verifier), challenge })
+        Ok(Pkce {
+            verifier: Secret::new(verifier),
+            challenge,
+        })
     }
 
     /// The S256 challenge for a verifier.
@@ -71,7 +74,12 @@ impl std::fmt::Debug for AuthorizationCodeResult {
 impl AuthorizationCodeResult {
     /// A successful result.
     pub fn new(code: impl Into<String>, state: Option<String>, iss: Option<String>) -> Self {
-        AuthorizationCodeResult { code: Some(Secret::new(code)), state, iss, error: None }
+        AuthorizationCodeResult {
+            code: Some(Secret::new(code)),
+            state,
+            iss,
+            error: None,
+        }
     }
 
     /// Read the result from the query of a redirect URL (or a bare query string).
@@ -83,7 +91,9 @@ impl AuthorizationCodeResult {
         Ok(Self::from_pairs(url::form_urlencoded::parse(query.as_bytes())))
     }
 
-    pub(crate) fn from_pairs<'a>(pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>) -> Self {
+    pub(crate) fn from_pairs<'a>(
+        pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+    ) -> Self {
         let mut r = AuthorizationCodeResult::default();
         let mut err = OAuthErrorFields::default();
         for (k, v) in pairs {
@@ -203,7 +213,10 @@ pub fn validate_callback(pending: &PendingAuthorization, result: &AuthorizationC
     }
     match &result.code {
         Some(code) if !code.expose().is_empty() => Ok(code.clone()),
-        _ => Err(Error::flow(Step::Callback, "the redirect carries no authorization code")),
+        _ => Err(Error::flow(
+            Step::Callback,
+            "the redirect carries no authorization code",
+        )),
     }
 }
 
@@ -287,8 +300,16 @@ mod tests {
         let e = validate_callback(&p, &denied).unwrap_err();
         assert_eq!(e.oauth_error(), Some("access_denied"));
         assert_eq!(e.oauth().unwrap().error_description.as_deref(), Some("no way"));
-        let no_code = AuthorizationCodeResult { state: Some(p.state.clone()), ..Default::default() };
-        assert!(validate_callback(&p, &no_code).unwrap_err().to_string().contains("no authorization code"));
+        let no_code = AuthorizationCodeResult {
+            state: Some(p.state.clone()),
+            ..Default::default()
+        };
+        assert!(
+            validate_callback(&p, &no_code)
+                .unwrap_err()
+                .to_string()
+                .contains("no authorization code")
+        );
         let ok = AuthorizationCodeResult::from_redirect(&format!("?code=abc&state={}", p.state)).unwrap();
         assert_eq!(validate_callback(&p, &ok).unwrap().expose(), "abc");
     }

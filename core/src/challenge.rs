@@ -42,7 +42,11 @@ pub struct ParseError {
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "malformed WWW-Authenticate at byte {}: {}", self.position, self.message)
+        write!(
+            f,
+            "malformed WWW-Authenticate at byte {}: {}",
+            self.position, self.message
+        )
     }
 }
 
@@ -79,7 +83,10 @@ impl<'a> Parser<'a> {
     }
 
     fn err(&self, message: &'static str) -> ParseError {
-        ParseError { position: self.pos, message }
+        ParseError {
+            position: self.pos,
+            message,
+        }
     }
 
     fn token(&mut self) -> Option<&'a str> {
@@ -187,7 +194,10 @@ impl<'a> Parser<'a> {
 
 /// Parse one `WWW-Authenticate` header value into its challenges.
 pub fn parse(header: &str) -> Result<Vec<Challenge>, ParseError> {
-    let mut p = Parser { s: header.as_bytes(), pos: 0 };
+    let mut p = Parser {
+        s: header.as_bytes(),
+        pos: 0,
+    };
     let mut out = Vec::new();
     loop {
         p.skip_ows_and_commas();
@@ -195,7 +205,11 @@ pub fn parse(header: &str) -> Result<Vec<Challenge>, ParseError> {
             break;
         }
         let scheme = p.token().ok_or_else(|| p.err("expected an auth scheme"))?.to_string();
-        let mut ch = Challenge { scheme, token68: None, params: Vec::new() };
+        let mut ch = Challenge {
+            scheme,
+            token68: None,
+            params: Vec::new(),
+        };
         let had_space = matches!(p.peek(), Some(b' ' | b'\t'));
         p.skip_ows();
         match p.peek() {
@@ -289,13 +303,19 @@ mod tests {
             want: Vec<(&'static str, Option<&'static str>, Vec<(&'static str, &'static str)>)>,
         }
         let cases = vec![
-            Case { input: "Bearer", want: vec![("Bearer", None, vec![])] },
+            Case {
+                input: "Bearer",
+                want: vec![("Bearer", None, vec![])],
+            },
             Case {
                 input: r#"Bearer resource_metadata="https://r.example/.well-known/oauth-protected-resource""#,
                 want: vec![(
                     "Bearer",
                     None,
-                    vec![("resource_metadata", "https://r.example/.well-known/oauth-protected-resource")],
+                    vec![(
+                        "resource_metadata",
+                        "https://r.example/.well-known/oauth-protected-resource",
+                    )],
                 )],
             },
             Case {
@@ -334,8 +354,14 @@ mod tests {
                 input: r#"Bearer scope="first", scope="second""#,
                 want: vec![("Bearer", None, vec![("scope", "first")])],
             },
-            Case { input: "  ", want: vec![] },
-            Case { input: "Bearer, Basic", want: vec![("Bearer", None, vec![]), ("Basic", None, vec![])] },
+            Case {
+                input: "  ",
+                want: vec![],
+            },
+            Case {
+                input: "Bearer, Basic",
+                want: vec![("Bearer", None, vec![]), ("Basic", None, vec![])],
+            },
         ];
         for case in cases {
             let got = parse(case.input).unwrap_or_else(|e| panic!("{:?}: {e}", case.input));

@@ -86,14 +86,18 @@ pub fn default_resource_check(server: &Url, resource: &str) -> std::result::Resu
         || res.host_str().map(str::to_ascii_lowercase) != server.host_str().map(str::to_ascii_lowercase)
         || res.port_or_known_default() != server.port_or_known_default()
     {
-        return Err(format!("resource {resource:?} is on another origin than the MCP server {server}"));
+        return Err(format!(
+            "resource {resource:?} is on another origin than the MCP server {server}"
+        ));
     }
     let rp = res.path().trim_end_matches('/');
     let sp = server.path().trim_end_matches('/');
     if rp.is_empty() || sp == rp || sp.starts_with(&format!("{rp}/")) {
         Ok(())
     } else {
-        Err(format!("resource {resource:?} does not cover the MCP server path {sp:?}"))
+        Err(format!(
+            "resource {resource:?} does not cover the MCP server path {sp:?}"
+        ))
     }
 }
 
@@ -103,12 +107,20 @@ enum Fetched<T> {
 }
 
 fn oauth_status_error(step: Step, what: &str, resp: &HttpResponse, url: &Url) -> Error {
-    Error::flow(step, format!("{what} request failed with a server error; not falling back"))
-        .with_status(resp.status)
-        .with_url(url)
+    Error::flow(
+        step,
+        format!("{what} request failed with a server error; not falling back"),
+    )
+    .with_status(resp.status)
+    .with_url(url)
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(http: &Http, url: &Url, step: Step, what: &str) -> Result<Fetched<T>> {
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &Http,
+    url: &Url,
+    step: Step,
+    what: &str,
+) -> Result<Fetched<T>> {
     let resp = http.send(http.request("GET", url.clone()), step).await?;
     match resp.status {
         200 => {
@@ -118,9 +130,11 @@ async fn get_json<T: serde::de::DeserializeOwned>(http: &Http, url: &Url, step: 
             }
             match serde_json::from_slice::<T>(&resp.body) {
                 Ok(v) => Ok(Fetched::Found(v)),
-                Err(e) => Err(Error::flow(step, format!("{what} is not valid JSON of the expected shape ({e})"))
-                    .with_status(200)
-                    .with_url(url)),
+                Err(e) => Err(
+                    Error::flow(step, format!("{what} is not valid JSON of the expected shape ({e})"))
+                        .with_status(200)
+                        .with_url(url),
+                ),
             }
         }
         429 | 500..=599 => Err(oauth_status_error(step, what, &resp, url)),
@@ -136,7 +150,9 @@ pub async fn fetch_resource_metadata(
     from_challenge: Option<&str>,
 ) -> Result<Option<(ProtectedResourceMetadata, Url)>> {
     for url in resource_metadata_urls(server, from_challenge) {
-        match get_json::<ProtectedResourceMetadata>(http, &url, Step::ResourceMetadata, "protected resource metadata").await {
+        match get_json::<ProtectedResourceMetadata>(http, &url, Step::ResourceMetadata, "protected resource metadata")
+            .await
+        {
             Ok(Fetched::Found(prm)) => return Ok(Some((prm, url))),
             Ok(Fetched::NotFound) => continue,
             // A malformed document at one URL: try the next, as a missing one.
@@ -171,7 +187,8 @@ pub fn check_resource(
 /// Whether two issuer identifiers are the same (RFC 8414 §3.3: identical;
 /// an empty path and `/` are the same URL).
 pub fn same_issuer(expected: &str, got: &str) -> bool {
-    expected == got || expected.trim_end_matches('/') == got && Url::parse(got).is_ok_and(|u| u.path() == "/")
+    expected == got
+        || expected.trim_end_matches('/') == got && Url::parse(got).is_ok_and(|u| u.path() == "/")
         || got.trim_end_matches('/') == expected && Url::parse(expected).is_ok_and(|u| u.path() == "/")
 }
 
@@ -182,9 +199,20 @@ pub async fn fetch_authorization_server_metadata(
     issuer: &str,
 ) -> Result<Option<AuthorizationServerMetadata>> {
     let issuer_url = parse_server_url(issuer, "authorization server issuer", Step::AuthorizationServerMetadata)?;
-    require_secure(&issuer_url, "authorization server issuer", Step::AuthorizationServerMetadata)?;
+    require_secure(
+        &issuer_url,
+        "authorization server issuer",
+        Step::AuthorizationServerMetadata,
+    )?;
     for url in authorization_server_metadata_urls(&issuer_url) {
-        match get_json::<AuthorizationServerMetadata>(http, &url, Step::AuthorizationServerMetadata, "authorization server metadata").await {
+        match get_json::<AuthorizationServerMetadata>(
+            http,
+            &url,
+            Step::AuthorizationServerMetadata,
+            "authorization server metadata",
+        )
+        .await
+        {
             Ok(Fetched::Found(meta)) => {
                 if !same_issuer(issuer, &meta.issuer) {
                     return Err(Error::flow(
@@ -277,7 +305,10 @@ mod tests {
     #[test]
     fn prm_urls_in_spec_order() {
         assert_eq!(
-            strs(resource_metadata_urls(&u("https://ex.com/public/mcp"), Some("https://ex.com/custom/prm"))),
+            strs(resource_metadata_urls(
+                &u("https://ex.com/public/mcp"),
+                Some("https://ex.com/custom/prm")
+            )),
             vec![
                 "https://ex.com/custom/prm",
                 "https://ex.com/.well-known/oauth-protected-resource/public/mcp",
@@ -289,7 +320,10 @@ mod tests {
             vec!["https://ex.com/.well-known/oauth-protected-resource"]
         );
         assert_eq!(
-            strs(resource_metadata_urls(&u("http://127.0.0.1:8000/mcp/"), Some("ftp://x/y"))),
+            strs(resource_metadata_urls(
+                &u("http://127.0.0.1:8000/mcp/"),
+                Some("ftp://x/y")
+            )),
             vec![
                 "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp",
                 "http://127.0.0.1:8000/.well-known/oauth-protected-resource",

@@ -49,7 +49,11 @@ pub async fn open_browser(url: &Url) -> Result<()> {
     if cfg!(target_os = "macos") {
         candidates.push(vec!["open".into(), url_s.clone()]);
     } else if cfg!(windows) {
-        candidates.push(vec!["rundll32".into(), "url.dll,FileProtocolHandler".into(), url_s.clone()]);
+        candidates.push(vec![
+            "rundll32".into(),
+            "url.dll,FileProtocolHandler".into(),
+            url_s.clone(),
+        ]);
     } else {
         candidates.push(vec!["xdg-open".into(), url_s.clone()]);
     }
@@ -123,7 +127,11 @@ impl LoopbackReceiver {
             .local_addr()
             .map_err(|e| Error::config(format!("cannot read the listening address: {e}")))?;
         let _ = url.set_port(Some(actual.port()));
-        let path = if url.path().is_empty() { "/".to_string() } else { url.path().to_string() };
+        let path = if url.path().is_empty() {
+            "/".to_string()
+        } else {
+            url.path().to_string()
+        };
         Ok(LoopbackReceiver {
             listener: tokio::sync::Mutex::new(listener),
             redirect_uri: url.to_string(),
@@ -192,7 +200,11 @@ impl LoopbackReceiver {
                     continue;
                 }
             }
-            let page = if result.error.is_some() { FAILURE_PAGE } else { SUCCESS_PAGE };
+            let page = if result.error.is_some() {
+                FAILURE_PAGE
+            } else {
+                SUCCESS_PAGE
+            };
             let _ = respond(&mut stream, 200, "OK", page).await;
             return Ok(result);
         }
@@ -227,7 +239,11 @@ fn request_target(head: &str) -> Option<String> {
 }
 
 async fn respond(stream: &mut tokio::net::TcpStream, code: u16, reason: &str, body: &str) -> std::io::Result<()> {
-    let ct = if body.starts_with("<!doctype") { "text/html; charset=utf-8" } else { "text/plain; charset=utf-8" };
+    let ct = if body.starts_with("<!doctype") {
+        "text/html; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     let head = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
@@ -277,7 +293,9 @@ mod tests {
 
     async fn get(addr: &str, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -285,7 +303,11 @@ mod tests {
 
     #[tokio::test]
     async fn receiver_rejects_wrong_state_and_accepts_right_one() {
-        let r = Arc::new(LoopbackReceiver::bind("http://127.0.0.1:0/callback", Duration::from_secs(5)).await.unwrap());
+        let r = Arc::new(
+            LoopbackReceiver::bind("http://127.0.0.1:0/callback", Duration::from_secs(5))
+                .await
+                .unwrap(),
+        );
         let uri = Url::parse(r.redirect_uri()).unwrap();
         assert_ne!(uri.port(), Some(0));
         r.expect_state(Some("good".into()));
@@ -295,7 +317,11 @@ mod tests {
             tokio::spawn(async move { r.wait().await })
         };
         assert!(get(&addr, "/other?code=x&state=good").await.starts_with("HTTP/1.1 404"));
-        assert!(get(&addr, "/callback?code=x&state=evil").await.starts_with("HTTP/1.1 400"));
+        assert!(
+            get(&addr, "/callback?code=x&state=evil")
+                .await
+                .starts_with("HTTP/1.1 400")
+        );
         let ok = get(&addr, "/callback?code=abc&state=good&iss=https%3A%2F%2Fas").await;
         assert!(ok.starts_with("HTTP/1.1 200") && ok.contains("signed in"));
         let res = waiter.await.unwrap().unwrap();
@@ -305,11 +331,21 @@ mod tests {
 
     #[tokio::test]
     async fn receiver_times_out_and_refuses_non_loopback() {
-        let r = LoopbackReceiver::bind("http://localhost:0/cb", Duration::from_millis(100)).await.unwrap();
+        let r = LoopbackReceiver::bind("http://localhost:0/cb", Duration::from_millis(100))
+            .await
+            .unwrap();
         assert!(r.redirect_uri().starts_with("http://localhost:"));
         let e = r.wait().await.unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Handler);
-        assert!(LoopbackReceiver::bind("http://example.com:0/cb", Duration::from_secs(1)).await.is_err());
-        assert!(LoopbackReceiver::bind("https://127.0.0.1:0/cb", Duration::from_secs(1)).await.is_err());
+        assert!(
+            LoopbackReceiver::bind("http://example.com:0/cb", Duration::from_secs(1))
+                .await
+                .is_err()
+        );
+        assert!(
+            LoopbackReceiver::bind("https://127.0.0.1:0/cb", Duration::from_secs(1))
+                .await
+                .is_err()
+        );
     }
 }

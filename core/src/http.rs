@@ -139,7 +139,10 @@ impl HttpTransport for ReqwestTransport {
             "POST" => reqwest::Method::POST,
             _ => reqwest::Method::GET,
         };
-        let mut rb = self.client.request(method, request.url.clone()).timeout(request.timeout);
+        let mut rb = self
+            .client
+            .request(method, request.url.clone())
+            .timeout(request.timeout);
         for (k, v) in &request.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -161,7 +164,10 @@ impl HttpTransport for ReqwestTransport {
                 if len as usize > request.max_response_bytes {
                     return Err(TransportError {
                         failure: NetworkFailure::ResponseTooLarge,
-                        message: format!("response of {len} bytes is over the limit of {}", request.max_response_bytes),
+                        message: format!(
+                            "response of {len} bytes is over the limit of {}",
+                            request.max_response_bytes
+                        ),
                     });
                 }
             }
@@ -184,7 +190,10 @@ impl HttpTransport for ReqwestTransport {
         // keep resetting nothing: bound the whole exchange as well.
         match tokio::time::timeout(request.timeout + Duration::from_millis(100), fut).await {
             Ok(r) => r,
-            Err(_) => Err(TransportError { failure: NetworkFailure::Timeout, message: "timed out".into() }),
+            Err(_) => Err(TransportError {
+                failure: NetworkFailure::Timeout,
+                message: "timed out".into(),
+            }),
         }
     }
 }
@@ -192,7 +201,9 @@ impl HttpTransport for ReqwestTransport {
 /// Whether a URL's host is a loopback address or `localhost`.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -204,7 +215,11 @@ pub fn require_secure(url: &Url, what: &str, step: Step) -> Result<()> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        _ => Err(Error::flow(step, format!("{what} must use https (plain http is allowed only on loopback)")).with_url(url)),
+        _ => Err(Error::flow(
+            step,
+            format!("{what} must use https (plain http is allowed only on loopback)"),
+        )
+        .with_url(url)),
     }
 }
 
@@ -227,15 +242,24 @@ impl Http {
         if let Some(v) = &self.protocol_version {
             headers.push(("mcp-protocol-version".into(), v.clone()));
         }
-        HttpRequest { method, url, headers, body: None, timeout: self.timeout, max_response_bytes: MAX_RESPONSE_BYTES }
+        HttpRequest {
+            method,
+            url,
+            headers,
+            body: None,
+            timeout: self.timeout,
+            max_response_bytes: MAX_RESPONSE_BYTES,
+        }
     }
 
     pub(crate) async fn send(&self, req: HttpRequest, step: Step) -> Result<HttpResponse> {
         let url = req.url.clone();
         tracing::debug!(method = req.method, url = %redact_query(&url), step = %step, "sending");
-        let resp = self.transport.send(req).await.map_err(|e| {
-            Error::network(step, e.failure, e.message).with_url(&url)
-        })?;
+        let resp = self
+            .transport
+            .send(req)
+            .await
+            .map_err(|e| Error::network(step, e.failure, e.message).with_url(&url))?;
         tracing::debug!(status = resp.status, url = %redact_query(&url), "received");
         Ok(resp)
     }
@@ -278,9 +302,28 @@ mod tests {
         ] {
             assert_eq!(is_loopback(&Url::parse(u).unwrap()), lb, "{u}");
         }
-        assert!(require_secure(&Url::parse("https://as.example/token").unwrap(), "token endpoint", Step::TokenExchange).is_ok());
-        assert!(require_secure(&Url::parse("http://127.0.0.1/token").unwrap(), "token endpoint", Step::TokenExchange).is_ok());
-        let e = require_secure(&Url::parse("http://as.example/token").unwrap(), "token endpoint", Step::TokenExchange).unwrap_err();
+        assert!(
+            require_secure(
+                &Url::parse("https://as.example/token").unwrap(),
+                "token endpoint",
+                Step::TokenExchange
+            )
+            .is_ok()
+        );
+        assert!(
+            require_secure(
+                &Url::parse("http://127.0.0.1/token").unwrap(),
+                "token endpoint",
+                Step::TokenExchange
+            )
+            .is_ok()
+        );
+        let e = require_secure(
+            &Url::parse("http://as.example/token").unwrap(),
+            "token endpoint",
+            Step::TokenExchange,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("https"));
     }
 }

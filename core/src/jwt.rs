@@ -23,7 +23,10 @@ pub struct JwtSigner {
 
 impl std::fmt::Debug for JwtSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtSigner").field("alg", &"ES256").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("JwtSigner")
+            .field("alg", &"ES256")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,44 +69,83 @@ pub(crate) fn random_jti() -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-/// `private_key_jwt` client authentication (RFC 7523 §2.2, OpenID Connect
-/// Core §9): a fresh assertion per request with `iss` = `sub` = client ID,
-/// `aud` = the authorization server's issuer, a five-minute `exp`, `iat`
-/// and a random `jti`.
-pub struct PrivateKeyJwt {
-    client_id: String,
-    signer: Arc<JwtSigner>,
-}
-
-impl PrivateKeyJwt {
-    /// The method for `client_id` with `signer`.
-    pub fn new(client_id: impl Into<String>, signer: Arc<JwtSigner>) -> Self {
-        PrivateKeyJwt { client_id: client_id.into(), signer }
+impl JwtSigner {
+    /// An RFC 7523 §3 client assertion: `iss`, `sub`, `aud`, `iat`, `exp`
+    /// (`lifetime_secs` from now) and a random `jti`, plus any extra claims
+    /// (which cannot replace those).
+    pub fn client_assertion(
+        &self,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        lifetime_secs: u64,
+        extra_claims: Option<&serde_json::Map<String, Value>>,
+    ) -> Secret {
+        let now = now_unix() as i64;
+        let mut claims = serde_json::Map::new();
+        if let Some(extra) = extra_claims {
+            claims.extend(extra.clone());
+        }
+        claims.insert("iss".into(), json!(issuer));
+        claims.insert("sub".into(), json!(subject));
+        claims.insert("aud".into(), json!(audience));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + lifetime_secs as i64));
+        claims.insert("jti".into(), json!(random_jti()));
+        Secret::new(self.sign("JWT", None, &Value::Object(claims)))
     }
 }
 
+/// Makes the client assertion for a token request: a JWT signed by a key the
+/// client holds, or one a platform or another process provides.
+#[async_trait::async_trait]
+pub trait AssertionProvider: Send + Sync {
+    /// An assertion for `client_id` whose audience is `audience` (the
+    /// authorization server's issuer).
+    async fn assertion(&self, client_id: &str, audience: &str) -> Result<Secret>;
+}
+
+#[async_trait::async_trait]
+impl AssertionProvider for JwtSigner {
+    async fn assertion(&self, client_id: &str, audience: &str) -> Result<Secret> {
+        Ok(self.client_assertion(client_id, client_id, audience, 300, None))
+    }
+}
+
+/// `private_key_jwt` client authentication (RFC 7523 §2.2, OpenID Connect
+/// Core §9): a fresh assertion per request, with `aud` = the authorization
+/// server's issuer.
+pub struct PrivateKeyJwt {
+    client_id: String,
+    provider: Arc<dyn AssertionProvider>,
+}
+
+impl PrivateKeyJwt {
+    /// The method for `client_id`, with assertions from `provider`.
+    pub fn new(client_id: impl Into<String>, provider: Arc<dyn AssertionProvider>) -> Self {
+        PrivateKeyJwt {
+            client_id: client_id.into(),
+            provider,
+        }
+    }
+}
+
+#[async_trait::async_trait]
 impl ClientAuthenticator for PrivateKeyJwt {
     fn method(&self) -> &str {
         "private_key_jwt"
     }
 
-    fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
-        let now = now_unix() as i64;
-        let claims = json!({
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": parts.issuer,
-            "iat": now,
-            "exp": now + 300,
-            "jti": random_jti(),
-        });
-        let assertion = self.signer.sign("JWT", None, &claims);
+    async fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
+        let assertion = self.provider.assertion(&self.client_id, parts.issuer).await?;
         parts.form.push(("client_id".into(), self.client_id.clone()));
         parts.form.push((
             "client_assertion_type".into(),
             "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
         ));
-        parts.form.push(("client_assertion".into(), assertion));
+        parts
+            .form
+            .push(("client_assertion".into(), assertion.expose().to_string()));
         Ok(())
     }
 }
@@ -114,8 +156,8 @@ mod tests {
     use p256::ecdsa::{VerifyingKey, signature::Verifier};
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
-    #[test]
-    fn assertion_is_a_valid_es256_jwt_with_the_required_claims() {
+    #[tokio::test]
+    async fn assertion_is_a_valid_es256_jwt_with_the_required_claims() {
         let key = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
         let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
         let signer = Arc::new(JwtSigner::from_pem(&Secret::new(pem.as_str()), "ES256", Some("k1".into())).unwrap());
@@ -123,10 +165,19 @@ mod tests {
         let mut form = Vec::new();
         let mut headers = Vec::new();
         let ep = url::Url::parse("https://as.ex/token").unwrap();
-        auth.apply(TokenRequestParts { form: &mut form, headers: &mut headers, token_endpoint: &ep, issuer: "https://as.ex" })
-            .unwrap();
+        auth.apply(TokenRequestParts {
+            form: &mut form,
+            headers: &mut headers,
+            token_endpoint: &ep,
+            issuer: "https://as.ex",
+        })
+        .await
+        .unwrap();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
-        assert_eq!(get("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        assert_eq!(
+            get("client_assertion_type"),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
         let jwt = get("client_assertion");
         let parts: Vec<&str> = jwt.split('.').collect();
         let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();

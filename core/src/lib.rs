@@ -61,7 +61,7 @@ pub use authorize::AuthorizationCodeResult;
 pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step};
 pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
 pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError};
-pub use jwt::{JwtSigner, PrivateKeyJwt};
+pub use jwt::{AssertionProvider, JwtSigner, PrivateKeyJwt};
 pub use model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,

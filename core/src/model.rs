@@ -256,8 +256,8 @@ impl OAuthClientMetadata {
 
     /// Parse and validate from JSON (the same schema as the Python model).
     pub fn from_json(json: &str) -> crate::Result<Self> {
-        let m: OAuthClientMetadata = serde_json::from_str(json)
-            .map_err(|e| crate::Error::config(format!("invalid client metadata: {e}")))?;
+        let m: OAuthClientMetadata =
+            serde_json::from_str(json).map_err(|e| crate::Error::config(format!("invalid client metadata: {e}")))?;
         m.validate()?;
         Ok(m)
     }
@@ -270,8 +270,9 @@ impl OAuthClientMetadata {
             ));
         }
         for uri in &self.redirect_uris {
-            let parsed = url::Url::parse(uri)
-                .map_err(|e| crate::Error::config(format!("client metadata: redirect_uris: {uri:?} is not a URL: {e}")))?;
+            let parsed = url::Url::parse(uri).map_err(|e| {
+                crate::Error::config(format!("client metadata: redirect_uris: {uri:?} is not a URL: {e}"))
+            })?;
             if parsed.fragment().is_some() {
                 return Err(crate::Error::config(format!(
                     "client metadata: redirect_uris: {uri:?} must not have a fragment"

@@ -23,11 +23,11 @@ use crate::discovery::{
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::handler::AuthorizationHandler;
 use crate::http::{Http, HttpTransport, ReqwestTransport, parse_server_url, require_secure};
+use crate::jwt::{AssertionProvider, PrivateKeyJwt};
 use crate::model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,
 };
-use crate::jwt::{JwtSigner, PrivateKeyJwt};
 use crate::registration::{bound_to, register, validate_cimd_url};
 use crate::scope::{initial_scope, step_up_scope};
 use crate::storage::TokenStorage;
@@ -99,9 +99,10 @@ pub struct ProviderConfig {
     pub max_step_up_attempts: u32,
     /// The HTTP transport (default: reqwest with rustls).
     pub transport: Option<Arc<dyn HttpTransport>>,
-    /// A key for `private_key_jwt` client authentication of the
-    /// pre-registered client (RFC 7523 client assertions).
-    pub client_assertion_signer: Option<Arc<JwtSigner>>,
+    /// Client assertions for `private_key_jwt` client authentication of the
+    /// pre-registered client (RFC 7523): a [`crate::jwt::JwtSigner`] with the client's
+    /// key, or the host's own provider.
+    pub client_assertion: Option<Arc<dyn AssertionProvider>>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -134,7 +135,7 @@ impl ProviderConfig {
             protocol_version: None,
             max_step_up_attempts: 3,
             transport: None,
-            client_assertion_signer: None,
+            client_assertion: None,
         }
     }
 }
@@ -217,7 +218,10 @@ impl OAuthClientProvider {
         let server_url = Url::parse(&config.server_url)
             .map_err(|e| Error::config(format!("server_url {:?} is not a URL ({e})", config.server_url)))?;
         if !matches!(server_url.scheme(), "http" | "https") || server_url.host().is_none() {
-            return Err(Error::config(format!("server_url {:?} must be an http(s) URL", config.server_url)));
+            return Err(Error::config(format!(
+                "server_url {:?} must be an http(s) URL",
+                config.server_url
+            )));
         }
         if let Some(u) = &config.client_metadata_url {
             validate_cimd_url(u)?;
@@ -226,7 +230,9 @@ impl OAuthClientProvider {
             GrantKind::AuthorizationCode => config.client_metadata.validate()?,
             GrantKind::ClientCredentials => {
                 if config.static_client.is_none() {
-                    return Err(Error::config("the client credentials grant needs a client_id (and usually a secret)"));
+                    return Err(Error::config(
+                        "the client credentials grant needs a client_id (and usually a secret)",
+                    ));
                 }
             }
         }
@@ -237,7 +243,11 @@ impl OAuthClientProvider {
             Some(t) => t.clone(),
             None => Arc::new(ReqwestTransport::new()?),
         };
-        let http = Http { transport, timeout: config.timeout, protocol_version: config.protocol_version.clone() };
+        let http = Http {
+            transport,
+            timeout: config.timeout,
+            protocol_version: config.protocol_version.clone(),
+        };
         Ok(OAuthClientProvider {
             inner: Arc::new(Inner {
                 config,
@@ -268,7 +278,11 @@ impl OAuthClientProvider {
     pub fn cached_authorization(&self) -> Option<String> {
         let guard = self.inner.current.load();
         let held = guard.as_ref()?;
-        if held.token.needs_refresh() { None } else { Some(held.header.clone()) }
+        if held.token.needs_refresh() {
+            None
+        } else {
+            Some(held.header.clone())
+        }
     }
 
     /// The tokens held now, if any.
@@ -298,7 +312,12 @@ impl OAuthClientProvider {
         if let Some(h) = self.cached_authorization() {
             return Ok(Some(h));
         }
-        let has_refresh = self.inner.current.load().as_ref().is_some_and(|h| h.token.refresh_token.is_some());
+        let has_refresh = self
+            .inner
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|h| h.token.refresh_token.is_some());
         if has_refresh {
             let outcome = self.refresh(&mut s).await;
             match outcome {
@@ -380,8 +399,16 @@ impl OAuthClientProvider {
         let d = self.discover(&mut s, challenge.as_ref()).await?;
         // A refresh token is tried before a new authorization, when the
         // tokens came from the authorization server in use now.
-        let has_refresh = self.inner.current.load().as_ref().is_some_and(|h| h.token.refresh_token.is_some());
-        let same_server = s.token_issuer.as_deref().is_none_or(|i| crate::discovery::same_issuer(i, &d.issuer));
+        let has_refresh = self
+            .inner
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|h| h.token.refresh_token.is_some());
+        let same_server = s
+            .token_issuer
+            .as_deref()
+            .is_none_or(|i| crate::discovery::same_issuer(i, &d.issuer));
         if has_refresh && !same_server {
             tracing::info!("the authorization server changed; the held tokens are not refreshed there");
             self.inner.current.store(None);
@@ -451,7 +478,11 @@ impl OAuthClientProvider {
             .with_url(&self.inner.server_url)
             .with_status(403));
         }
-        tracing::info!(scope = wanted.as_deref().unwrap_or(""), attempt = attempts, "stepping up");
+        tracing::info!(
+            scope = wanted.as_deref().unwrap_or(""),
+            attempt = attempts,
+            "stepping up"
+        );
         let outcome = self.obtain(&mut s, Some(&challenge), Some(wanted)).await;
         self.finish(&mut s, &outcome);
         outcome?;
@@ -527,15 +558,18 @@ impl OAuthClientProvider {
                     Some(sel) => sel(&prm.authorization_servers),
                     None => 0,
                 };
-                let issuer = prm.authorization_servers.get(idx).cloned().ok_or_else(|| {
-                    Error::config("the authorization server selector returned an index out of range")
-                })?;
-                let meta = fetch_authorization_server_metadata(http, &issuer).await?.ok_or_else(|| {
-                    Error::flow(
-                        Step::AuthorizationServerMetadata,
-                        format!("no authorization server metadata found for issuer {issuer:?}"),
-                    )
-                })?;
+                let issuer =
+                    prm.authorization_servers.get(idx).cloned().ok_or_else(|| {
+                        Error::config("the authorization server selector returned an index out of range")
+                    })?;
+                let meta = fetch_authorization_server_metadata(http, &issuer)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::flow(
+                            Step::AuthorizationServerMetadata,
+                            format!("no authorization server metadata found for issuer {issuer:?}"),
+                        )
+                    })?;
                 // The PRM's identifier, byte for byte: it is what the
                 // resource server checks the token's audience against.
                 let resource = prm.resource.clone();
@@ -569,12 +603,19 @@ impl OAuthClientProvider {
     }
 
     /// The client identity for an authorization server, in the spec's order.
-    async fn client_identity(&self, s: &mut Session, d: &Discovered, scope: Option<&str>) -> Result<OAuthClientInformationFull> {
+    async fn client_identity(
+        &self,
+        s: &mut Session,
+        d: &Discovered,
+        scope: Option<&str>,
+    ) -> Result<OAuthClientInformationFull> {
         if let Some(c) = self.existing_client(s, d).await? {
             return Ok(c);
         }
         if self.inner.config.grant == GrantKind::ClientCredentials {
-            return Err(Error::config("the client credentials grant needs pre-registered credentials"));
+            return Err(Error::config(
+                "the client credentials grant needs pre-registered credentials",
+            ));
         }
         let info = register(&self.inner.http, &d.server, &self.inner.config.client_metadata, scope).await?;
         s.client = Some(info.clone());
@@ -628,7 +669,7 @@ impl OAuthClientProvider {
     }
 
     fn client_auth(&self, info: &OAuthClientInformationFull, d: &Discovered) -> Result<ClientAuthentication> {
-        if let Some(signer) = &self.inner.config.client_assertion_signer {
+        if let Some(signer) = &self.inner.config.client_assertion {
             let registered = info.token_endpoint_auth_method();
             if registered.is_none() || registered == Some("private_key_jwt") {
                 return Ok(ClientAuthentication::Custom(Arc::new(PrivateKeyJwt::new(
@@ -647,7 +688,10 @@ impl OAuthClientProvider {
 
     fn token_endpoint(&self, d: &Discovered, step: Step) -> Result<Url> {
         let ep = d.server.token_endpoint.as_deref().ok_or_else(|| {
-            Error::flow(Step::AuthorizationServerMetadata, "the authorization server metadata has no token_endpoint")
+            Error::flow(
+                Step::AuthorizationServerMetadata,
+                "the authorization server metadata has no token_endpoint",
+            )
         })?;
         let url = parse_server_url(ep, "token_endpoint", step)?;
         require_secure(&url, "token endpoint", step)?;
@@ -683,7 +727,10 @@ impl OAuthClientProvider {
         };
         let auth = self.client_auth(&client, &d)?;
         let endpoint = self.token_endpoint(&d, Step::Refresh)?;
-        let grant = Grant::RefreshToken { refresh_token: refresh_token.clone(), scope: held.token.scope.clone() };
+        let grant = Grant::RefreshToken {
+            refresh_token: refresh_token.clone(),
+            scope: held.token.scope.clone(),
+        };
         match request_token(&self.inner.http, &endpoint, &d.issuer, &grant, &auth, Some(&d.resource)).await {
             Ok(mut token) => {
                 if token.refresh_token.is_none() {
@@ -712,7 +759,12 @@ impl OAuthClientProvider {
     }
 
     /// Obtain new tokens by the configured grant.
-    async fn obtain(&self, s: &mut Session, challenge: Option<&BearerChallenge>, scope_override: Option<Option<String>>) -> Result<()> {
+    async fn obtain(
+        &self,
+        s: &mut Session,
+        challenge: Option<&BearerChallenge>,
+        scope_override: Option<Option<String>>,
+    ) -> Result<()> {
         let d = self.discover(s, challenge).await?;
         let cfg = &self.inner.config;
         let scope = match scope_override {
@@ -747,14 +799,18 @@ impl OAuthClientProvider {
     }
 
     async fn authorization_code_flow(&self, s: &mut Session, d: &Discovered, scope: Option<String>) -> Result<()> {
-        let handler = self.inner.handler.clone().ok_or_else(|| {
-            Error::config("authorization is needed but no redirect/callback handler is configured")
-        })?;
+        let handler =
+            self.inner.handler.clone().ok_or_else(|| {
+                Error::config("authorization is needed but no redirect/callback handler is configured")
+            })?;
         check_pkce_support(&d.server, self.inner.config.assume_s256_when_pkce_unadvertised)?;
         let client = self.client_identity(s, d, scope.as_deref()).await?;
         let auth = self.client_auth(&client, d)?;
         let ep = d.server.authorization_endpoint.as_deref().ok_or_else(|| {
-            Error::flow(Step::AuthorizationServerMetadata, "the authorization server metadata has no authorization_endpoint")
+            Error::flow(
+                Step::AuthorizationServerMetadata,
+                "the authorization server metadata has no authorization_endpoint",
+            )
         })?;
         let auth_endpoint = parse_server_url(ep, "authorization_endpoint", Step::Authorization)?;
         require_secure(&auth_endpoint, "authorization endpoint", Step::Authorization)?;
@@ -776,7 +832,10 @@ impl OAuthClientProvider {
             iss_supported: d.server.authorization_response_iss_parameter_supported == Some(true),
         })?;
         tracing::info!(endpoint = %crate::http::redact_query(&auth_endpoint), "sending the person to the authorization endpoint");
-        handler.redirect(&pending.url).await.map_err(|e| handler_error(Step::Authorization, e))?;
+        handler
+            .redirect(&pending.url)
+            .await
+            .map_err(|e| handler_error(Step::Authorization, e))?;
         let result = handler.callback().await.map_err(|e| handler_error(Step::Callback, e))?;
         let code = validate_callback(&pending, &result)?;
         let endpoint = self.token_endpoint(d, Step::TokenExchange)?;

@@ -21,7 +21,9 @@ pub fn validate_cimd_url(s: &str) -> Result<Url> {
         )));
     }
     if u.fragment().is_some() {
-        return Err(Error::config(format!("client_metadata_url {s:?} must not have a fragment")));
+        return Err(Error::config(format!(
+            "client_metadata_url {s:?} must not have a fragment"
+        )));
     }
     Ok(u)
 }
@@ -65,23 +67,35 @@ pub async fn register(
     let resp = http.send(req, Step::Registration).await?;
     let value: Option<serde_json::Value> = serde_json::from_slice(&resp.body).ok();
     if !(200..300).contains(&resp.status) {
-        let mut e = Error::new(ErrorKind::Registration, Step::Registration, "the authorization server refused the registration")
-            .with_status(resp.status)
-            .with_url(&url);
+        let mut e = Error::new(
+            ErrorKind::Registration,
+            Step::Registration,
+            "the authorization server refused the registration",
+        )
+        .with_status(resp.status)
+        .with_url(&url);
         if let Some(fields) = value.as_ref().and_then(crate::token::oauth_error_fields) {
             e = e.with_oauth(fields);
         }
         return Err(e);
     }
     if !looks_like_json(&resp) {
-        return Err(Error::new(ErrorKind::Registration, Step::Registration, "the registration response is not JSON")
-            .with_status(resp.status)
-            .with_url(&url));
+        return Err(Error::new(
+            ErrorKind::Registration,
+            Step::Registration,
+            "the registration response is not JSON",
+        )
+        .with_status(resp.status)
+        .with_url(&url));
     }
     let value = value.ok_or_else(|| {
-        Error::new(ErrorKind::Registration, Step::Registration, "the registration response is not JSON")
-            .with_status(resp.status)
-            .with_url(&url)
+        Error::new(
+            ErrorKind::Registration,
+            Step::Registration,
+            "the registration response is not JSON",
+        )
+        .with_status(resp.status)
+        .with_url(&url)
     })?;
     let mut info: OAuthClientInformationFull = serde_json::from_value(value).map_err(|e| {
         Error::new(
@@ -92,7 +106,12 @@ pub async fn register(
         .with_url(&url)
     })?;
     if info.client_id.is_empty() {
-        return Err(Error::new(ErrorKind::Registration, Step::Registration, "the registration response has an empty client_id").with_url(&url));
+        return Err(Error::new(
+            ErrorKind::Registration,
+            Step::Registration,
+            "the registration response has an empty client_id",
+        )
+        .with_url(&url));
     }
     // Keep what we asked for where the server did not echo it.
     if info.token_endpoint_auth_method().is_none() {
@@ -101,7 +120,8 @@ pub async fn register(
         }
     }
     if !info.metadata.contains_key("redirect_uris") {
-        info.metadata.insert("redirect_uris".into(), serde_json::json!(metadata.redirect_uris));
+        info.metadata
+            .insert("redirect_uris".into(), serde_json::json!(metadata.redirect_uris));
     }
     info.issuer = Some(server.issuer.clone());
     tracing::info!(client_id = %info.client_id, issuer = %server.issuer, "registered a client dynamically");
@@ -116,7 +136,13 @@ mod tests {
     fn cimd_url_rules() {
         assert!(validate_cimd_url("https://app.example/client.json").is_ok());
         assert!(validate_cimd_url("https://app.example/a/b").is_ok());
-        for bad in ["http://app.example/client.json", "https://app.example", "https://app.example/", "not a url", "https://app.example/x#f"] {
+        for bad in [
+            "http://app.example/client.json",
+            "https://app.example",
+            "https://app.example/",
+            "not a url",
+            "https://app.example/x#f",
+        ] {
             let e = validate_cimd_url(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidConfiguration, "{bad}");
         }

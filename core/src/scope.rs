@@ -4,7 +4,11 @@
 use crate::model::{AuthorizationServerMetadata, split_scopes};
 
 fn join(scopes: &[String]) -> Option<String> {
-    if scopes.is_empty() { None } else { Some(scopes.join(" ")) }
+    if scopes.is_empty() {
+        None
+    } else {
+        Some(scopes.join(" "))
+    }
 }
 
 /// The scope of the first authorization request.
@@ -70,27 +74,51 @@ mod tests {
         let both = g(&["authorization_code", "refresh_token"]);
         let prm = g(&["a", "b"]);
         let srv = server(&["a", "b", "offline_access"]);
-        assert_eq!(initial_scope(Some("mine"), Some("c"), Some(&prm), Some(&srv), &both).as_deref(), Some("mine"));
-        assert_eq!(initial_scope(None, Some("c d"), Some(&prm), None, &both).as_deref(), Some("c d"));
-        assert_eq!(initial_scope(None, None, Some(&prm), None, &both).as_deref(), Some("a b"));
+        assert_eq!(
+            initial_scope(Some("mine"), Some("c"), Some(&prm), Some(&srv), &both).as_deref(),
+            Some("mine")
+        );
+        assert_eq!(
+            initial_scope(None, Some("c d"), Some(&prm), None, &both).as_deref(),
+            Some("c d")
+        );
+        assert_eq!(
+            initial_scope(None, None, Some(&prm), None, &both).as_deref(),
+            Some("a b")
+        );
         assert_eq!(initial_scope(None, None, None, None, &both), None);
         assert_eq!(initial_scope(None, Some(""), None, None, &both), None);
         // offline_access only when the server lists it and refresh is allowed.
-        assert_eq!(initial_scope(None, Some("c"), None, Some(&srv), &both).as_deref(), Some("c offline_access"));
+        assert_eq!(
+            initial_scope(None, Some("c"), None, Some(&srv), &both).as_deref(),
+            Some("c offline_access")
+        );
         let no_refresh = g(&["authorization_code"]);
-        assert_eq!(initial_scope(None, Some("c"), None, Some(&srv), &no_refresh).as_deref(), Some("c"));
+        assert_eq!(
+            initial_scope(None, Some("c"), None, Some(&srv), &no_refresh).as_deref(),
+            Some("c")
+        );
         assert_eq!(
             initial_scope(None, Some("c offline_access"), None, None, &no_refresh).as_deref(),
             Some("c")
         );
-        assert_eq!(initial_scope(None, Some("c"), None, Some(&server(&["c"])), &both).as_deref(), Some("c"));
+        assert_eq!(
+            initial_scope(None, Some("c"), None, Some(&server(&["c"])), &both).as_deref(),
+            Some("c")
+        );
         // The configured scope is never rewritten.
-        assert_eq!(initial_scope(Some("x"), None, None, Some(&srv), &both).as_deref(), Some("x"));
+        assert_eq!(
+            initial_scope(Some("x"), None, None, Some(&srv), &both).as_deref(),
+            Some("x")
+        );
     }
 
     #[test]
     fn step_up_is_a_union() {
-        assert_eq!(step_up_scope(Some("read"), Some("read admin")).as_deref(), Some("read admin"));
+        assert_eq!(
+            step_up_scope(Some("read"), Some("read admin")).as_deref(),
+            Some("read admin")
+        );
         assert_eq!(step_up_scope(None, Some("admin")).as_deref(), Some("admin"));
         assert_eq!(step_up_scope(Some("a b"), None).as_deref(), Some("a b"));
         assert_eq!(step_up_scope(None, None), None);

@@ -100,8 +100,7 @@ impl FileStorage {
     /// The store for `server_url` in `dir` (created with mode 0700 if missing).
     pub fn new(dir: impl AsRef<Path>, server_url: &str) -> Result<Self> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::storage(format!("cannot create the token directory: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("cannot create the token directory: {e}")))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -147,7 +146,8 @@ impl FileStorage {
     fn write(&self, contents: &FileContents) -> Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile_in(dir)?;
-        let json = serde_json::to_vec_pretty(contents).map_err(|e| Error::storage(format!("cannot encode tokens: {e}")))?;
+        let json =
+            serde_json::to_vec_pretty(contents).map_err(|e| Error::storage(format!("cannot encode tokens: {e}")))?;
         use std::io::Write;
         tmp.1
             .write_all(&json)
@@ -227,7 +227,13 @@ fn file_name_for(server_url: &str) -> String {
         .trim_start_matches("https://")
         .trim_start_matches("http://")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(60)
         .collect();
     let hash = sha2::Sha256::digest(server_url.as_bytes());
@@ -302,7 +308,9 @@ mod tests {
         let mut t = OAuthToken::bearer("at");
         t.refresh_token = Some(Secret::new("rt"));
         s.set_tokens(t.clone()).await.unwrap();
-        s.set_client_info(OAuthClientInformationFull::new("cid", None)).await.unwrap();
+        s.set_client_info(OAuthClientInformationFull::new("cid", None))
+            .await
+            .unwrap();
         assert_eq!(s.get_tokens().await.unwrap().unwrap(), t);
         assert_eq!(s.get_client_info().await.unwrap().unwrap().client_id, "cid");
         #[cfg(unix)]
@@ -321,7 +329,10 @@ mod tests {
         std::fs::write(s.path(), b"{not json").unwrap();
         let e = s.get_tokens().await.unwrap_err();
         assert!(e.to_string().contains("not valid"), "{e}");
-        assert!(s.set_tokens(t.clone()).await.is_err(), "a write must not clobber a file it cannot read");
+        assert!(
+            s.set_tokens(t.clone()).await.is_err(),
+            "a write must not clobber a file it cannot read"
+        );
         assert_eq!(std::fs::read(s.path()).unwrap(), b"{not json");
         // No temporary files are left behind.
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -344,6 +355,9 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!waiter.is_finished(), "a second holder must wait");
         drop(g);
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

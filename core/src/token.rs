@@ -26,7 +26,10 @@ pub enum Grant {
         code_verifier: Secret,
     },
     /// RFC 6749 §6.
-    RefreshToken { refresh_token: Secret, scope: Option<String> },
+    RefreshToken {
+        refresh_token: Secret,
+        scope: Option<String>,
+    },
     /// RFC 6749 §4.4.
     ClientCredentials { scope: Option<String> },
     /// RFC 7523 §2.1 JWT bearer grant.
@@ -45,7 +48,11 @@ impl Grant {
     fn form(&self, form: &mut Vec<(String, String)>) {
         let mut push = |k: &str, v: &str| form.push((k.to_string(), v.to_string()));
         match self {
-            Grant::AuthorizationCode { code, redirect_uri, code_verifier } => {
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
                 push("grant_type", "authorization_code");
                 push("code", code.expose());
                 push("redirect_uri", redirect_uri);
@@ -88,11 +95,13 @@ pub struct TokenRequestParts<'a> {
 }
 
 /// A client authentication method at the token endpoint.
+#[async_trait::async_trait]
 pub trait ClientAuthenticator: Send + Sync {
     /// The RFC 7591 name of the method (`client_secret_basic`, ...).
     fn method(&self) -> &str;
-    /// Add credentials to a request.
-    fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()>;
+    /// Add credentials to a request. May wait (for a signing service, or a
+    /// host callback that makes the assertion).
+    async fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()>;
 }
 
 /// How the client authenticates at the token endpoint.
@@ -151,13 +160,23 @@ impl ClientAuthentication {
             let secret = client_secret.cloned().ok_or_else(|| {
                 Error::config(format!(
                     "the client is registered for {} but has no client secret",
-                    if basic { "client_secret_basic" } else { "client_secret_post" }
+                    if basic {
+                        "client_secret_basic"
+                    } else {
+                        "client_secret_post"
+                    }
                 ))
             })?;
             Ok(if basic {
-                ClientAuthentication::SecretBasic { client_id: id.clone(), client_secret: secret }
+                ClientAuthentication::SecretBasic {
+                    client_id: id.clone(),
+                    client_secret: secret,
+                }
             } else {
-                ClientAuthentication::SecretPost { client_id: id.clone(), client_secret: secret }
+                ClientAuthentication::SecretPost {
+                    client_id: id.clone(),
+                    client_secret: secret,
+                }
             })
         };
         match registered_method {
@@ -185,21 +204,30 @@ impl ClientAuthentication {
         }
     }
 
-    fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
+    async fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
         match self {
             ClientAuthentication::None { client_id } => {
                 parts.form.push(("client_id".into(), client_id.clone()));
             }
-            ClientAuthentication::SecretBasic { client_id, client_secret } => {
-                parts
-                    .headers
-                    .push(("authorization".into(), basic_authorization(client_id, client_secret.expose())));
+            ClientAuthentication::SecretBasic {
+                client_id,
+                client_secret,
+            } => {
+                parts.headers.push((
+                    "authorization".into(),
+                    basic_authorization(client_id, client_secret.expose()),
+                ));
             }
-            ClientAuthentication::SecretPost { client_id, client_secret } => {
+            ClientAuthentication::SecretPost {
+                client_id,
+                client_secret,
+            } => {
                 parts.form.push(("client_id".into(), client_id.clone()));
-                parts.form.push(("client_secret".into(), client_secret.expose().to_string()));
+                parts
+                    .form
+                    .push(("client_secret".into(), client_secret.expose().to_string()));
             }
-            ClientAuthentication::Custom(c) => c.apply(parts)?,
+            ClientAuthentication::Custom(c) => c.apply(parts).await?,
         }
         Ok(())
     }
@@ -229,7 +257,8 @@ pub async fn request_token(
         headers: &mut req.headers,
         token_endpoint,
         issuer,
-    })?;
+    })
+    .await?;
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form.iter())
         .finish();
@@ -243,15 +272,21 @@ pub async fn request_token(
 pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Result<OAuthToken> {
     let value = parse_body(resp);
     if let Some(err) = value.as_ref().and_then(oauth_error_fields) {
-        return Err(Error::new(ErrorKind::Token, step, "the token endpoint refused the request")
-            .with_status(resp.status)
-            .with_url(url)
-            .with_oauth(err));
+        return Err(
+            Error::new(ErrorKind::Token, step, "the token endpoint refused the request")
+                .with_status(resp.status)
+                .with_url(url)
+                .with_oauth(err),
+        );
     }
     if !(200..300).contains(&resp.status) {
-        return Err(Error::new(ErrorKind::Token, step, "the token endpoint answered with an error status")
-            .with_status(resp.status)
-            .with_url(url));
+        return Err(Error::new(
+            ErrorKind::Token,
+            step,
+            "the token endpoint answered with an error status",
+        )
+        .with_status(resp.status)
+        .with_url(url));
     }
     let Some(value) = value else {
         return Err(Error::new(ErrorKind::Token, step, "the token response is not JSON")
@@ -259,9 +294,13 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
             .with_url(url));
     };
     let mut token: OAuthToken = serde_json::from_value(value).map_err(|e| {
-        Error::new(ErrorKind::Token, step, format!("the token response is malformed ({})", strip_values(&e)))
-            .with_status(resp.status)
-            .with_url(url)
+        Error::new(
+            ErrorKind::Token,
+            step,
+            format!("the token response is malformed ({})", strip_values(&e)),
+        )
+        .with_status(resp.status)
+        .with_url(url)
     })?;
     if token.access_token.expose().is_empty() {
         return Err(Error::new(ErrorKind::Token, step, "the token response has an empty access_token").with_url(url));
@@ -274,7 +313,10 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
         return Err(Error::new(
             ErrorKind::Token,
             step,
-            format!("the token response has an unsupported token_type {:?}", token.token_type),
+            format!(
+                "the token response has an unsupported token_type {:?}",
+                token.token_type
+            ),
         )
         .with_url(url));
     }
@@ -295,7 +337,9 @@ fn parse_body(resp: &HttpResponse) -> Option<serde_json::Value> {
         let map: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(&resp.body)
             .map(|(k, v)| {
                 let v = if k == "expires_in" {
-                    v.parse::<u64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(v.into_owned()))
+                    v.parse::<u64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::String(v.into_owned()))
                 } else {
                     serde_json::Value::String(v.into_owned())
                 };
@@ -340,7 +384,10 @@ mod tests {
         let h = basic_authorization("a:b c", "p@ss:w/rd+");
         let raw = STANDARD.decode(h.strip_prefix("Basic ").unwrap()).unwrap();
         assert_eq!(String::from_utf8(raw).unwrap(), "a%3Ab+c:p%40ss%3Aw%2Frd%2B");
-        assert_eq!(basic_authorization("id", "sec"), format!("Basic {}", STANDARD.encode("id:sec")));
+        assert_eq!(
+            basic_authorization("id", "sec"),
+            format!("Basic {}", STANDARD.encode("id:sec"))
+        );
     }
 
     #[test]
@@ -352,7 +399,10 @@ mod tests {
         };
         assert_eq!(m(None, false, None).unwrap(), "none");
         assert_eq!(m(None, true, None).unwrap(), "client_secret_basic");
-        assert_eq!(m(None, true, Some(vec!["client_secret_post".into()])).unwrap(), "client_secret_post");
+        assert_eq!(
+            m(None, true, Some(vec!["client_secret_post".into()])).unwrap(),
+            "client_secret_post"
+        );
         assert_eq!(m(None, true, Some(vec!["none".into()])).unwrap(), "none");
         assert_eq!(m(Some("client_secret_post"), true, None).unwrap(), "client_secret_post");
         assert_eq!(m(Some("none"), true, None).unwrap(), "none");
@@ -363,7 +413,11 @@ mod tests {
     #[test]
     fn token_parsing() {
         let t = parse_token_response(
-            &resp(200, "application/json", r#"{"access_token":"a","token_type":"bearer","expires_in":3600,"refresh_token":"r"}"#),
+            &resp(
+                200,
+                "application/json",
+                r#"{"access_token":"a","token_type":"bearer","expires_in":3600,"refresh_token":"r"}"#,
+            ),
             &url(),
             Step::TokenExchange,
         )
@@ -372,7 +426,11 @@ mod tests {
         assert!(t.expires_at.unwrap() > crate::model::now_unix() + 3500.0);
 
         let e = parse_token_response(
-            &resp(400, "application/json", r#"{"error":"invalid_grant","error_description":"bad code"}"#),
+            &resp(
+                400,
+                "application/json",
+                r#"{"error":"invalid_grant","error_description":"bad code"}"#,
+            ),
             &url(),
             Step::TokenExchange,
         )
@@ -383,14 +441,22 @@ mod tests {
 
         // GitHub style: error with HTTP 200, form-encoded.
         let e = parse_token_response(
-            &resp(200, "application/x-www-form-urlencoded", "error=bad_verification_code&error_description=The+code"),
+            &resp(
+                200,
+                "application/x-www-form-urlencoded",
+                "error=bad_verification_code&error_description=The+code",
+            ),
             &url(),
             Step::TokenExchange,
         )
         .unwrap_err();
         assert_eq!(e.oauth_error(), Some("bad_verification_code"));
         let t = parse_token_response(
-            &resp(200, "application/x-www-form-urlencoded", "access_token=gho_x&token_type=bearer&scope=repo"),
+            &resp(
+                200,
+                "application/x-www-form-urlencoded",
+                "access_token=gho_x&token_type=bearer&scope=repo",
+            ),
             &url(),
             Step::TokenExchange,
         )
@@ -403,7 +469,11 @@ mod tests {
             resp(200, "application/json", r#"{"access_token":"","token_type":"Bearer"}"#),
             resp(200, "application/json", r#"{"access_token":"x","token_type":"mac"}"#),
             resp(500, "text/html", "<html>oops</html>"),
-            resp(200, "application/json", r#"{"access_token":"SECRETVALUE","token_type":"Bearer","expires_in":"soon"}"#),
+            resp(
+                200,
+                "application/json",
+                r#"{"access_token":"SECRETVALUE","token_type":"Bearer","expires_in":"soon"}"#,
+            ),
         ] {
             let e = parse_token_response(&bad, &url(), Step::Refresh).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Token, "{e}");

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mcp_oauth_client::{
     AuthorizationCodeResult, AuthorizationHandler, ErrorKind, FileStorage, MemoryStorage, NetworkFailure,
-    OAuthClientInformationFull, OAuthClientMetadata, OAuthClientProvider, OAuthToken, ProviderConfig,
-    ResponseAction, Secret, StaticClient, Step, TokenStorage,
+    OAuthClientInformationFull, OAuthClientMetadata, OAuthClientProvider, OAuthToken, ProviderConfig, ResponseAction,
+    Secret, StaticClient, Step, TokenStorage,
 };
 use mock::{Mock, Reply};
 use serde_json::json;
@@ -37,10 +37,11 @@ impl AuthorizationHandler for Person {
     }
     async fn callback(&self) -> mcp_oauth_client::Result<AuthorizationCodeResult> {
         let url = self.url.lock().unwrap().clone().unwrap();
-        let state = self
-            .state_override
-            .clone()
-            .or_else(|| url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()));
+        let state = self.state_override.clone().or_else(|| {
+            url.query_pairs()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+        });
         Ok(AuthorizationCodeResult::new("the-code", state, self.iss.clone()))
     }
 }
@@ -72,14 +73,20 @@ async fn full_flow_sends_what_the_spec_requires() {
     m.standard_prm(&m.base);
     let person = Arc::new(Person::default());
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), person.clone());
-    let challenge = format!("Bearer resource_metadata=\"{}\", scope=\"read write\"", m.url("/.well-known/oauth-protected-resource/mcp"));
+    let challenge = format!(
+        "Bearer resource_metadata=\"{}\", scope=\"read write\"",
+        m.url("/.well-known/oauth-protected-resource/mcp")
+    );
     let action = on_401(&p, &challenge).await.unwrap();
     assert_eq!(action, ResponseAction::Retry("Bearer at-1".into()));
 
     let auth_url = person.url.lock().unwrap().clone().unwrap();
     let q: std::collections::HashMap<_, _> = auth_url.query_pairs().into_owned().collect();
     assert_eq!(q["client_id"], "registered-client");
-    assert_eq!(q["scope"], "read write offline_access", "challenge scope first, offline_access added");
+    assert_eq!(
+        q["scope"], "read write offline_access",
+        "challenge scope first, offline_access added"
+    );
     assert_eq!(q["resource"], m.url("/mcp"));
     assert_eq!(q["code_challenge_method"], "S256");
 
@@ -101,7 +108,10 @@ async fn full_flow_sends_what_the_spec_requires() {
 
 #[tokio::test]
 async fn server_errors_during_discovery_are_errors_not_fallbacks() {
-    for (path, status) in [("/.well-known/oauth-protected-resource/mcp", 503), ("/.well-known/oauth-authorization-server/as", 500)] {
+    for (path, status) in [
+        ("/.well-known/oauth-protected-resource/mcp", 503),
+        ("/.well-known/oauth-authorization-server/as", 500),
+    ] {
         let m = Mock::start().await;
         m.standard_prm(&m.url("/as"));
         m.fixed(path, Reply::status(status));
@@ -110,7 +120,11 @@ async fn server_errors_during_discovery_are_errors_not_fallbacks() {
         assert_eq!(e.kind(), ErrorKind::Flow, "{e}");
         assert_eq!(e.status(), Some(status), "{e}");
         assert_eq!(m.count("/register") + m.count("/token"), 0);
-        assert_eq!(m.count("/.well-known/oauth-authorization-server"), 0, "no silent fallback to the resource's origin");
+        assert_eq!(
+            m.count("/.well-known/oauth-authorization-server"),
+            0,
+            "no silent fallback to the resource's origin"
+        );
     }
     let m = Mock::start().await;
     m.fixed("/.well-known/oauth-protected-resource/mcp", Reply::status(429));
@@ -137,14 +151,23 @@ async fn lying_metadata_is_refused() {
     m.standard_as("");
     m.fixed(
         "/.well-known/oauth-protected-resource/mcp",
-        Reply::json(200, json!({"resource": "https://other.example/mcp", "authorization_servers": [m.base]})),
+        Reply::json(
+            200,
+            json!({"resource": "https://other.example/mcp", "authorization_servers": [m.base]}),
+        ),
     );
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
     let e = on_401(&p, CHALLENGE).await.unwrap_err();
     assert_eq!(e.step(), Some(Step::ResourceMetadata), "{e}");
     // ... unless the host's validator accepts it.
     let mut c = cfg(&m);
-    c.resource_validator = Some(Arc::new(|_, r: &str| if r == "https://other.example/mcp" { Ok(()) } else { Err("no".into()) }));
+    c.resource_validator = Some(Arc::new(|_, r: &str| {
+        if r == "https://other.example/mcp" {
+            Ok(())
+        } else {
+            Err("no".into())
+        }
+    }));
     let p = build(c, Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
     assert!(on_401(&p, CHALLENGE).await.is_ok());
 
@@ -209,7 +232,9 @@ async fn legacy_mode_without_resource_metadata() {
     let m = Mock::start().await;
     // No PRM, no AS metadata: the default endpoints at the server's origin.
     m.route("/register", |_| Reply::json(201, json!({"client_id": "legacy-client"})));
-    m.route("/token", |_| Reply::json(200, json!({"access_token": "legacy-at", "token_type": "bearer"})));
+    m.route("/token", |_| {
+        Reply::json(200, json!({"access_token": "legacy-at", "token_type": "bearer"}))
+    });
     let person = Arc::new(Person::default());
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), person.clone());
     let a = on_401(&p, "Bearer").await.unwrap();
@@ -224,13 +249,23 @@ async fn callback_checks_state_and_iss() {
     let m = Mock::start().await;
     m.standard_prm(&m.base);
     m.standard_as("");
-    let forged = Arc::new(Person { state_override: Some("forged".into()), ..Default::default() });
+    let forged = Arc::new(Person {
+        state_override: Some("forged".into()),
+        ..Default::default()
+    });
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), forged);
     let e = on_401(&p, CHALLENGE).await.unwrap_err();
     assert!(e.to_string().contains("state"), "{e}");
-    assert_eq!(m.count("/token"), 0, "a forged callback never reaches the token endpoint");
+    assert_eq!(
+        m.count("/token"),
+        0,
+        "a forged callback never reaches the token endpoint"
+    );
 
-    let mixup = Arc::new(Person { iss: Some("https://evil.example".into()), ..Default::default() });
+    let mixup = Arc::new(Person {
+        iss: Some("https://evil.example".into()),
+        ..Default::default()
+    });
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), mixup);
     assert!(on_401(&p, CHALLENGE).await.unwrap_err().to_string().contains("iss"));
     assert_eq!(m.count("/token"), 0);
@@ -252,9 +287,16 @@ async fn refresh_before_a_new_flow_and_invalid_grant_drops_only_tokens() {
 
     let person = Arc::new(Person::default());
     let p = build(cfg(&m), store.clone(), person.clone());
-    let a = p.handle_response(401, &[CHALLENGE], Some("Bearer old-at")).await.unwrap();
+    let a = p
+        .handle_response(401, &[CHALLENGE], Some("Bearer old-at"))
+        .await
+        .unwrap();
     assert_eq!(a, ResponseAction::Retry("Bearer at-1".into()));
-    assert_eq!(person.redirects.load(Ordering::SeqCst), 0, "a 401 with a refresh token tries the refresh first");
+    assert_eq!(
+        person.redirects.load(Ordering::SeqCst),
+        0,
+        "a 401 with a refresh token tries the refresh first"
+    );
     let form = m.requests_to("/token")[0].form();
     assert_eq!(form["grant_type"], "refresh_token");
     assert_eq!(form["refresh_token"], "old-rt");
@@ -275,7 +317,10 @@ async fn refresh_before_a_new_flow_and_invalid_grant_drops_only_tokens() {
     assert_eq!(a, ResponseAction::Retry("Bearer fresh".into()));
     assert_eq!(person.redirects.load(Ordering::SeqCst), 1);
     assert_eq!(store.get_client_info().await.unwrap().unwrap(), info);
-    assert_eq!(store.get_tokens().await.unwrap().unwrap().access_token.expose(), "fresh");
+    assert_eq!(
+        store.get_tokens().await.unwrap().unwrap().access_token.expose(),
+        "fresh"
+    );
 }
 
 #[tokio::test]
@@ -283,17 +328,36 @@ async fn refresh_keeps_the_old_refresh_token_when_none_comes_back() {
     let m = Mock::start().await;
     m.standard_prm(&m.base);
     m.standard_as("");
-    m.fixed("/token", Reply::json(200, json!({"access_token": "new-at", "token_type": "Bearer", "expires_in": 60})));
+    m.fixed(
+        "/token",
+        Reply::json(
+            200,
+            json!({"access_token": "new-at", "token_type": "Bearer", "expires_in": 60}),
+        ),
+    );
     let store = Arc::new(MemoryStorage::new());
     let mut held = OAuthToken::bearer("old-at");
     held.refresh_token = Some(Secret::new("keep-me"));
     held.expires_in = Some(60);
     held.expires_at = Some(1.0); // long expired
     store.set_tokens(held).await.unwrap();
-    store.set_client_info(OAuthClientInformationFull::new("c", None)).await.unwrap();
+    store
+        .set_client_info(OAuthClientInformationFull::new("c", None))
+        .await
+        .unwrap();
     let p = build(cfg(&m), store.clone(), Arc::new(Person::default()));
     assert_eq!(p.authorization().await.unwrap().as_deref(), Some("Bearer new-at"));
-    assert_eq!(store.get_tokens().await.unwrap().unwrap().refresh_token.unwrap().expose(), "keep-me");
+    assert_eq!(
+        store
+            .get_tokens()
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .unwrap()
+            .expose(),
+        "keep-me"
+    );
 }
 
 #[tokio::test]
@@ -309,11 +373,22 @@ async fn client_information_is_bound_to_its_issuer() {
     let p = build(cfg(&m), store.clone(), person.clone());
     on_401(&p, CHALLENGE).await.unwrap();
     assert_eq!(m.count("/register"), 1, "registered again with the new server");
-    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<_, _> = person
+        .url
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     assert_eq!(q["client_id"], "registered-client");
     let tok = &m.requests_to("/token")[0];
     assert!(!tok.body.contains("old-secret") && !tok.headers.contains_key("authorization"));
-    assert_eq!(store.get_client_info().await.unwrap().unwrap().issuer.as_deref(), Some(m.base.as_str()));
+    assert_eq!(
+        store.get_client_info().await.unwrap().unwrap().issuer.as_deref(),
+        Some(m.base.as_str())
+    );
 }
 
 #[tokio::test]
@@ -345,7 +420,13 @@ async fn refusals_are_structured() {
     let m = Mock::start().await;
     m.standard_prm(&m.base);
     m.standard_as("");
-    m.fixed("/register", Reply::json(400, json!({"error": "invalid_redirect_uri", "error_description": "nope"})));
+    m.fixed(
+        "/register",
+        Reply::json(
+            400,
+            json!({"error": "invalid_redirect_uri", "error_description": "nope"}),
+        ),
+    );
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
     let e = on_401(&p, CHALLENGE).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Registration);
@@ -369,7 +450,9 @@ async fn refusals_are_structured() {
     bad.body = b"{\"resource\": ".to_vec();
     m.fixed("/.well-known/oauth-protected-resource/mcp", bad);
     m.route("/register", |_| Reply::json(201, json!({"client_id": "c"})));
-    m.route("/token", |_| Reply::json(200, json!({"access_token": "x", "token_type": "Bearer"})));
+    m.route("/token", |_| {
+        Reply::json(200, json!({"access_token": "x", "token_type": "Bearer"}))
+    });
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
     assert!(on_401(&p, "Bearer scope=\"unterminated").await.is_ok());
 }
@@ -384,18 +467,43 @@ async fn step_up_is_capped() {
     let person = Arc::new(Person::default());
     let p = build(c, Arc::new(MemoryStorage::new()), person.clone());
     let first = on_401(&p, CHALLENGE).await.unwrap();
-    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<_, _> = person
+        .url
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     assert_eq!(q["scope"], "read", "the configured scope is used as it is");
-    let ResponseAction::Retry(mut sent) = first else { panic!() };
+    let ResponseAction::Retry(mut sent) = first else {
+        panic!()
+    };
     let challenge = |scope: &str| format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
-    match p.handle_response(403, &[challenge("admin")], Some(&sent)).await.unwrap() {
+    match p
+        .handle_response(403, &[challenge("admin")], Some(&sent))
+        .await
+        .unwrap()
+    {
         ResponseAction::Retry(h) => sent = h,
         ResponseAction::Done => panic!("step-up expected"),
     }
-    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<_, _> = person
+        .url
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     assert_eq!(q["scope"], "read admin", "the union of held and challenged scopes");
     // Asking again for what is already granted cannot be fixed by a new authorization.
-    let e = p.handle_response(403, &[challenge("admin")], Some(&sent)).await.unwrap_err();
+    let e = p
+        .handle_response(403, &[challenge("admin")], Some(&sent))
+        .await
+        .unwrap_err();
     assert_eq!(e.step(), Some(Step::StepUp));
     assert_eq!(person.redirects.load(Ordering::SeqCst), 2);
     // A server that keeps asking for more is cut off after three step-ups in a row.
@@ -405,14 +513,28 @@ async fn step_up_is_capped() {
             ResponseAction::Done => panic!("step-up expected"),
         }
     }
-    let e = p.handle_response(403, &[challenge("s4")], Some(&sent)).await.unwrap_err();
+    let e = p
+        .handle_response(403, &[challenge("s4")], Some(&sent))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("3 step-up attempts"), "{e}");
     assert_eq!(person.redirects.load(Ordering::SeqCst), 4);
     // A success resets the count.
-    assert_eq!(p.handle_response(200, &[] as &[&str], Some(&sent)).await.unwrap(), ResponseAction::Done);
-    assert!(matches!(p.handle_response(403, &[challenge("s5")], Some(&sent)).await.unwrap(), ResponseAction::Retry(_)));
+    assert_eq!(
+        p.handle_response(200, &[] as &[&str], Some(&sent)).await.unwrap(),
+        ResponseAction::Done
+    );
+    assert!(matches!(
+        p.handle_response(403, &[challenge("s5")], Some(&sent)).await.unwrap(),
+        ResponseAction::Retry(_)
+    ));
     // A 403 that is not about scope is passed to the application.
-    assert_eq!(p.handle_response(403, &["Bearer error=\"forbidden\""], Some(&sent)).await.unwrap(), ResponseAction::Done);
+    assert_eq!(
+        p.handle_response(403, &["Bearer error=\"forbidden\""], Some(&sent))
+            .await
+            .unwrap(),
+        ResponseAction::Done
+    );
 }
 
 #[tokio::test]
@@ -422,7 +544,9 @@ async fn authorization_server_selector() {
     let prm = json!({"resource": m.url("/mcp"), "authorization_servers": [m.url("/first"), m.url("/second")]});
     m.fixed("/.well-known/oauth-protected-resource/mcp", Reply::json(200, prm));
     let mut c = cfg(&m);
-    c.authorization_server_selector = Some(Arc::new(|list: &[String]| list.iter().position(|s| s.ends_with("/second")).unwrap_or(0)));
+    c.authorization_server_selector = Some(Arc::new(|list: &[String]| {
+        list.iter().position(|s| s.ends_with("/second")).unwrap_or(0)
+    }));
     let p = build(c, Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
     on_401(&p, CHALLENGE).await.unwrap();
     assert_eq!(m.count("/.well-known/oauth-authorization-server/first"), 0);
@@ -466,18 +590,30 @@ async fn failing_host_callbacks_are_handler_and_storage_errors() {
     let p = OAuthClientProvider::new(cfg(&m), store.clone(), Some(Arc::new(Refuses))).unwrap();
     let e = on_401(&p, CHALLENGE).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Handler);
-    assert!(store.get_client_info().await.unwrap().is_some(), "the registration is kept");
+    assert!(
+        store.get_client_info().await.unwrap().is_some(),
+        "the registration is kept"
+    );
 
     // Without handlers, a flow that needs a person is a configuration error.
     let p = OAuthClientProvider::new(cfg(&m), Arc::new(MemoryStorage::new()), None).unwrap();
-    assert_eq!(on_401(&p, CHALLENGE).await.unwrap_err().kind(), ErrorKind::InvalidConfiguration);
+    assert_eq!(
+        on_401(&p, CHALLENGE).await.unwrap_err().kind(),
+        ErrorKind::InvalidConfiguration
+    );
 }
 
 #[tokio::test]
 async fn construction_rejects_bad_configuration() {
     let bad = |c: ProviderConfig| OAuthClientProvider::new(c, Arc::new(MemoryStorage::new()), None).unwrap_err();
-    assert_eq!(bad(ProviderConfig::new("not a url", meta())).kind(), ErrorKind::InvalidConfiguration);
-    assert_eq!(bad(ProviderConfig::new("ftp://x/mcp", meta())).kind(), ErrorKind::InvalidConfiguration);
+    assert_eq!(
+        bad(ProviderConfig::new("not a url", meta())).kind(),
+        ErrorKind::InvalidConfiguration
+    );
+    assert_eq!(
+        bad(ProviderConfig::new("ftp://x/mcp", meta())).kind(),
+        ErrorKind::InvalidConfiguration
+    );
     let mut c = ProviderConfig::new("https://x.example/mcp", meta());
     c.client_metadata_url = Some("http://x.example/client.json".into());
     assert!(bad(c).to_string().contains("https"));
@@ -515,8 +651,16 @@ async fn processes_sharing_a_file_store_refresh_once() {
     seed.set_client_info(info).await.unwrap();
 
     // Two providers, as two processes would have, each with its own store object.
-    let a = build(cfg(&m), Arc::new(FileStorage::new(dir.path(), &m.url("/mcp")).unwrap()), Arc::new(Person::default()));
-    let b = build(cfg(&m), Arc::new(FileStorage::new(dir.path(), &m.url("/mcp")).unwrap()), Arc::new(Person::default()));
+    let a = build(
+        cfg(&m),
+        Arc::new(FileStorage::new(dir.path(), &m.url("/mcp")).unwrap()),
+        Arc::new(Person::default()),
+    );
+    let b = build(
+        cfg(&m),
+        Arc::new(FileStorage::new(dir.path(), &m.url("/mcp")).unwrap()),
+        Arc::new(Person::default()),
+    );
     let (ha, hb) = tokio::join!(a.authorization(), b.authorization());
     assert_eq!(counter.load(Ordering::SeqCst), 1, "one refresh, seen by both");
     assert_eq!(ha.unwrap(), hb.unwrap());
@@ -537,7 +681,11 @@ async fn client_credentials_with_a_secret_or_a_private_key() {
         token_endpoint_auth_method: Some("client_secret_post".into()),
     });
     let p = OAuthClientProvider::new(c.clone(), Arc::new(MemoryStorage::new()), None).unwrap();
-    assert_eq!(p.authorization().await.unwrap().as_deref(), Some("Bearer at-1"), "no person, no 401 needed");
+    assert_eq!(
+        p.authorization().await.unwrap().as_deref(),
+        Some("Bearer at-1"),
+        "no person, no 401 needed"
+    );
     let form = m.requests_to("/token")[0].form();
     assert_eq!(form["grant_type"], "client_credentials");
     assert_eq!(form["client_secret"], "s3cret");
@@ -546,12 +694,21 @@ async fn client_credentials_with_a_secret_or_a_private_key() {
 
     let key = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
     let pem = Secret::new(key.to_pkcs8_pem(LineEnding::LF).unwrap().as_str());
-    c.static_client = Some(StaticClient { client_id: "svc".into(), client_secret: None, token_endpoint_auth_method: Some("private_key_jwt".into()) });
-    c.client_assertion_signer = Some(Arc::new(mcp_oauth_client::JwtSigner::from_pem(&pem, "ES256", None).unwrap()));
+    c.static_client = Some(StaticClient {
+        client_id: "svc".into(),
+        client_secret: None,
+        token_endpoint_auth_method: Some("private_key_jwt".into()),
+    });
+    c.client_assertion = Some(Arc::new(
+        mcp_oauth_client::JwtSigner::from_pem(&pem, "ES256", None).unwrap(),
+    ));
     let p = OAuthClientProvider::new(c, Arc::new(MemoryStorage::new()), None).unwrap();
     assert!(p.authorization().await.unwrap().is_some());
     let form = m.requests_to("/token")[1].form();
-    assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
     assert_eq!(form["client_assertion"].split('.').count(), 3);
     assert!(!form.contains_key("client_secret"));
 }
@@ -563,18 +720,25 @@ async fn authorization_server_migration_registers_again_and_never_leaks_credenti
     let as2 = Mock::start().await;
     as1.standard_as("");
     as2.standard_as("");
-    as1.route("/register", |_| Reply::json(201, json!({"client_id": "as1-client", "client_secret": "as1-secret"})));
+    as1.route("/register", |_| {
+        Reply::json(201, json!({"client_id": "as1-client", "client_secret": "as1-secret"}))
+    });
     as2.route("/register", |_| Reply::json(201, json!({"client_id": "as2-client"})));
     let current = Arc::new(std::sync::Mutex::new(as1.base.clone()));
     let c2 = current.clone();
     let resource = rs.url("/mcp");
     rs.route("/.well-known/oauth-protected-resource/mcp", move |_| {
-        Reply::json(200, json!({"resource": resource, "authorization_servers": [c2.lock().unwrap().clone()]}))
+        Reply::json(
+            200,
+            json!({"resource": resource, "authorization_servers": [c2.lock().unwrap().clone()]}),
+        )
     });
     let store = Arc::new(MemoryStorage::new());
     let person = Arc::new(Person::default());
     let p = build(cfg(&rs), store.clone(), person.clone());
-    let ResponseAction::Retry(first) = on_401(&p, CHALLENGE).await.unwrap() else { panic!() };
+    let ResponseAction::Retry(first) = on_401(&p, CHALLENGE).await.unwrap() else {
+        panic!()
+    };
 
     *current.lock().unwrap() = as2.base.clone();
     let action = p.handle_response(401, &[CHALLENGE], Some(&first)).await.unwrap();
@@ -582,9 +746,22 @@ async fn authorization_server_migration_registers_again_and_never_leaks_credenti
     assert_eq!(as2.count("/token"), 1, "the new token comes from the new server");
     assert_eq!(as2.count("/register"), 1, "registered again at the new server");
     for seen in as2.seen.lock().unwrap().iter() {
-        assert!(!seen.body.contains("as1-") && !seen.headers.values().any(|v| v.contains("as1-") || v.contains("YXMx")));
+        assert!(
+            !seen.body.contains("as1-") && !seen.headers.values().any(|v| v.contains("as1-") || v.contains("YXMx"))
+        );
     }
-    let q: std::collections::HashMap<_, _> = person.url.lock().unwrap().clone().unwrap().query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<_, _> = person
+        .url
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     assert_eq!(q["client_id"], "as2-client");
-    assert_eq!(store.get_client_info().await.unwrap().unwrap().issuer.as_deref(), Some(as2.base.as_str()));
+    assert_eq!(
+        store.get_client_info().await.unwrap().unwrap().issuer.as_deref(),
+        Some(as2.base.as_str())
+    );
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use mcp_oauth_client::{
-    ErrorKind, FileStorage, LoopbackReceiver, MemoryStorage, OAuthClientMetadata, OAuthClientProvider,
-    ProviderConfig, TokenStorage,
+    ErrorKind, FileStorage, LoopbackReceiver, MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
+    TokenStorage,
 };
 use serde_json::json;
 
@@ -41,15 +41,29 @@ async fn first_run_then_second_run_from_the_file_store() {
 
     // First run: discovery, dynamic registration, authorization through the
     // real loopback receiver, token exchange, and the MCP request succeeds.
-    let receiver = Arc::new(LoopbackReceiver::bind("http://127.0.0.1:0/callback", Duration::from_secs(20)).await.unwrap());
+    let receiver = Arc::new(
+        LoopbackReceiver::bind("http://127.0.0.1:0/callback", Duration::from_secs(20))
+            .await
+            .unwrap(),
+    );
     let meta = OAuthClientMetadata::new(vec![receiver.redirect_uri().to_string()]);
     let store = Arc::new(FileStorage::new(dir.path(), &peers.mcp_url).unwrap());
-    let p = provider(&peers, meta.clone(), store.clone(), Arc::new(FollowingBrowser { receiver }));
+    let p = provider(
+        &peers,
+        meta.clone(),
+        store.clone(),
+        Arc::new(FollowingBrowser { receiver }),
+    );
     let mcp = Mcp::new(&peers.mcp_url, p.clone());
     let init = mcp.initialize().await.unwrap();
     assert_eq!(init.status, 200, "{:?}", init.body);
     let tools = mcp.call("tools/list", json!({})).await.unwrap();
-    let names: Vec<_> = tools.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = tools.body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
     assert!(names.contains(&"whoami".to_string()), "{names:?}");
 
     // The token is audience-bound to the MCP server.
@@ -70,7 +84,11 @@ async fn first_run_then_second_run_from_the_file_store() {
     let who = mcp2.tool("whoami", json!({})).await.unwrap();
     assert_eq!(who.status, 200);
     assert!(who.body.to_string().contains(&client_id), "{}", who.body);
-    assert_eq!(peers.authorizations().await, 1, "the second run must not authorize again");
+    assert_eq!(
+        peers.authorizations().await,
+        1,
+        "the second run must not authorize again"
+    );
     assert_eq!(store2.get_client_info().await.unwrap().unwrap().client_id, client_id);
 }
 
@@ -83,17 +101,31 @@ async fn expiry_refresh_with_rotation() {
     let mcp = Mcp::new(&peers.mcp_url, p.clone());
     assert_eq!(mcp.initialize().await.unwrap().status, 200);
     let first = p.current_token().unwrap();
-    assert!(first.refresh_token.is_some(), "the AS issues refresh tokens to clients with that grant");
+    assert!(
+        first.refresh_token.is_some(),
+        "the AS issues refresh tokens to clients with that grant"
+    );
 
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert!(p.cached_authorization().is_none(), "an expired token is not served from the hot path");
+    assert!(
+        p.cached_authorization().is_none(),
+        "an expired token is not served from the hot path"
+    );
     let r = mcp.tool("echo", json!({"text": "hi"})).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     let second = p.current_token().unwrap();
     assert_ne!(second.access_token, first.access_token);
     assert_ne!(second.refresh_token, first.refresh_token, "refresh tokens rotate");
-    assert_eq!(handler.redirects.load(Ordering::SeqCst), 1, "refresh, not a new authorization");
-    assert_eq!(store.get_tokens().await.unwrap().unwrap(), second, "the refreshed tokens are stored");
+    assert_eq!(
+        handler.redirects.load(Ordering::SeqCst),
+        1,
+        "refresh, not a new authorization"
+    );
+    assert_eq!(
+        store.get_tokens().await.unwrap().unwrap(),
+        second,
+        "the refreshed tokens are stored"
+    );
     let state = peers.state().await;
     assert_eq!(state["token_requests"]["refresh_token"], json!(1));
 }
@@ -125,8 +157,15 @@ async fn replayed_refresh_token_recovers_with_a_new_flow() {
     let r = mcp2.initialize().await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(handler2.redirects.load(Ordering::SeqCst), 1);
-    assert_eq!(stale_store.get_client_info().await.unwrap().unwrap(), client_before, "no new registration");
-    assert_ne!(stale_store.get_tokens().await.unwrap().unwrap().refresh_token, stale.refresh_token);
+    assert_eq!(
+        stale_store.get_client_info().await.unwrap().unwrap(),
+        client_before,
+        "no new registration"
+    );
+    assert_ne!(
+        stale_store.get_tokens().await.unwrap().unwrap().refresh_token,
+        stale.refresh_token
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +178,10 @@ async fn access_denied_is_a_structured_error_and_loses_nothing() {
     let e = mcp.initialize().await.err().expect("denied");
     assert_eq!(e.kind(), ErrorKind::Flow);
     assert_eq!(e.oauth_error(), Some("access_denied"));
-    assert_eq!(e.oauth().unwrap().error_description.as_deref(), Some("the person said no"));
+    assert_eq!(
+        e.oauth().unwrap().error_description.as_deref(),
+        Some("the person said no")
+    );
     // The registration survived; the next attempt works.
     assert!(store.get_client_info().await.unwrap().is_some());
     assert_eq!(mcp.initialize().await.unwrap().status, 200);
@@ -157,7 +199,10 @@ async fn step_up_on_insufficient_scope() {
     let r = mcp.tool("admin_action", json!({})).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     let after = p.current_token().unwrap().scopes();
-    assert!(after.contains(&"mcp:admin".to_string()) && after.contains(&"mcp:read".to_string()), "{after:?}");
+    assert!(
+        after.contains(&"mcp:admin".to_string()) && after.contains(&"mcp:read".to_string()),
+        "{after:?}"
+    );
     assert_eq!(handler.redirects.load(Ordering::SeqCst), 2);
 }
 
@@ -170,7 +215,10 @@ async fn confidential_client(method: &str) {
     let mcp = Mcp::new(&peers.mcp_url, p.clone());
     assert_eq!(mcp.initialize().await.unwrap().status, 200);
     let info = store.get_client_info().await.unwrap().unwrap();
-    assert!(info.client_secret.is_some(), "a confidential registration gets a secret");
+    assert!(
+        info.client_secret.is_some(),
+        "a confidential registration gets a secret"
+    );
     assert_eq!(info.token_endpoint_auth_method(), Some(method));
     assert!(!format!("{info:?}").contains(info.client_secret.as_ref().unwrap().expose()));
 }
@@ -205,7 +253,9 @@ async fn client_id_metadata_document() {
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         loop {
-            let Ok((mut s, _)) = listener.accept().await else { return };
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
             let doc = doc.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
@@ -225,8 +275,15 @@ async fn client_id_metadata_document() {
     let mcp = Mcp::new(&peers.mcp_url, p.clone());
     assert_eq!(mcp.initialize().await.unwrap().status, 200);
     let who = mcp.tool("whoami", json!({})).await.unwrap();
-    assert!(who.body.to_string().contains(&doc_url), "the URL is the client_id: {}", who.body);
-    assert!(store.get_client_info().await.unwrap().is_none(), "no registration happened");
+    assert!(
+        who.body.to_string().contains(&doc_url),
+        "the URL is the client_id: {}",
+        who.body
+    );
+    assert!(
+        store.get_client_info().await.unwrap().is_none(),
+        "no registration happened"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

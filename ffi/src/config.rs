@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    AuthorizationHandler, BrowserLoopbackHandler, Error as CoreError, FileStorage, GrantKind, JwtSigner, LoopbackReceiver,
-    MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, Secret, StaticClient, TokenStorage,
+    AuthorizationHandler, BrowserLoopbackHandler, Error as CoreError, FileStorage, GrantKind, JwtSigner,
+    LoopbackReceiver, MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, Secret, StaticClient,
+    TokenStorage,
 };
 
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
@@ -500,7 +501,9 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     let mut config = ProviderConfig::new(server_url, metadata);
     config.client_metadata_url = b.client_metadata_url;
     config.static_client = b.static_client;
-    config.client_assertion_signer = b.client_assertion_signer;
+    config.client_assertion = b
+        .client_assertion_signer
+        .map(|s| s as Arc<dyn mcp_oauth_client::AssertionProvider>);
     config.grant = b.grant;
     if let Some(t) = b.timeout {
         config.timeout = t;

@@ -19,7 +19,10 @@ use serde_json::{Value, json};
 use url::Url;
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Running peers; stopped when dropped (the launcher exits when its stdin closes).
@@ -46,11 +49,17 @@ impl Peers {
             .args(extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("PEERS_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var_os("PEERS_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start tests/peers/launch.py");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("launcher said {line:?}: {e}"));
         Peers {
             child,
@@ -61,7 +70,12 @@ impl Peers {
     }
 
     pub async fn state(&self) -> Value {
-        reqwest::get(format!("{}/state", self.control_url)).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/state", self.control_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn authorizations(&self) -> u64 {
@@ -106,9 +120,16 @@ pub struct HeadlessHandler {
 impl AuthorizationHandler for HeadlessHandler {
     async fn redirect(&self, url: &Url) -> mcp_oauth_client::Result<()> {
         self.redirects.fetch_add(1, Ordering::SeqCst);
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let resp = client.get(url.clone()).send().await.unwrap();
-        assert!(resp.status().is_redirection(), "authorization endpoint answered {}", resp.status());
+        assert!(
+            resp.status().is_redirection(),
+            "authorization endpoint answered {}",
+            resp.status()
+        );
         let loc = resp.headers()["location"].to_str().unwrap().to_string();
         *self.location.lock().unwrap() = Some(loc);
         Ok(())
@@ -142,7 +163,10 @@ pub struct FollowingBrowser {
 #[async_trait]
 impl AuthorizationHandler for FollowingBrowser {
     async fn redirect(&self, url: &Url) -> mcp_oauth_client::Result<()> {
-        let state = url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned());
+        let state = url
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned());
         self.receiver.expect_state(state);
         let url = url.clone();
         tokio::spawn(async move {
@@ -170,7 +194,12 @@ pub struct McpReply {
 
 impl Mcp {
     pub fn new(url: &str, provider: OAuthClientProvider) -> Mcp {
-        Mcp { url: url.into(), provider, http: reqwest::Client::new(), session: Default::default() }
+        Mcp {
+            url: url.into(),
+            provider,
+            http: reqwest::Client::new(),
+            session: Default::default(),
+        }
     }
 
     async fn send_once(&self, body: &Value, auth: Option<&str>) -> reqwest::Response {
@@ -204,7 +233,11 @@ impl Mcp {
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_string))
                 .collect();
-            match self.provider.handle_response(status, &challenges, auth.as_deref()).await? {
+            match self
+                .provider
+                .handle_response(status, &challenges, auth.as_deref())
+                .await?
+            {
                 ResponseAction::Retry(h) => resp = self.send_once(&body, Some(&h)).await,
                 ResponseAction::Done => {}
             }
@@ -251,6 +284,8 @@ impl Mcp {
 pub fn jwt_claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }

@@ -28,7 +28,12 @@ impl Reply {
         }
     }
     pub fn status(status: u16) -> Reply {
-        Reply { status, headers: vec![], body: vec![], delay: Duration::ZERO }
+        Reply {
+            status,
+            headers: vec![],
+            body: vec![],
+            delay: Duration::ZERO,
+        }
     }
     pub fn header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
@@ -67,11 +72,17 @@ impl Mock {
     pub async fn start() -> Mock {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let mock = Mock { base, routes: Default::default(), seen: Default::default() };
+        let mock = Mock {
+            base,
+            routes: Default::default(),
+            seen: Default::default(),
+        };
         let m = mock.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 let m = m.clone();
                 tokio::spawn(async move {
                     let Some(seen) = read_request(&mut s).await else { return };
@@ -84,7 +95,11 @@ impl Mock {
                     if !reply.delay.is_zero() {
                         tokio::time::sleep(reply.delay).await;
                     }
-                    let mut head = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n", reply.status, reply.body.len());
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        reply.status,
+                        reply.body.len()
+                    );
                     for (k, v) in &reply.headers {
                         head.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -111,7 +126,13 @@ impl Mock {
     }
 
     pub fn requests_to(&self, path: &str) -> Vec<Seen> {
-        self.seen.lock().unwrap().iter().filter(|s| s.path == path).cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -130,8 +151,16 @@ impl Mock {
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["read", "write", "offline_access"],
         });
-        self.fixed(&format!("/.well-known/oauth-authorization-server{issuer_path}"), Reply::json(200, meta));
-        self.route("/register", |_| Reply::json(201, serde_json::json!({"client_id": "registered-client", "redirect_uris": ["http://127.0.0.1:9/cb"]})));
+        self.fixed(
+            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            Reply::json(200, meta),
+        );
+        self.route("/register", |_| {
+            Reply::json(
+                201,
+                serde_json::json!({"client_id": "registered-client", "redirect_uris": ["http://127.0.0.1:9/cb"]}),
+            )
+        });
         let counter = Arc::new(Mutex::new(0));
         self.route("/token", move |_| {
             let mut n = counter.lock().unwrap();
@@ -182,5 +211,10 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Seen> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Seen { method, path, headers, body: String::from_utf8_lossy(&body).to_string() })
+    Some(Seen {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    })
 }
