@@ -378,17 +378,10 @@ impl OAuthClientProvider {
     }
 
     async fn on_unauthorized(&self, challenge: Option<BearerChallenge>, sent: Option<&str>) -> Result<String> {
-        let seen = self.inner.completed.load(Ordering::Acquire);
-        let mut s = self.inner.session.lock().await;
-        // Another request may have fixed things while this one waited.
-        if let Some(h) = self.fresh_header_other_than(sent) {
-            return Ok(h);
-        }
-        if self.inner.completed.load(Ordering::Acquire) != seen {
-            if let Some(e) = &s.last_failure {
-                return Err(e.clone());
-            }
-        }
+        let mut s = match self.enter_flight(sent).await {
+            Ok(s) => s,
+            Err(answered) => return answered,
+        };
         self.load_if_needed(&mut s).await?;
         if let Some(h) = self.fresh_header_other_than(sent) {
             return Ok(h);
@@ -435,16 +428,10 @@ impl OAuthClientProvider {
     }
 
     async fn on_insufficient_scope(&self, challenge: BearerChallenge, sent: Option<&str>) -> Result<String> {
-        let seen = self.inner.completed.load(Ordering::Acquire);
-        let mut s = self.inner.session.lock().await;
-        if let Some(h) = self.fresh_header_other_than(sent) {
-            return Ok(h);
-        }
-        if self.inner.completed.load(Ordering::Acquire) != seen {
-            if let Some(e) = &s.last_failure {
-                return Err(e.clone());
-            }
-        }
+        let mut s = match self.enter_flight(sent).await {
+            Ok(s) => s,
+            Err(answered) => return answered,
+        };
         let held_scope = self
             .inner
             .current
@@ -487,6 +474,26 @@ impl OAuthClientProvider {
         self.finish(&mut s, &outcome);
         outcome?;
         self.current_header()
+    }
+
+    /// Join the single flight. `Err` carries the answer when a flight that
+    /// finished while this caller waited already settles it: a header other
+    /// than the one the failed request sent, or that flight's failure.
+    async fn enter_flight(
+        &self,
+        sent: Option<&str>,
+    ) -> std::result::Result<tokio::sync::MutexGuard<'_, Session>, Result<String>> {
+        let seen = self.inner.completed.load(Ordering::Acquire);
+        let s = self.inner.session.lock().await;
+        if let Some(h) = self.fresh_header_other_than(sent) {
+            return Err(Ok(h));
+        }
+        if self.inner.completed.load(Ordering::Acquire) != seen {
+            if let Some(e) = &s.last_failure {
+                return Err(Err(e.clone()));
+            }
+        }
+        Ok(s)
     }
 
     fn finish(&self, s: &mut Session, outcome: &Result<()>) {
