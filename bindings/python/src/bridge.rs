@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use mcp_oauth_client::discovery::same_issuer;
 use mcp_oauth_client::error::Step;
 use mcp_oauth_client::{
-    AuthorizationCodeResult, AuthorizationHandler, Error, OAuthClientInformationFull, OAuthErrorFields, OAuthToken,
-    Result, Secret, TokenStorage,
+    AssertionProvider, AuthorizationCodeResult, AuthorizationHandler, Error, OAuthClientInformationFull,
+    OAuthErrorFields, OAuthToken, Result, Secret, TokenStorage,
 };
 use pyo3::prelude::*;
 use url::Url;
@@ -158,4 +159,34 @@ pub(crate) fn resource_validator(
                 .to_string()
         })
     })
+}
+
+/// The application's `assertion_provider(audience)`, as the core's
+/// `AssertionProvider`: awaited on the native call's loop like the storage.
+/// With `issuer` configured, it refuses to make an assertion for any other
+/// authorization server, so the client's credentials go nowhere else.
+pub(crate) struct PyAssertionProvider {
+    pub(crate) bridge: Arc<Py<PyAny>>,
+    pub(crate) issuer: Option<String>,
+}
+
+#[async_trait]
+impl AssertionProvider for PyAssertionProvider {
+    async fn assertion(&self, _client_id: &str, audience: &str) -> Result<Secret> {
+        if let Some(issuer) = &self.issuer
+            && !same_issuer(issuer, audience)
+        {
+            return Err(Error::flow(
+                Step::Grant,
+                format!("the authorization server's issuer {audience:?} is not the configured issuer {issuer:?}"),
+            ));
+        }
+        let make = |m: String| Error::flow(Step::Grant, m);
+        let v = call_py(&self.bridge, "assertion", (audience.to_string(),))
+            .await
+            .map_err(|e| callback_failed("the assertion provider", e, make))?;
+        extract::<String>(v)
+            .map(Secret::new)
+            .map_err(|e| callback_failed("the assertion provider", e, make))
+    }
 }

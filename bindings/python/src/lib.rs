@@ -10,6 +10,7 @@ mod builtins;
 mod errors;
 mod logs;
 mod provider;
+mod signer;
 
 use pyo3::prelude::*;
 
@@ -28,6 +29,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<provider::NativeProvider>()?;
     m.add_class::<builtins::NativeFileStorage>()?;
     m.add_class::<builtins::NativeLoopbackReceiver>()?;
+    m.add_class::<signer::NativeSigner>()?;
     m.add_function(wrap_pyfunction!(builtins::open_browser, m)?)?;
     m.add_function(wrap_pyfunction!(builtins::parse_redirect, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;

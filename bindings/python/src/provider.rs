@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_oauth_client::discovery::same_issuer;
 use mcp_oauth_client::{
     AuthorizationHandler, GrantKind, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, ResponseAction, Secret,
     StaticClient, TokenStorage,
@@ -12,7 +13,7 @@ use mcp_oauth_client::{
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 
-use crate::bridge::{PyHandler, PyStorage, resource_validator};
+use crate::bridge::{PyAssertionProvider, PyHandler, PyStorage, resource_validator};
 use crate::builtins::NativeFileStorage;
 use crate::errors::{OAuthConfigurationError, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
@@ -80,7 +81,7 @@ impl NativeProvider {
         http_timeout=30.0, client_metadata_url=None, validate_resource=false,
         assume_s256_when_pkce_unadvertised=false, skip_resource_check=false, protocol_version=None,
         client_credentials=false, client_id=None, client_secret=None, token_endpoint_auth_method=None,
-        scope=None,
+        scope=None, client_assertion=false, issuer=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -100,6 +101,8 @@ impl NativeProvider {
         client_secret: Option<String>,
         token_endpoint_auth_method: Option<String>,
         scope: Option<String>,
+        client_assertion: bool,
+        issuer: Option<String>,
     ) -> PyResult<Self> {
         let bridge = Arc::new(bridge);
         let mut metadata = match &client_metadata_json {
@@ -130,6 +133,18 @@ impl NativeProvider {
                 client_secret: client_secret.map(Secret::new),
                 token_endpoint_auth_method,
             });
+        }
+        if client_assertion {
+            config.client_assertion = Some(Arc::new(PyAssertionProvider {
+                bridge: bridge.clone(),
+                issuer: issuer.clone(),
+            }));
+        }
+        if let Some(issuer) = issuer {
+            // Ask the configured issuer when the server names several.
+            config.authorization_server_selector = Some(Arc::new(move |servers: &[String]| {
+                servers.iter().position(|s| same_issuer(&issuer, s)).unwrap_or(0)
+            }));
         }
         if validate_resource {
             config.resource_validator = Some(resource_validator(bridge.clone(), server_url));

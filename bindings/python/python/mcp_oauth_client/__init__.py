@@ -16,8 +16,14 @@ from ._errors import (
     OAuthTokenError,
 )
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from ._jwt import SignedJWTParameters, static_assertion_provider
 from ._native import __version__
-from ._provider import ClientCredentialsOAuthProvider, OAuthClientProvider, TokenStorage
+from ._provider import (
+    ClientCredentialsOAuthProvider,
+    OAuthClientProvider,
+    PrivateKeyJWTOAuthProvider,
+    TokenStorage,
+)
 
 __all__ = [
     "AuthorizationCodeResult",
@@ -35,7 +41,10 @@ __all__ = [
     "OAuthTimeoutError",
     "OAuthToken",
     "OAuthTokenError",
+    "PrivateKeyJWTOAuthProvider",
+    "SignedJWTParameters",
     "TokenStorage",
     "__version__",
     "open_browser",
+    "static_assertion_provider",
 ]

@@ -61,12 +61,14 @@ class Bridge:
         callback_handler: Callable[[], Awaitable[Any]] | None,
         timeout: float,
         validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None,
+        assertion_provider: Callable[[str], Awaitable[str]] | None = None,
     ) -> None:
         self._storage = storage
         self._redirect_handler = redirect_handler
         self._callback_handler = callback_handler
         self._timeout = timeout
         self._validate_resource_url = validate_resource_url
+        self._assertion_provider = assertion_provider
 
     async def get_tokens(self) -> str | None:
         return to_json(await _resolve(self._storage.get_tokens()), "get_tokens")
@@ -102,3 +104,11 @@ class Bridge:
     async def validate_resource(self, server_url: str, resource: str | None) -> None:
         if self._validate_resource_url is not None:
             await _resolve(self._validate_resource_url(server_url, resource))
+
+    async def assertion(self, audience: str) -> str:
+        if self._assertion_provider is None:
+            raise OAuthFlowError("No assertion provider for private_key_jwt", step="grant")
+        assertion = await _resolve(self._assertion_provider(audience))
+        if not isinstance(assertion, str) or not assertion:
+            raise TypeError(f"assertion_provider must return a JWT string, not {type(assertion).__name__}")
+        return assertion

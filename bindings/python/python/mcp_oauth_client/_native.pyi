@@ -10,6 +10,7 @@ __all__ = [
     "NativeProvider",
     "NativeFileStorage",
     "NativeLoopbackReceiver",
+    "NativeSigner",
     "open_browser",
     "parse_redirect",
     "flush_logs",
@@ -39,6 +40,8 @@ class NativeProvider:
         client_secret: str | None = None,
         token_endpoint_auth_method: str | None = None,
         scope: str | None = None,
+        client_assertion: bool = False,
+        issuer: str | None = None,
     ) -> NativeProvider: ...
     @property
     def server_url(self) -> str: ...
@@ -70,6 +73,19 @@ class NativeLoopbackReceiver:
     def redirect_uri(self) -> str: ...
     def redirect(self, url: str) -> Awaitable[None]: ...
     def callback(self) -> Awaitable[_CallbackTuple]: ...
+
+@final
+class NativeSigner:
+    def __new__(
+        cls,
+        private_key_pem: str,
+        algorithm: str,
+        *,
+        lifetime_seconds: int = 300,
+        extra_claims_json: str | None = None,
+        key_id: str | None = None,
+    ) -> NativeSigner: ...
+    def client_assertion(self, issuer: str, subject: str, audience: str) -> str: ...
 
 def open_browser(url: str) -> Awaitable[None]: ...
 def parse_redirect(url_or_query: str) -> _CallbackTuple: ...

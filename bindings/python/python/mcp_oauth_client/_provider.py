@@ -19,12 +19,13 @@ import atexit
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from . import _native
 from ._bridge import Bridge
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-__all__ = ["ClientCredentialsOAuthProvider", "OAuthClientProvider", "TokenStorage"]
+__all__ = ["ClientCredentialsOAuthProvider", "OAuthClientProvider", "PrivateKeyJWTOAuthProvider", "TokenStorage"]
 
 
 class TokenStorage(Protocol):
@@ -276,4 +277,70 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
             client_secret=client_secret,
             token_endpoint_auth_method=token_endpoint_auth_method,
             scope=scopes if scopes is not None else scope,
+        )
+
+
+class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
+    """The client credentials grant with ``private_key_jwt`` client authentication (RFC 7523 §2.2).
+
+    Each token request carries a fresh assertion from ``assertion_provider``, awaited
+    with the audience: the authorization server's issuer identifier. Use
+    ``SignedJWTParameters(...).create_assertion_provider()`` to have the core sign with
+    the client's key, ``static_assertion_provider(jwt)`` for a pre-built JWT, or your
+    own coroutine function (workload identity federation). Its exceptions reach the
+    caller unchanged.
+
+    Args:
+        server_url: The MCP server URL.
+        storage: A ``TokenStorage``.
+        client_id: The client ID, registered with ``private_key_jwt``.
+        assertion_provider: ``async (audience: str) -> str``, a signed JWT whose ``aud``
+            is ``audience`` (a plain function works too).
+        scope: Space-separated scopes to ask for (``scopes`` is accepted as well).
+        issuer: The issuer of the authorization server ``client_id`` is registered with.
+            When set, that server is chosen among those the MCP server names, and no
+            assertion is made for any other: the flow stops with ``OAuthFlowError``.
+
+    Raises:
+        ValueError: ``issuer`` is not an http(s) URL, or both ``scope`` and ``scopes``
+            are given and differ.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        storage: TokenStorage,
+        client_id: str,
+        assertion_provider: Callable[[str], Awaitable[str]],
+        scope: str | None = None,
+        issuer: str | None = None,
+        *,
+        scopes: str | None = None,
+        http_timeout: float = 30.0,
+        assume_s256_when_pkce_unadvertised: bool = False,
+        skip_resource_check: bool = False,
+        protocol_version: str | None = None,
+    ) -> None:
+        if not callable(assertion_provider):
+            raise TypeError("assertion_provider must be callable: async (audience: str) -> str")
+        if scopes is not None and scope is not None and scopes != scope:
+            raise ValueError("pass scopes or scope, not both")
+        if issuer is not None and urlsplit(issuer).scheme not in ("http", "https"):
+            raise ValueError(f"issuer must be the authorization server's http(s) issuer URL, got {issuer!r}")
+        self._storage = storage
+        bridge = Bridge(storage, None, None, 1.0, None, assertion_provider)
+        self._native = _native.NativeProvider(
+            server_url,
+            bridge,
+            native_storage=_native_storage(storage),
+            http_timeout=float(http_timeout),
+            assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
+            skip_resource_check=skip_resource_check,
+            protocol_version=protocol_version,
+            client_credentials=True,
+            client_id=client_id,
+            token_endpoint_auth_method="private_key_jwt",
+            scope=scope if scope is not None else scopes,
+            client_assertion=True,
+            issuer=issuer,
         )
