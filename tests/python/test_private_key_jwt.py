@@ -212,3 +212,14 @@ def test_bad_lifetime_and_issuer_are_value_errors(ec_key: ec.EllipticCurvePrivat
         PrivateKeyJWTOAuthProvider(
             "http://127.0.0.1:1/mcp", InMemoryTokenStorage(), "c", static_assertion_provider("x"), issuer="as.example"
         )
+
+
+def test_sync_client_gets_a_token(peers: dict[str, Any], ec_key: ec.EllipticCurvePrivateKey) -> None:
+    client_id = _register(peers, ec_key)
+    provider = SignedJWTParameters(
+        issuer=client_id, subject=client_id, signing_key=_pem(ec_key), signing_algorithm="ES256"
+    ).create_assertion_provider()
+    p = PrivateKeyJWTOAuthProvider(peers["mcp_url"], InMemoryTokenStorage(), client_id, provider)
+    with httpx.Client(auth=p, timeout=20) as http:
+        r = http.post(peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
+        assert r.status_code == 200, r.text
