@@ -41,7 +41,8 @@ run_section() {
 }
 
 section_rust() {
-    cargo build --workspace --all-targets --locked &&
+    cargo fmt --all --check &&
+        cargo clippy --workspace --all-targets --locked -- -D warnings &&
         cargo test --workspace --locked --no-fail-fast
 }
 

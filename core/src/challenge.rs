@@ -296,11 +296,14 @@ mod tests {
         c.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
     }
 
+    /// (scheme, token68, params) of one expected challenge.
+    type Expected = (&'static str, Option<&'static str>, Vec<(&'static str, &'static str)>);
+
     #[test]
     fn table() {
         struct Case {
             input: &'static str,
-            want: Vec<(&'static str, Option<&'static str>, Vec<(&'static str, &'static str)>)>,
+            want: Vec<Expected>,
         }
         let cases = vec![
             Case {

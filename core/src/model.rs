@@ -291,7 +291,7 @@ impl OAuthClientMetadata {
     /// `web` otherwise (OpenID Connect Registration `application_type`).
     pub fn derived_application_type(&self) -> &'static str {
         let all_native = self.redirect_uris.iter().all(|u| match url::Url::parse(u) {
-            Ok(p) => !(p.scheme() == "https" && !crate::http::is_loopback(&p)),
+            Ok(p) => p.scheme() != "https" || crate::http::is_loopback(&p),
             Err(_) => true,
         });
         if all_native { "native" } else { "web" }

@@ -252,9 +252,9 @@ impl Mcp {
         } else {
             // SSE: take the last data line.
             text.lines()
+                .rev()
                 .filter_map(|l| l.strip_prefix("data:"))
-                .filter_map(|d| serde_json::from_str(d.trim()).ok())
-                .last()
+                .find_map(|d| serde_json::from_str(d.trim()).ok())
                 .unwrap_or(Value::Null)
         };
         Ok(McpReply { status, body })
