@@ -45,26 +45,6 @@ class _Detail:
     error_description: str | None
     error_uri: str | None
 
-    def _set_detail(
-        self,
-        step: str | None,
-        url: str | None,
-        status: int | None,
-        error: str | None,
-        error_description: str | None,
-        error_uri: str | None,
-    ) -> None:
-        self.step = step
-        self.url = url
-        self.status = status
-        self.error = error
-        self.error_description = error_description
-        self.error_uri = error_uri
-
-
-class OAuthFlowError(_Detail, Exception):
-    """Base exception for OAuth flow errors."""
-
     def __init__(
         self,
         message: str,
@@ -75,8 +55,17 @@ class OAuthFlowError(_Detail, Exception):
         error_description: str | None = None,
         error_uri: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self._set_detail(step, url, status, error, error_description, error_uri)
+        super().__init__(message)  # type: ignore[call-arg]  # the next base: Exception or a TransportError
+        self.step = step
+        self.url = url
+        self.status = status
+        self.error = error
+        self.error_description = error_description
+        self.error_uri = error_uri
+
+
+class OAuthFlowError(_Detail, Exception):
+    """Base exception for OAuth flow errors."""
 
 
 class OAuthTokenError(OAuthFlowError):
@@ -104,19 +93,6 @@ def _transport_bases(name: str) -> tuple[type[BaseException], ...]:
 
 class OAuthNetworkError(_Detail, *_transport_bases("TransportError")):  # type: ignore[misc]
     """A request the provider made itself failed on the network."""
-
-    def __init__(
-        self,
-        message: str,
-        step: str | None = None,
-        url: str | None = None,
-        status: int | None = None,
-        error: str | None = None,
-        error_description: str | None = None,
-        error_uri: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self._set_detail(step, url, status, error, error_description, error_uri)
 
 
 class OAuthConnectError(OAuthNetworkError, *_transport_bases("ConnectError")):  # type: ignore[misc]
