@@ -28,8 +28,8 @@ pub trait AuthorizationHandler: Send + Sync {
 
 /// Open `url` in the system browser. Honors `$BROWSER` (a `:`-separated list
 /// of commands; `%s` is replaced by the URL, else the URL is appended), then
-/// tries the platform opener. When nothing works, prints the URL on standard
-/// error for the person to open, and still succeeds.
+/// tries the platform opener. The URL is also printed on standard error, so
+/// the person can open it by hand when no browser appears.
 pub async fn open_browser(url: &Url) -> Result<()> {
     let url_s = url.as_str().to_string();
     let mut candidates: Vec<Vec<String>> = Vec::new();
@@ -70,6 +70,9 @@ pub async fn open_browser(url: &Url) -> Result<()> {
                     let _ = child.wait().await;
                 });
                 tracing::info!(program = %argv[0], "opened the authorization URL");
+                // An opener can start and still show nothing (no display, no
+                // default browser): the person can always use the URL itself.
+                eprintln!("If no browser opened, open this URL to authorize:\n  {url_s}");
                 return Ok(());
             }
             Err(_) => continue,
