@@ -638,7 +638,7 @@ impl OAuthClientProvider {
                 return Ok(Some(c.clone()));
             }
         }
-        if let Some(stored) = self.inner.storage.get_client_info().await? {
+        if let Some(stored) = self.inner.storage.get_client_info_for(&d.issuer).await? {
             if bound_to(&stored, &d.issuer) && !stored.secret_expired() && self.stored_client_allowed(&stored) {
                 s.client = Some(stored.clone());
                 return Ok(Some(stored));

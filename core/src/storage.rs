@@ -3,7 +3,8 @@
 //! instead of being repeated (rotating refresh tokens are single-use).
 //!
 //! Built-ins: [`MemoryStorage`] and [`FileStorage`] (one JSON file per MCP
-//! server, replaced atomically, mode 0600, guarded by an advisory lock).
+//! server holding its tokens and a registration per authorization server,
+//! replaced atomically, mode 0600, guarded by an advisory lock).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,6 +29,15 @@ pub trait TokenStorage: Send + Sync {
     async fn get_client_info(&self) -> Result<Option<OAuthClientInformationFull>>;
     /// Store client information (replacing any).
     async fn set_client_info(&self, info: OAuthClientInformationFull) -> Result<()>;
+    /// The stored client information for the authorization server `issuer`.
+    /// Stores that keep one registration per authorization server (like
+    /// [`FileStorage`]) answer from it, so a resource that moves between
+    /// servers does not register again each time; the default returns the one
+    /// stored registration, whose issuer binding the provider checks.
+    async fn get_client_info_for(&self, issuer: &str) -> Result<Option<OAuthClientInformationFull>> {
+        let _ = issuer;
+        self.get_client_info().await
+    }
     /// Enter the exclusive section for changing tokens, shared by every
     /// process using this store. The provider re-reads the tokens inside it
     /// before refreshing. The default (no cross-process lock) suits stores
@@ -79,8 +89,12 @@ struct FileContents {
     server_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tokens: Option<OAuthToken>,
+    /// The registration in use (what `get_client_info` answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_info: Option<OAuthClientInformationFull>,
+    /// Every registration, by the issuer that made it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    clients: std::collections::BTreeMap<String, OAuthClientInformationFull>,
 }
 
 /// A JSON file per MCP server in a directory the host chooses.
@@ -261,10 +275,27 @@ impl TokenStorage for FileStorage {
         self.with_lock(|s| Ok(s.read()?.client_info)).await
     }
 
+    async fn get_client_info_for(&self, issuer: &str) -> Result<Option<OAuthClientInformationFull>> {
+        let issuer = issuer.to_string();
+        self.with_lock(move |s| {
+            let c = s.read()?;
+            let by_issuer = c
+                .clients
+                .iter()
+                .find(|(i, _)| crate::discovery::same_issuer(i, &issuer))
+                .map(|(_, info)| info.clone());
+            Ok(by_issuer.or(c.client_info))
+        })
+        .await
+    }
+
     async fn set_client_info(&self, info: OAuthClientInformationFull) -> Result<()> {
         self.with_lock(move |s| {
             let mut c = s.read()?;
             c.server_url = Some(s.server_url.clone());
+            if let Some(issuer) = &info.issuer {
+                c.clients.insert(issuer.clone(), info.clone());
+            }
             c.client_info = Some(info);
             s.write(&c)
         })

@@ -765,3 +765,63 @@ async fn authorization_server_migration_registers_again_and_never_leaks_credenti
         Some(as2.base.as_str())
     );
 }
+
+#[tokio::test]
+async fn the_file_store_keeps_a_registration_per_authorization_server() {
+    let rs = Mock::start().await;
+    let as1 = Mock::start().await;
+    let as2 = Mock::start().await;
+    as1.standard_as("");
+    as2.standard_as("");
+    as1.route("/register", |_| Reply::json(201, json!({"client_id": "as1-client"})));
+    as2.route("/register", |_| Reply::json(201, json!({"client_id": "as2-client"})));
+    let current = Arc::new(std::sync::Mutex::new(as1.base.clone()));
+    let c2 = current.clone();
+    let resource = rs.url("/mcp");
+    rs.route("/.well-known/oauth-protected-resource/mcp", move |_| {
+        Reply::json(
+            200,
+            json!({"resource": resource, "authorization_servers": [c2.lock().unwrap().clone()]}),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStorage::new(dir.path(), &rs.url("/mcp")).unwrap());
+    let person = Arc::new(Person::default());
+    let p = build(cfg(&rs), store.clone(), person.clone());
+    let ResponseAction::Retry(mut sent) = on_401(&p, CHALLENGE).await.unwrap() else {
+        panic!()
+    };
+    for server in [&as2.base, &as1.base, &as2.base] {
+        *current.lock().unwrap() = server.clone();
+        let ResponseAction::Retry(h) = p.handle_response(401, &[CHALLENGE], Some(&sent)).await.unwrap() else {
+            panic!()
+        };
+        sent = h;
+    }
+    assert_eq!(
+        as1.count("/register"),
+        1,
+        "moving back to a server reuses its registration"
+    );
+    assert_eq!(as2.count("/register"), 1);
+    let q: std::collections::HashMap<_, _> = person
+        .url
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["client_id"], "as2-client");
+    // A new process over the same file finds both.
+    let again = FileStorage::new(dir.path(), &rs.url("/mcp")).unwrap();
+    assert_eq!(
+        again.get_client_info_for(&as1.base).await.unwrap().unwrap().client_id,
+        "as1-client"
+    );
+    assert_eq!(
+        again.get_client_info_for(&as2.base).await.unwrap().unwrap().client_id,
+        "as2-client"
+    );
+}
