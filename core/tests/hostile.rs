@@ -46,6 +46,14 @@ impl AuthorizationHandler for Person {
     }
 }
 
+impl Person {
+    /// The query of the last authorization URL the person was sent to.
+    fn last_query(&self) -> std::collections::HashMap<String, String> {
+        let url = self.url.lock().unwrap().clone().expect("no authorization URL yet");
+        url.query_pairs().into_owned().collect()
+    }
+}
+
 fn meta() -> OAuthClientMetadata {
     OAuthClientMetadata::new(vec!["http://127.0.0.1:9/cb".into()])
 }
@@ -373,15 +381,7 @@ async fn client_information_is_bound_to_its_issuer() {
     let p = build(cfg(&m), store.clone(), person.clone());
     on_401(&p, CHALLENGE).await.unwrap();
     assert_eq!(m.count("/register"), 1, "registered again with the new server");
-    let q: std::collections::HashMap<_, _> = person
-        .url
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
+    let q = person.last_query();
     assert_eq!(q["client_id"], "registered-client");
     let tok = &m.requests_to("/token")[0];
     assert!(!tok.body.contains("old-secret") && !tok.headers.contains_key("authorization"));
@@ -467,15 +467,7 @@ async fn step_up_is_capped() {
     let person = Arc::new(Person::default());
     let p = build(c, Arc::new(MemoryStorage::new()), person.clone());
     let first = on_401(&p, CHALLENGE).await.unwrap();
-    let q: std::collections::HashMap<_, _> = person
-        .url
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
+    let q = person.last_query();
     assert_eq!(q["scope"], "read", "the configured scope is used as it is");
     let ResponseAction::Retry(mut sent) = first else {
         panic!()
@@ -489,15 +481,7 @@ async fn step_up_is_capped() {
         ResponseAction::Retry(h) => sent = h,
         ResponseAction::Done => panic!("step-up expected"),
     }
-    let q: std::collections::HashMap<_, _> = person
-        .url
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
+    let q = person.last_query();
     assert_eq!(q["scope"], "read admin", "the union of held and challenged scopes");
     // Asking again for what is already granted cannot be fixed by a new authorization.
     let e = p
@@ -713,26 +697,46 @@ async fn client_credentials_with_a_secret_or_a_private_key() {
     assert!(!form.contains_key("client_secret"));
 }
 
+/// A resource whose metadata names `current`, one of two authorization
+/// servers whose registrations answer `as1-client` (with a secret) and
+/// `as2-client`.
+struct Migration {
+    rs: Mock,
+    as1: Mock,
+    as2: Mock,
+    current: Arc<std::sync::Mutex<String>>,
+}
+
+impl Migration {
+    async fn start() -> Migration {
+        let rs = Mock::start().await;
+        let as1 = Mock::start().await;
+        let as2 = Mock::start().await;
+        as1.standard_as("");
+        as2.standard_as("");
+        as1.route("/register", |_| {
+            Reply::json(201, json!({"client_id": "as1-client", "client_secret": "as1-secret"}))
+        });
+        as2.route("/register", |_| Reply::json(201, json!({"client_id": "as2-client"})));
+        let current = Arc::new(std::sync::Mutex::new(as1.base.clone()));
+        let named = current.clone();
+        let resource = rs.url("/mcp");
+        rs.route("/.well-known/oauth-protected-resource/mcp", move |_| {
+            let server = named.lock().unwrap().clone();
+            Reply::json(200, json!({"resource": resource, "authorization_servers": [server]}))
+        });
+        Migration { rs, as1, as2, current }
+    }
+}
+
 #[tokio::test]
 async fn authorization_server_migration_registers_again_and_never_leaks_credentials() {
-    let rs = Mock::start().await;
-    let as1 = Mock::start().await;
-    let as2 = Mock::start().await;
-    as1.standard_as("");
-    as2.standard_as("");
-    as1.route("/register", |_| {
-        Reply::json(201, json!({"client_id": "as1-client", "client_secret": "as1-secret"}))
-    });
-    as2.route("/register", |_| Reply::json(201, json!({"client_id": "as2-client"})));
-    let current = Arc::new(std::sync::Mutex::new(as1.base.clone()));
-    let c2 = current.clone();
-    let resource = rs.url("/mcp");
-    rs.route("/.well-known/oauth-protected-resource/mcp", move |_| {
-        Reply::json(
-            200,
-            json!({"resource": resource, "authorization_servers": [c2.lock().unwrap().clone()]}),
-        )
-    });
+    let Migration {
+        rs,
+        as1: _,
+        as2,
+        current,
+    } = Migration::start().await;
     let store = Arc::new(MemoryStorage::new());
     let person = Arc::new(Person::default());
     let p = build(cfg(&rs), store.clone(), person.clone());
@@ -750,15 +754,7 @@ async fn authorization_server_migration_registers_again_and_never_leaks_credenti
             !seen.body.contains("as1-") && !seen.headers.values().any(|v| v.contains("as1-") || v.contains("YXMx"))
         );
     }
-    let q: std::collections::HashMap<_, _> = person
-        .url
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
+    let q = person.last_query();
     assert_eq!(q["client_id"], "as2-client");
     assert_eq!(
         store.get_client_info().await.unwrap().unwrap().issuer.as_deref(),
@@ -768,22 +764,7 @@ async fn authorization_server_migration_registers_again_and_never_leaks_credenti
 
 #[tokio::test]
 async fn the_file_store_keeps_a_registration_per_authorization_server() {
-    let rs = Mock::start().await;
-    let as1 = Mock::start().await;
-    let as2 = Mock::start().await;
-    as1.standard_as("");
-    as2.standard_as("");
-    as1.route("/register", |_| Reply::json(201, json!({"client_id": "as1-client"})));
-    as2.route("/register", |_| Reply::json(201, json!({"client_id": "as2-client"})));
-    let current = Arc::new(std::sync::Mutex::new(as1.base.clone()));
-    let c2 = current.clone();
-    let resource = rs.url("/mcp");
-    rs.route("/.well-known/oauth-protected-resource/mcp", move |_| {
-        Reply::json(
-            200,
-            json!({"resource": resource, "authorization_servers": [c2.lock().unwrap().clone()]}),
-        )
-    });
+    let Migration { rs, as1, as2, current } = Migration::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStorage::new(dir.path(), &rs.url("/mcp")).unwrap());
     let person = Arc::new(Person::default());
@@ -804,15 +785,7 @@ async fn the_file_store_keeps_a_registration_per_authorization_server() {
         "moving back to a server reuses its registration"
     );
     assert_eq!(as2.count("/register"), 1);
-    let q: std::collections::HashMap<_, _> = person
-        .url
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
+    let q = person.last_query();
     assert_eq!(q["client_id"], "as2-client");
     // A new process over the same file finds both.
     let again = FileStorage::new(dir.path(), &rs.url("/mcp")).unwrap();
