@@ -230,6 +230,30 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
                     native.handle_response_blocking(loop, response.status_code, [], retry)
 
 
+def _machine_native(
+    server_url: str,
+    bridge: Bridge,
+    storage: Any,
+    http_timeout: float,
+    assume_s256_when_pkce_unadvertised: bool,
+    skip_resource_check: bool,
+    protocol_version: str | None,
+    **grant: Any,
+) -> Any:
+    """The native provider of a client credentials grant (no person, no handlers)."""
+    return _native.NativeProvider(
+        server_url,
+        bridge,
+        native_storage=_native_storage(storage),
+        http_timeout=float(http_timeout),
+        assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
+        skip_resource_check=skip_resource_check,
+        protocol_version=protocol_version,
+        client_credentials=True,
+        **grant,
+    )
+
+
 class ClientCredentialsOAuthProvider(OAuthClientProvider):
     """The client credentials grant: a pre-registered ``client_id`` and secret, no person.
 
@@ -263,16 +287,14 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
         if scopes is not None and scope is not None and scopes != scope:
             raise ValueError("pass scopes or scope, not both")
         self._storage = storage
-        bridge = Bridge(storage, None, None, 1.0, None)
-        self._native = _native.NativeProvider(
+        self._native = _machine_native(
             server_url,
-            bridge,
-            native_storage=_native_storage(storage),
-            http_timeout=float(http_timeout),
-            assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
-            skip_resource_check=skip_resource_check,
-            protocol_version=protocol_version,
-            client_credentials=True,
+            Bridge(storage, None, None, 1.0, None),
+            storage,
+            http_timeout,
+            assume_s256_when_pkce_unadvertised,
+            skip_resource_check,
+            protocol_version,
             client_id=client_id,
             client_secret=client_secret,
             token_endpoint_auth_method=token_endpoint_auth_method,
@@ -328,16 +350,14 @@ class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
         if issuer is not None and urlsplit(issuer).scheme not in ("http", "https"):
             raise ValueError(f"issuer must be the authorization server's http(s) issuer URL, got {issuer!r}")
         self._storage = storage
-        bridge = Bridge(storage, None, None, 1.0, None, assertion_provider)
-        self._native = _native.NativeProvider(
+        self._native = _machine_native(
             server_url,
-            bridge,
-            native_storage=_native_storage(storage),
-            http_timeout=float(http_timeout),
-            assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
-            skip_resource_check=skip_resource_check,
-            protocol_version=protocol_version,
-            client_credentials=True,
+            Bridge(storage, None, None, 1.0, None, assertion_provider),
+            storage,
+            http_timeout,
+            assume_s256_when_pkce_unadvertised,
+            skip_resource_check,
+            protocol_version,
             client_id=client_id,
             token_endpoint_auth_method="private_key_jwt",
             scope=scope if scope is not None else scopes,
