@@ -108,6 +108,8 @@ pub struct ErrorDetail {
     pub oauth: Option<OAuthErrorFields>,
     /// For network errors, what kind.
     pub network: Option<NetworkFailure>,
+    /// How long the server asked the client to wait (`Retry-After`), if it did.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for ErrorDetail {
@@ -126,6 +128,9 @@ impl fmt::Debug for ErrorDetail {
         if let Some(network) = self.network {
             d.field("network", &network);
         }
+        if let Some(retry_after) = self.retry_after {
+            d.field("retry_after", &retry_after);
+        }
         d.finish()
     }
 }
@@ -142,6 +147,10 @@ pub enum ErrorKind {
     Token,
     /// A network failure: timeout, refused connection, oversized response.
     Network,
+    /// The server could not answer: a 5xx, a 429, an HTML error page, a
+    /// malformed success. An outage, not a refusal: nothing stored is dropped,
+    /// and the next request tries again.
+    Server,
     /// The configuration cannot work (caught before any traffic where possible).
     InvalidConfiguration,
     /// The host's token storage failed or returned unusable data.
@@ -158,6 +167,7 @@ impl ErrorKind {
             ErrorKind::Registration => "registration",
             ErrorKind::Token => "token",
             ErrorKind::Network => "network",
+            ErrorKind::Server => "server",
             ErrorKind::InvalidConfiguration => "invalid_configuration",
             ErrorKind::Storage => "storage",
             ErrorKind::Handler => "handler",
@@ -238,6 +248,12 @@ impl Error {
         self
     }
 
+    /// Attach the server's `Retry-After`.
+    pub fn with_retry_after(mut self, retry_after: Option<std::time::Duration>) -> Self {
+        self.detail.retry_after = retry_after;
+        self
+    }
+
     /// Replace the step (used when a lower layer's error surfaces in a later step).
     pub fn in_step(mut self, step: Step) -> Self {
         self.detail.step = Some(step);
@@ -279,6 +295,17 @@ impl Error {
         self.detail.oauth.as_ref().map(|o| o.error.as_str())
     }
 
+    /// How long the server asked the client to wait, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.detail.retry_after
+    }
+
+    /// Whether this is an outage (network or server) rather than a refusal:
+    /// nothing stored is dropped because of it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, ErrorKind::Network | ErrorKind::Server)
+    }
+
     /// For network errors, the kind of failure.
     pub fn network_failure(&self) -> Option<NetworkFailure> {
         self.detail.network
@@ -315,6 +342,9 @@ impl fmt::Display for Error {
         }
         if let Some(status) = d.status {
             write!(f, " [HTTP {status}]")?;
+        }
+        if let Some(after) = d.retry_after {
+            write!(f, " (retry after {}s)", after.as_secs())?;
         }
         if let Some(url) = &d.url {
             write!(f, " at {url}")?;

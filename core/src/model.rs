@@ -102,6 +102,8 @@ impl fmt::Debug for OAuthToken {
             .field("scope", &self.scope)
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
             .field("expires_at", &self.expires_at)
+            .field("issuer", &self.issuer)
+            .field("resource", &self.resource)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +118,8 @@ impl OAuthToken {
             scope: None,
             refresh_token: None,
             expires_at: None,
+            issuer: None,
+            resource: None,
             extra: Map::new(),
         }
     }
@@ -138,11 +142,22 @@ impl OAuthToken {
     /// of expiry (a tenth of its lifetime, at most 30 seconds), for clock skew.
     pub fn needs_refresh(&self) -> bool {
         let Some(at) = self.expires_at else {
-            return false;
+            // A stored `expires_in` of 0 without an absolute expiry: expired.
+            return self.expires_in == Some(0);
         };
         let lifetime = self.expires_in.map(|s| s as f64).unwrap_or(300.0);
         let margin = (lifetime / 10.0).min(30.0);
         now_unix() + margin >= at
+    }
+
+    /// Whether the token is known to be expired (not merely close to it):
+    /// its absolute expiry has passed, or it carries `expires_in: 0` and no
+    /// absolute expiry. Such a token is never sent.
+    pub fn is_expired(&self) -> bool {
+        match self.expires_at {
+            Some(at) => now_unix() >= at,
+            None => self.expires_in == Some(0),
+        }
     }
 
     /// The scopes granted, as a set of names.
