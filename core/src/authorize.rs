@@ -137,9 +137,13 @@ pub struct AuthorizationParams<'a> {
     pub client_id: &'a str,
     pub redirect_uri: &'a str,
     pub scope: Option<&'a str>,
-    pub resource: &'a str,
+    /// The RFC 8707 `resource`, unless the configuration omits it.
+    pub resource: Option<&'a str>,
     pub expected_issuer: &'a str,
     pub iss_supported: bool,
+    /// Extra query parameters a server needs (Auth0's `audience`); they never
+    /// replace the ones this module sets.
+    pub extra: &'a [(String, String)],
 }
 
 /// Build the authorization request.
@@ -157,8 +161,26 @@ pub fn build_authorization(p: AuthorizationParams<'_>) -> Result<PendingAuthoriz
         }
         q.append_pair("state", &state)
             .append_pair("code_challenge", &pkce.challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("resource", p.resource);
+            .append_pair("code_challenge_method", "S256");
+        if let Some(resource) = p.resource {
+            q.append_pair("resource", resource);
+        }
+        const OURS: [&str; 9] = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "resource",
+            "iss",
+        ];
+        for (k, v) in p.extra {
+            if !OURS.contains(&k.as_str()) {
+                q.append_pair(k, v);
+            }
+        }
     }
     Ok(PendingAuthorization {
         url,
@@ -244,9 +266,13 @@ mod tests {
             client_id: "cid",
             redirect_uri: "http://127.0.0.1:3030/cb",
             scope: Some("read write"),
-            resource: "https://mcp.ex/mcp",
+            resource: Some("https://mcp.ex/mcp"),
             expected_issuer: "https://as.ex",
             iss_supported,
+            extra: &[
+                ("audience".to_string(), "https://api.ex".to_string()),
+                ("state".to_string(), "forged".to_string()),
+            ],
         })
         .unwrap()
     }
@@ -256,6 +282,12 @@ mod tests {
         let p = pending(true);
         let q: std::collections::HashMap<_, _> = p.url.query_pairs().into_owned().collect();
         assert_eq!(q["tenant"], "x");
+        assert_eq!(q["audience"], "https://api.ex", "extra parameters are sent");
+        assert_eq!(
+            p.url.query_pairs().filter(|(k, _)| k == "state").count(),
+            1,
+            "an extra parameter never replaces one of ours"
+        );
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["client_id"], "cid");
         assert_eq!(q["redirect_uri"], "http://127.0.0.1:3030/cb");

@@ -106,13 +106,81 @@ enum Fetched<T> {
     NotFound,
 }
 
-fn oauth_status_error(step: Step, what: &str, resp: &HttpResponse, url: &Url) -> Error {
-    Error::flow(
+/// What one step of discovery concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The step succeeded.
+    Ok,
+    /// Nothing there; the next candidate is tried.
+    NotFound,
+    /// Something unusable there (not JSON, the wrong shape); the next candidate is tried.
+    Skipped,
+    /// The chain stops here.
+    Failed,
+}
+
+impl Verdict {
+    /// A stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::NotFound => "not_found",
+            Verdict::Skipped => "skipped",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// One step of discovery, in the order the client took it: a URL fetched and
+/// its status, or a check and its outcome.
+#[derive(Debug, Clone)]
+pub struct DiscoveryStep {
+    /// The protocol step it belongs to.
+    pub step: Step,
+    /// What was done, in a few words ("protected resource metadata", "issuer check", ...).
+    pub what: String,
+    /// The URL fetched, if any (query stripped).
+    pub url: Option<String>,
+    /// The HTTP status, if a response came.
+    pub status: Option<u16>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, in the client's words.
+    pub detail: String,
+}
+
+/// Every step of a discovery, for error messages and diagnostic tools.
+pub type Trace = Vec<DiscoveryStep>;
+
+pub(crate) fn record(
+    trace: &mut Trace,
+    step: Step,
+    what: &str,
+    url: Option<&Url>,
+    status: Option<u16>,
+    verdict: Verdict,
+    detail: impl Into<String>,
+) {
+    trace.push(DiscoveryStep {
+        step,
+        what: what.to_string(),
+        url: url.map(crate::http::redact_query),
+        status,
+        verdict,
+        detail: detail.into(),
+    });
+}
+
+fn outage_error(step: Step, what: &str, resp: &HttpResponse, url: &Url) -> Error {
+    Error::new(
+        ErrorKind::Server,
         step,
         format!("{what} request failed with a server error; not falling back"),
     )
     .with_status(resp.status)
     .with_url(url)
+    .with_retry_after(crate::http::retry_after(resp))
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -120,25 +188,72 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     url: &Url,
     step: Step,
     what: &str,
+    trace: &mut Trace,
 ) -> Result<Fetched<T>> {
-    let resp = http.send(http.request("GET", url.clone()), step).await?;
+    let resp = match http.send(http.request("GET", url.clone()), step).await {
+        Ok(r) => r,
+        Err(e) => {
+            record(
+                trace,
+                step,
+                what,
+                Some(url),
+                None,
+                Verdict::Failed,
+                e.message().to_string(),
+            );
+            return Err(e);
+        }
+    };
     match resp.status {
         200 => {
             if !looks_like_json(&resp) {
-                tracing::debug!(url = %url, "not JSON, trying the next URL");
+                record(trace, step, what, Some(url), Some(200), Verdict::Skipped, "not JSON");
                 return Ok(Fetched::NotFound);
             }
             match serde_json::from_slice::<T>(&resp.body) {
                 Ok(v) => Ok(Fetched::Found(v)),
-                Err(e) => Err(
-                    Error::flow(step, format!("{what} is not valid JSON of the expected shape ({e})"))
+                Err(e) => {
+                    let detail = format!("not valid JSON of the expected shape ({e})");
+                    record(
+                        trace,
+                        step,
+                        what,
+                        Some(url),
+                        Some(200),
+                        Verdict::Skipped,
+                        detail.clone(),
+                    );
+                    Err(Error::flow(step, format!("{what} is {detail}"))
                         .with_status(200)
-                        .with_url(url),
-                ),
+                        .with_url(url))
+                }
             }
         }
-        429 | 500..=599 => Err(oauth_status_error(step, what, &resp, url)),
-        _ => Ok(Fetched::NotFound),
+        429 | 500..=599 => {
+            record(
+                trace,
+                step,
+                what,
+                Some(url),
+                Some(resp.status),
+                Verdict::Failed,
+                "server error",
+            );
+            Err(outage_error(step, what, &resp, url))
+        }
+        status => {
+            record(
+                trace,
+                step,
+                what,
+                Some(url),
+                Some(status),
+                Verdict::NotFound,
+                "not found here",
+            );
+            Ok(Fetched::NotFound)
+        }
     }
 }
 
@@ -148,12 +263,23 @@ pub async fn fetch_resource_metadata(
     http: &Http,
     server: &Url,
     from_challenge: Option<&str>,
+    trace: &mut Trace,
 ) -> Result<Option<(ProtectedResourceMetadata, Url)>> {
+    let what = "protected resource metadata";
     for url in resource_metadata_urls(server, from_challenge) {
-        match get_json::<ProtectedResourceMetadata>(http, &url, Step::ResourceMetadata, "protected resource metadata")
-            .await
-        {
-            Ok(Fetched::Found(prm)) => return Ok(Some((prm, url))),
+        match get_json::<ProtectedResourceMetadata>(http, &url, Step::ResourceMetadata, what, trace).await {
+            Ok(Fetched::Found(prm)) => {
+                record(
+                    trace,
+                    Step::ResourceMetadata,
+                    what,
+                    Some(&url),
+                    Some(200),
+                    Verdict::Ok,
+                    "found",
+                );
+                return Ok(Some((prm, url)));
+            }
             Ok(Fetched::NotFound) => continue,
             // A malformed document at one URL: try the next, as a missing one.
             Err(e) if e.kind() == ErrorKind::Flow && e.status() == Some(200) => {
@@ -197,34 +323,68 @@ pub fn same_issuer(expected: &str, got: &str) -> bool {
 pub async fn fetch_authorization_server_metadata(
     http: &Http,
     issuer: &str,
+    trace: &mut Trace,
 ) -> Result<Option<AuthorizationServerMetadata>> {
-    let issuer_url = parse_server_url(issuer, "authorization server issuer", Step::AuthorizationServerMetadata)?;
-    require_secure(
-        &issuer_url,
-        "authorization server issuer",
-        Step::AuthorizationServerMetadata,
-    )?;
+    let what = "authorization server metadata";
+    let step = Step::AuthorizationServerMetadata;
+    let issuer_url = parse_server_url(issuer, "authorization server issuer", step)?;
+    if let Err(e) = require_secure(&issuer_url, "authorization server issuer", step) {
+        record(
+            trace,
+            step,
+            "issuer transport",
+            Some(&issuer_url),
+            None,
+            Verdict::Failed,
+            e.message(),
+        );
+        return Err(e);
+    }
     for url in authorization_server_metadata_urls(&issuer_url) {
-        match get_json::<AuthorizationServerMetadata>(
-            http,
-            &url,
-            Step::AuthorizationServerMetadata,
-            "authorization server metadata",
-        )
-        .await
-        {
+        match get_json::<AuthorizationServerMetadata>(http, &url, step, what, trace).await {
             Ok(Fetched::Found(meta)) => {
                 if !same_issuer(issuer, &meta.issuer) {
-                    return Err(Error::flow(
-                        Step::AuthorizationServerMetadata,
+                    let e = Error::flow(
+                        step,
                         format!(
                             "authorization server metadata names issuer {:?}, not {:?}; refusing to use it",
                             meta.issuer, issuer
                         ),
                     )
-                    .with_url(&url));
+                    .with_url(&url);
+                    record(
+                        trace,
+                        step,
+                        "issuer check",
+                        Some(&url),
+                        Some(200),
+                        Verdict::Failed,
+                        e.message(),
+                    );
+                    return Err(e);
                 }
-                validate_endpoints(&meta)?;
+                if let Err(e) = validate_endpoints(&meta) {
+                    record(
+                        trace,
+                        step,
+                        "endpoint check",
+                        Some(&url),
+                        Some(200),
+                        Verdict::Failed,
+                        e.message(),
+                    );
+                    return Err(e);
+                }
+                record(trace, step, what, Some(&url), Some(200), Verdict::Ok, "found");
+                record(
+                    trace,
+                    step,
+                    "issuer check",
+                    None,
+                    None,
+                    Verdict::Ok,
+                    format!("issuer is {issuer}"),
+                );
                 return Ok(Some(meta));
             }
             Ok(Fetched::NotFound) => continue,
@@ -287,6 +447,231 @@ pub fn check_pkce_support(meta: &AuthorizationServerMetadata, assume_s256_when_u
             Step::AuthorizationServerMetadata,
             "the authorization server metadata has no code_challenge_methods_supported, so PKCE support is unknown; refusing to proceed (set assume_s256_when_pkce_unadvertised to allow such servers)",
         )),
+    }
+}
+
+/// What discovery found: the resource, its authorization server and that
+/// server's metadata.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// The protected resource metadata, when the server publishes it.
+    pub resource_metadata: Option<ProtectedResourceMetadata>,
+    /// The authorization server's issuer.
+    pub issuer: String,
+    /// Its metadata (or the 2025-03-26 defaults).
+    pub server: AuthorizationServerMetadata,
+    /// The resource identifier tokens are requested for: the PRM `resource`
+    /// byte for byte, else the canonical server URI.
+    pub resource: String,
+}
+
+/// What discovery may be told.
+#[derive(Clone, Default)]
+pub struct DiscoveryOptions {
+    /// Skip the PRM `resource` check.
+    pub skip_resource_check: bool,
+    /// Replaces the default resource check.
+    pub resource_validator: Option<ResourceValidator>,
+    /// Picks among several authorization servers.
+    pub selector: Option<AuthorizationServerSelector>,
+    /// The only issuer whose metadata may be used (pre-registered credentials
+    /// pinned to their authorization server).
+    pub pinned_issuer: Option<String>,
+}
+
+fn pinned_refusal(pinned: &str, named: &[String]) -> Error {
+    Error::config(format!(
+        "the pre-registered client is pinned to the authorization server {pinned:?}, but the MCP server names {named:?}; refusing to send its credentials elsewhere"
+    ))
+    .in_step(Step::AuthorizationServerMetadata)
+}
+
+/// Run discovery for `server`: protected resource metadata (or the legacy
+/// mode), the resource check, the choice of authorization server, its
+/// metadata and the issuer check. Every step lands in `trace`.
+pub async fn discover(
+    http: &Http,
+    server: &Url,
+    from_challenge: Option<&str>,
+    options: &DiscoveryOptions,
+    trace: &mut Trace,
+) -> Result<Discovered> {
+    let d = match fetch_resource_metadata(http, server, from_challenge, trace).await? {
+        Some((prm, prm_url)) => {
+            if options.skip_resource_check {
+                record(
+                    trace,
+                    Step::ResourceMetadata,
+                    "resource check",
+                    None,
+                    None,
+                    Verdict::Skipped,
+                    "skipped by configuration",
+                );
+            } else if let Err(e) = check_resource(server, &prm, options.resource_validator.as_ref()) {
+                record(
+                    trace,
+                    Step::ResourceMetadata,
+                    "resource check",
+                    Some(&prm_url),
+                    None,
+                    Verdict::Failed,
+                    e.message(),
+                );
+                return Err(e.with_url(&prm_url));
+            } else {
+                record(
+                    trace,
+                    Step::ResourceMetadata,
+                    "resource check",
+                    None,
+                    None,
+                    Verdict::Ok,
+                    format!("resource {:?} covers the server", prm.resource),
+                );
+            }
+            if prm.authorization_servers.is_empty() {
+                let e = Error::flow(
+                    Step::ResourceMetadata,
+                    "the protected resource metadata lists no authorization_servers",
+                )
+                .with_url(&prm_url);
+                record(
+                    trace,
+                    Step::ResourceMetadata,
+                    "authorization servers",
+                    Some(&prm_url),
+                    None,
+                    Verdict::Failed,
+                    e.message(),
+                );
+                return Err(e);
+            }
+            let listed = &prm.authorization_servers;
+            let idx = match (&options.pinned_issuer, &options.selector) {
+                (Some(pinned), _) => match listed.iter().position(|s| same_issuer(pinned, s)) {
+                    Some(i) => i,
+                    None => {
+                        let e = pinned_refusal(pinned, listed);
+                        record(
+                            trace,
+                            Step::AuthorizationServerMetadata,
+                            "pinned issuer",
+                            None,
+                            None,
+                            Verdict::Failed,
+                            e.message(),
+                        );
+                        return Err(e);
+                    }
+                },
+                (None, Some(sel)) => sel(listed),
+                (None, None) => 0,
+            };
+            let issuer = listed
+                .get(idx)
+                .cloned()
+                .ok_or_else(|| Error::config("the authorization server selector returned an index out of range"))?;
+            record(
+                trace,
+                Step::ResourceMetadata,
+                "authorization server",
+                None,
+                None,
+                Verdict::Ok,
+                format!("using {issuer} (of {})", listed.len()),
+            );
+            let meta = fetch_authorization_server_metadata(http, &issuer, trace)
+                .await?
+                .ok_or_else(|| {
+                    Error::flow(
+                        Step::AuthorizationServerMetadata,
+                        format!("no authorization server metadata found for issuer {issuer:?}"),
+                    )
+                })?;
+            // The PRM's identifier, byte for byte: it is what the resource
+            // server checks the token's audience against.
+            let resource = prm.resource.clone();
+            Discovered {
+                resource_metadata: Some(prm),
+                issuer,
+                server: meta,
+                resource,
+            }
+        }
+        None => {
+            // 2025-03-26 mode: the MCP server's origin is the authorization server.
+            record(
+                trace,
+                Step::ResourceMetadata,
+                "legacy mode",
+                None,
+                None,
+                Verdict::Ok,
+                "no protected resource metadata; the server's origin is the authorization server (2025-03-26)",
+            );
+            let origin = server.origin().ascii_serialization();
+            let meta = match fetch_authorization_server_metadata(http, &origin, trace).await? {
+                Some(m) => m,
+                None => {
+                    record(
+                        trace,
+                        Step::AuthorizationServerMetadata,
+                        "default endpoints",
+                        None,
+                        None,
+                        Verdict::Ok,
+                        "no metadata; using /authorize, /token, /register at the origin",
+                    );
+                    legacy_default_metadata(server)
+                }
+            };
+            if let Some(pinned) = &options.pinned_issuer {
+                if !same_issuer(pinned, &meta.issuer) {
+                    let e = pinned_refusal(pinned, std::slice::from_ref(&meta.issuer));
+                    record(
+                        trace,
+                        Step::AuthorizationServerMetadata,
+                        "pinned issuer",
+                        None,
+                        None,
+                        Verdict::Failed,
+                        e.message(),
+                    );
+                    return Err(e);
+                }
+            }
+            Discovered {
+                resource_metadata: None,
+                issuer: meta.issuer.clone(),
+                server: meta,
+                resource: canonical_resource(server),
+            }
+        }
+    };
+    tracing::info!(issuer = %d.issuer, resource = %d.resource, "discovered the authorization server");
+    Ok(d)
+}
+
+/// Everything a discovery found, step by step, and where it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryReport {
+    /// Each step with its verdict, in order.
+    pub steps: Trace,
+    /// What was found, when the chain held.
+    pub discovered: Option<Discovered>,
+    /// Which client identity would be used, and why.
+    pub client_identity: Option<String>,
+    /// The scope that would be requested.
+    pub scope: Option<String>,
+    /// Where the chain broke, if it did.
+    pub error: Option<Error>,
+}
+
+impl DiscoveryReport {
+    /// Whether every step held.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
     }
 }
 

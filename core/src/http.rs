@@ -284,6 +284,13 @@ pub(crate) fn looks_like_json(resp: &HttpResponse) -> bool {
     }
 }
 
+/// The `Retry-After` of a response, in seconds form (RFC 9110 §10.2.3). The
+/// HTTP-date form is rare from authorization servers and read as absent.
+pub fn retry_after(resp: &HttpResponse) -> Option<Duration> {
+    let v = resp.header("retry-after")?.trim();
+    v.parse::<u64>().ok().map(|s| Duration::from_secs(s.min(86_400)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,7 @@
 //! ```
 
 pub mod authorize;
+pub mod binding;
 pub mod challenge;
 pub mod discovery;
 pub mod error;
@@ -54,10 +55,13 @@ pub mod provider;
 pub mod registration;
 pub mod runtime;
 pub mod scope;
+pub mod sources;
 pub mod storage;
 pub mod token;
 
 pub use authorize::AuthorizationCodeResult;
+pub use binding::{AuthHeaders, Bearer, TokenBinding};
+pub use discovery::{Discovered, DiscoveryReport, DiscoveryStep, Verdict};
 pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step};
 pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
 pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError};
@@ -66,5 +70,9 @@ pub use model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,
 };
-pub use provider::{GrantKind, OAuthClientProvider, ProviderConfig, ResponseAction, StaticClient};
-pub use storage::{FileStorage, MemoryStorage, StorageLock, TokenStorage};
+pub use provider::{
+    GrantKind, OAuthClientProvider, ProviderConfig, RequestInfo, ResourceParameter, ResponseAction, ResponseInfo,
+    StaticClient, TaskWrapper,
+};
+pub use sources::{AuthorizationCode, ClientCredentials, GrantAssertion, JwtBearer, TokenSource};
+pub use storage::{CasOutcome, FileStorage, Lease, MemoryStorage, TokenStorage, Version, Versioned};

@@ -84,6 +84,13 @@ pub struct OAuthToken {
     /// so a token reloaded after a restart is judged correctly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<f64>,
+    /// The issuer of the authorization server that issued these tokens. A
+    /// refresh token is only ever sent to that server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The resource (RFC 8707) the tokens were issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// Any other fields the server sent (e.g. `id_token`), kept as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

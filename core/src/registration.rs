@@ -42,6 +42,7 @@ pub async fn register(
     server: &AuthorizationServerMetadata,
     metadata: &OAuthClientMetadata,
     scope: Option<&str>,
+    can_sign_assertions: bool,
 ) -> Result<OAuthClientInformationFull> {
     let Some(endpoint) = &server.registration_endpoint else {
         return Err(Error::new(
@@ -123,9 +124,56 @@ pub async fn register(
         info.metadata
             .insert("redirect_uris".into(), serde_json::json!(metadata.redirect_uris));
     }
+    check_registered(&info, metadata, can_sign_assertions).map_err(|e| e.with_url(&url))?;
     info.issuer = Some(server.issuer.clone());
     tracing::info!(client_id = %info.client_id, issuer = %server.issuer, "registered a client dynamically");
     Ok(info)
+}
+
+/// Refuse a registration the client could not use, before anything is stored
+/// and before any browser opens: one that drops or replaces a redirect URI we
+/// asked for (the person's code would go elsewhere), or that switches to a
+/// client authentication method this client cannot perform.
+pub fn check_registered(
+    info: &OAuthClientInformationFull,
+    asked: &OAuthClientMetadata,
+    can_sign_assertions: bool,
+) -> Result<()> {
+    let refuse = |why: String| Err(Error::new(ErrorKind::Registration, Step::Registration, why));
+    if let Some(v) = info.metadata.get("redirect_uris") {
+        let Some(list) = v.as_array() else {
+            return refuse("the registration response's redirect_uris is not a list; refusing it".into());
+        };
+        let granted: Vec<&str> = list.iter().filter_map(serde_json::Value::as_str).collect();
+        for ours in &asked.redirect_uris {
+            if !granted.contains(&ours.as_str()) {
+                return refuse(format!(
+                    "the registration response does not keep our redirect URI {ours:?}; refusing it"
+                ));
+            }
+        }
+        if let Some(other) = granted.iter().find(|g| !asked.redirect_uris.iter().any(|o| o == *g)) {
+            return refuse(format!(
+                "the registration response adds a redirect URI we did not ask for ({other:?}); refusing it"
+            ));
+        }
+    }
+    match info.token_endpoint_auth_method() {
+        None | Some("none") => Ok(()),
+        Some("client_secret_basic" | "client_secret_post")
+            if info.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty()) =>
+        {
+            Ok(())
+        }
+        Some(m @ ("client_secret_basic" | "client_secret_post")) => refuse(format!(
+            "the registration response sets token_endpoint_auth_method {m:?} but gives no client_secret; refusing it"
+        )),
+        Some("private_key_jwt") if can_sign_assertions => Ok(()),
+        Some(m) => refuse(format!(
+            "the registration response switches to token_endpoint_auth_method {:?}, which this client cannot perform; refusing it",
+            m.chars().filter(|c| !c.is_control()).take(40).collect::<String>()
+        )),
+    }
 }
 
 #[cfg(test)]

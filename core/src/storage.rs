@@ -15,8 +15,82 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{OAuthClientInformationFull, OAuthToken};
 
-/// Held while a provider refreshes or runs a flow; dropped to release.
-pub type StorageLock = Box<dyn Send + Sync>;
+/// An opaque version of the stored tokens. `Version::ABSENT` when none are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version(pub u64);
+impl Version {
+    /// Nothing stored.
+    pub const ABSENT: Version = Version(0);
+}
+
+/// A value with the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The value, if any.
+    pub value: Option<T>,
+    /// Its version.
+    pub version: Version,
+}
+
+/// The outcome of a compare-and-set write.
+#[derive(Debug)]
+pub enum CasOutcome {
+    /// Written; the new version.
+    Stored(Version),
+    /// Someone wrote meanwhile: what is stored now.
+    Conflict(Versioned<OAuthToken>),
+}
+
+/// "This process is refreshing": held until dropped.
+pub struct Lease {
+    expires_at: std::time::SystemTime,
+    guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl Lease {
+    /// A lease held through `guard`.
+    pub fn new(ttl: std::time::Duration, guard: Box<dyn Send + Sync>) -> Lease {
+        Lease {
+            expires_at: std::time::SystemTime::now() + ttl,
+            guard: Some(guard),
+        }
+    }
+    /// A lease that excludes nobody.
+    pub fn unguarded(ttl: std::time::Duration) -> Lease {
+        Lease {
+            expires_at: std::time::SystemTime::now() + ttl,
+            guard: None,
+        }
+    }
+    /// When it expires.
+    pub fn expires_at(&self) -> std::time::SystemTime {
+        self.expires_at
+    }
+    /// Whether it excludes anyone.
+    pub fn is_guarded(&self) -> bool {
+        self.guard.is_some()
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("guarded", &self.is_guarded()).finish()
+    }
+}
+
+/// A version computed from the token's content (never ABSENT).
+pub fn fingerprint(tokens: &OAuthToken) -> Version {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(tokens.access_token.expose().as_bytes());
+    h.update([0u8]);
+    if let Some(r) = &tokens.refresh_token {
+        h.update(r.expose().as_bytes());
+    }
+    let d = h.finalize();
+    let v = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+    Version(v.max(1))
+}
 
 /// Where tokens and client information live between runs.
 #[async_trait]
@@ -42,8 +116,36 @@ pub trait TokenStorage: Send + Sync {
     /// process using this store. The provider re-reads the tokens inside it
     /// before refreshing. The default (no cross-process lock) suits stores
     /// that one process owns.
-    async fn lock(&self) -> Result<Option<StorageLock>> {
-        Ok(None)
+    /// Forget the registration made with `issuer`.
+    async fn remove_client_info(&self, issuer: &str) -> Result<bool> {
+        let _ = issuer;
+        Ok(false)
+    }
+    /// The tokens with their version.
+    async fn load_tokens(&self) -> Result<Versioned<OAuthToken>> {
+        let value = self.get_tokens().await?;
+        let version = value.as_ref().map(fingerprint).unwrap_or(Version::ABSENT);
+        Ok(Versioned { value, version })
+    }
+    /// Compare-and-set.
+    async fn compare_and_set_tokens(&self, expected: Version, tokens: Option<OAuthToken>) -> Result<CasOutcome> {
+        let now = self.load_tokens().await?;
+        if now.version != expected {
+            return Ok(CasOutcome::Conflict(now));
+        }
+        match tokens {
+            Some(t) => {
+                let v = fingerprint(&t);
+                self.set_tokens(t).await?;
+                Ok(CasOutcome::Stored(v))
+            }
+            None => Ok(CasOutcome::Stored(expected)),
+        }
+    }
+    /// The refresh lease.
+    async fn acquire_lease(&self, ttl: std::time::Duration, wait: std::time::Duration) -> Result<Lease> {
+        let _ = wait;
+        Ok(Lease::unguarded(ttl))
     }
 }
 
@@ -302,7 +404,7 @@ impl TokenStorage for FileStorage {
         .await
     }
 
-    async fn lock(&self) -> Result<Option<StorageLock>> {
+    async fn acquire_lease(&self, ttl: std::time::Duration, _wait: std::time::Duration) -> Result<Lease> {
         // The section lock is a second file so reads and writes inside the
         // section (which take the file lock) do not deadlock on it.
         let section = self.lock_path.with_extension("refresh.lock");
@@ -322,7 +424,7 @@ impl TokenStorage for FileStorage {
         })
         .await
         .map_err(|e| Error::storage(format!("the storage task failed: {e}")))??;
-        Ok(Some(Box::new(HeldFileLock(file))))
+        Ok(Lease::new(ttl, Box::new(HeldFileLock(file))))
     }
 }
 
@@ -378,10 +480,16 @@ mod tests {
     async fn section_lock_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
         let a = std::sync::Arc::new(FileStorage::new(dir.path(), "http://x/mcp").unwrap());
-        let g = a.lock().await.unwrap();
+        let g = a
+            .acquire_lease(std::time::Duration::from_secs(60), std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
         let b = FileStorage::new(dir.path(), "http://x/mcp").unwrap();
         let waiter = tokio::spawn(async move {
-            let _g = b.lock().await.unwrap();
+            let _g = b
+                .acquire_lease(std::time::Duration::from_secs(60), std::time::Duration::from_secs(60))
+                .await
+                .unwrap();
         });
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!waiter.is_finished(), "a second holder must wait");

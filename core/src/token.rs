@@ -241,6 +241,7 @@ pub async fn request_token(
     grant: &Grant,
     auth: &ClientAuthentication,
     resource: Option<&str>,
+    extra_params: &[(String, String)],
 ) -> Result<OAuthToken> {
     let step = grant.step();
     crate::http::require_secure(token_endpoint, "token endpoint", step)?;
@@ -248,6 +249,11 @@ pub async fn request_token(
     grant.form(&mut form);
     if let Some(r) = resource {
         form.push(("resource".into(), r.to_string()));
+    }
+    for (k, v) in extra_params {
+        if !form.iter().any(|(name, _)| name == k) {
+            form.push((k.clone(), v.clone()));
+        }
     }
     let mut req = http.request("POST", token_endpoint.clone());
     req.headers
@@ -267,11 +273,43 @@ pub async fn request_token(
     parse_token_response(&resp, token_endpoint, step)
 }
 
+/// The longest `expires_in` accepted: a year. A larger value is more likely a
+/// server bug (milliseconds for seconds) or a hostile answer than a real
+/// lifetime, and would keep a dead token in use for years.
+pub const MAX_EXPIRES_IN: u64 = 365 * 24 * 3600;
+
+/// Whether `s` is an RFC 6750 §2.1 `b64token`: what may follow `Bearer ` in a
+/// header. Anything else (spaces, CR/LF, control characters) would corrupt
+/// the header or smuggle another one.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
 /// Parse a token response: a token on success, a structured error otherwise
 /// (also when a server sends an error with HTTP 200).
+///
+/// An OAuth error body (RFC 6749 §5.2) is a refusal: kind `token`, unless the
+/// server also said it is unavailable (5xx or 429). Anything else that is not a
+/// usable token (a 5xx or 429, an HTML page, a malformed or hostile 200) is an
+/// outage: kind `server`, with `Retry-After` when given. Nothing of a refused
+/// response is kept.
 pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Result<OAuthToken> {
     let value = parse_body(resp);
+    let unavailable = resp.status == 429 || resp.status >= 500;
+    let outage = |message: &str| {
+        Error::new(ErrorKind::Server, step, message.to_string())
+            .with_status(resp.status)
+            .with_url(url)
+            .with_retry_after(crate::http::retry_after(resp))
+    };
     if let Some(err) = value.as_ref().and_then(oauth_error_fields) {
+        if unavailable {
+            return Err(outage("the token endpoint is unavailable").with_oauth(err));
+        }
         return Err(
             Error::new(ErrorKind::Token, step, "the token endpoint refused the request")
                 .with_status(resp.status)
@@ -280,46 +318,54 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
         );
     }
     if !(200..300).contains(&resp.status) {
-        return Err(Error::new(
-            ErrorKind::Token,
-            step,
-            "the token endpoint answered with an error status",
-        )
-        .with_status(resp.status)
-        .with_url(url));
+        return Err(outage("the token endpoint answered with an error status"));
     }
     let Some(value) = value else {
-        return Err(Error::new(ErrorKind::Token, step, "the token response is not JSON")
-            .with_status(resp.status)
-            .with_url(url));
+        return Err(outage("the token response is not a JSON object"));
     };
-    let mut token: OAuthToken = serde_json::from_value(value).map_err(|e| {
-        Error::new(
-            ErrorKind::Token,
-            step,
-            format!("the token response is malformed ({})", strip_values(&e)),
-        )
-        .with_status(resp.status)
-        .with_url(url)
-    })?;
+    if let Some(e) = value.get("expires_in").and_then(serde_json::Value::as_f64) {
+        if e < 0.0 {
+            return Err(outage("the token response has a negative expires_in; refusing it"));
+        }
+    }
+    let mut token: OAuthToken = serde_json::from_value(value)
+        .map_err(|e| outage(&format!("the token response is malformed ({})", strip_values(&e))))?;
     if token.access_token.expose().is_empty() {
-        return Err(Error::new(ErrorKind::Token, step, "the token response has an empty access_token").with_url(url));
+        return Err(outage("the token response has an empty access_token"));
+    }
+    if !is_b64token(token.access_token.expose()) {
+        return Err(outage(
+            "the token response's access_token has characters a token cannot have (RFC 6750 b64token); refusing it",
+        ));
+    }
+    if token
+        .refresh_token
+        .as_ref()
+        .is_some_and(|r| r.expose().is_empty() || r.expose().chars().any(char::is_control))
+    {
+        return Err(outage(
+            "the token response's refresh_token is empty or has control characters; refusing it",
+        ));
+    }
+    if token.expires_in.is_some_and(|e| e > MAX_EXPIRES_IN) {
+        return Err(outage(
+            "the token response's expires_in is more than a year; refusing it",
+        ));
     }
     if token.token_type.eq_ignore_ascii_case("bearer") {
         token.token_type = "Bearer".into();
     } else if token.token_type.eq_ignore_ascii_case("dpop") {
         token.token_type = "DPoP".into();
     } else {
-        return Err(Error::new(
-            ErrorKind::Token,
-            step,
-            format!(
-                "the token response has an unsupported token_type {:?}",
-                token.token_type
-            ),
-        )
-        .with_url(url));
+        let shown: String = token.token_type.chars().filter(|c| !c.is_control()).take(40).collect();
+        return Err(outage(&format!(
+            "the token response has an unsupported token_type {shown:?}"
+        )));
     }
+    // What the server says about issuer and resource is not taken from the
+    // response: the provider records where it asked.
+    token.issuer = None;
+    token.resource = None;
     token.expires_at = None;
     token.stamp_expiry();
     Ok(token)
@@ -476,7 +522,7 @@ mod tests {
             ),
         ] {
             let e = parse_token_response(&bad, &url(), Step::Refresh).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Token, "{e}");
+            assert_eq!(e.kind(), ErrorKind::Server, "{e}");
             assert!(!e.to_string().contains("SECRETVALUE"), "{e}");
         }
     }

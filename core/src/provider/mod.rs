@@ -1,0 +1,650 @@
+//! The provider: the headers for each request, and what to do when a
+//! response says 401 or 403.
+//!
+//! It is a small engine around pluggable parts:
+//! - the hot path ([`OAuthClientProvider::cached_headers`]): an atomically
+//!   swapped snapshot of the held token; no I/O, no lock, one allocation;
+//! - keyed single flights (`flight`), each a task of its own, for loading,
+//!   refreshing, the full flow and step-up;
+//! - the error policy of the token lifecycle (`lifecycle`): what drops
+//!   tokens and what keeps them;
+//! - the client identity (`identity`);
+//! - token sources ([`crate::sources`]) and the token binding
+//!   ([`crate::binding`]).
+
+mod config;
+pub(crate) mod flight;
+mod identity;
+mod lifecycle;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use url::Url;
+
+pub use config::{GrantKind, ProviderConfig, ResourceParameter, StaticClient};
+pub use flight::TaskWrapper;
+
+use crate::authorize::AuthorizationCodeResult;
+use crate::binding::{AuthHeaders, Bearer, TokenBinding};
+use crate::challenge::{BearerChallenge, find_bearer};
+use crate::discovery::{DiscoveryOptions, DiscoveryReport, Verdict, check_pkce_support, discover, record};
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::handler::AuthorizationHandler;
+use crate::http::{Http, HttpTransport, ReqwestTransport};
+use crate::model::{OAuthToken, now_unix, split_scopes};
+use crate::registration::validate_cimd_url;
+use crate::scope::{initial_scope, step_up_scope};
+use crate::sources::{AuthorizationCode, ClientCredentials, TokenSource};
+use crate::storage::{TokenStorage, Version};
+use flight::{FlightKey, Flights, header_key};
+
+/// The request a header is for, or a response belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The absolute URL. A token is only ever given for the MCP server's origin.
+    pub url: &'a str,
+    /// The `Authorization` value the request carried, if any (for
+    /// [`OAuthClientProvider::handle_response`]).
+    pub authorization: Option<&'a str>,
+    /// The host's own per-request timeout, when it configured one: it then
+    /// bounds each OAuth request this call makes, instead of the provider's.
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// A request with a method and URL.
+    pub fn new(method: &'a str, url: &'a str) -> Self {
+        RequestInfo {
+            method,
+            url,
+            authorization: None,
+            timeout: None,
+        }
+    }
+
+    /// The `Authorization` value the request carried.
+    pub fn with_authorization(mut self, authorization: Option<&'a str>) -> Self {
+        self.authorization = authorization;
+        self
+    }
+
+    /// The host's per-request timeout.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// A response, as the provider needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseInfo<'a> {
+    /// The HTTP status.
+    pub status: u16,
+    /// Its headers (names in any case; every `WWW-Authenticate` is read).
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> ResponseInfo<'a> {
+    /// A response with a status and headers.
+    pub fn new(status: u16, headers: &'a [(String, String)]) -> Self {
+        ResponseInfo { status, headers }
+    }
+
+    fn challenges(&self) -> Vec<&'a str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What the caller should do after handing a response to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseAction {
+    /// Send the request again, once, with these headers.
+    Retry(AuthHeaders),
+    /// Nothing to do: pass the response to the application.
+    Done,
+}
+
+/// A held token with what the hot path needs precomputed.
+pub(crate) struct Held {
+    pub(crate) token: OAuthToken,
+    /// What the binding prepared once for this token (the `Authorization` value).
+    pub(crate) prepared: String,
+    /// The store's version of it (`ABSENT` when not stored).
+    pub(crate) version: Version,
+    /// When to refresh (expiry minus a margin for clock skew); `None` when
+    /// the expiry is unknown.
+    refresh_at: Option<f64>,
+}
+
+impl Held {
+    fn new(token: OAuthToken, prepared: String, version: Version) -> Self {
+        let refresh_at = match token.expires_at {
+            Some(at) => {
+                let lifetime = token.expires_in.map(|s| s as f64).unwrap_or(300.0);
+                Some(at - (lifetime / 10.0).min(30.0))
+            }
+            None if token.expires_in == Some(0) => Some(0.0),
+            None => None,
+        };
+        Held {
+            token,
+            prepared,
+            version,
+            refresh_at,
+        }
+    }
+
+    /// Due for refresh (or expired).
+    pub(crate) fn due(&self) -> bool {
+        self.refresh_at.is_some_and(|at| now_unix() >= at)
+    }
+}
+
+/// What the flights share; guarded by the state lock, held only by a flight.
+#[derive(Default)]
+pub(crate) struct State {
+    loaded: bool,
+    discovered: Option<Arc<crate::discovery::Discovered>>,
+    client: Option<identity::Identity>,
+    /// Registrations an authorization server refused (for stores that
+    /// cannot remove them).
+    dead_clients: HashSet<String>,
+    /// Tokens known dead (for stores that cannot remove them).
+    dead_tokens: HashSet<Version>,
+    /// After an early refresh failed while the token was still valid.
+    early_refresh_paused_until: Option<std::time::Instant>,
+}
+
+pub(crate) struct Inner {
+    config: ProviderConfig,
+    server_url: Url,
+    /// `scheme://host[:port]` of the server, for the hot path's origin check.
+    origin: String,
+    http: Http,
+    storage: Arc<dyn TokenStorage>,
+    source: Arc<dyn TokenSource>,
+    binding: Arc<dyn TokenBinding>,
+    current: ArcSwapOption<Held>,
+    state: tokio::sync::Mutex<State>,
+    flights: Arc<Flights>,
+    /// Step-up attempts per challenged scope set, since a token covering it
+    /// was last held.
+    step_ups: std::sync::Mutex<HashMap<String, u32>>,
+}
+
+impl Inner {
+    fn discovery_options(&self) -> DiscoveryOptions {
+        DiscoveryOptions {
+            skip_resource_check: self.config.skip_resource_check,
+            resource_validator: self.config.resource_validator.clone(),
+            selector: self.config.authorization_server_selector.clone(),
+            pinned_issuer: self.config.static_client.as_ref().and_then(|c| c.issuer.clone()),
+        }
+    }
+
+    /// Whether `url` is on the MCP server's origin: a prefix comparison on
+    /// the hot path, a parse only when that is inconclusive.
+    fn same_origin(&self, url: &str) -> bool {
+        let (o, u) = (self.origin.as_bytes(), url.as_bytes());
+        if u.len() >= o.len()
+            && u[..o.len()].eq_ignore_ascii_case(o)
+            && matches!(u.get(o.len()), None | Some(b'/' | b'?' | b'#'))
+        {
+            return true;
+        }
+        Url::parse(url).is_ok_and(|p| p.origin() == self.server_url.origin())
+    }
+}
+
+/// The OAuth client for one MCP server. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct OAuthClientProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OAuthClientProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClientProvider")
+            .field("server_url", &self.inner.server_url.as_str())
+            .field("source", &self.inner.source.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The source of an authorization-code provider built without handlers: it
+/// fails, clearly, only if a person is ever needed.
+struct NoHandler;
+
+#[async_trait::async_trait]
+impl AuthorizationHandler for NoHandler {
+    async fn redirect(&self, _url: &Url) -> Result<()> {
+        Err(Error::config(
+            "authorization is needed but no redirect/callback handler is configured",
+        ))
+    }
+    async fn callback(&self) -> Result<AuthorizationCodeResult> {
+        Err(Error::config(
+            "authorization is needed but no redirect/callback handler is configured",
+        ))
+    }
+}
+
+impl OAuthClientProvider {
+    /// Build a provider. Everything that can be checked without traffic is
+    /// checked here: the server URL, the client metadata, the CIMD URL, and
+    /// that the chosen grant has what it needs.
+    pub fn new(
+        config: ProviderConfig,
+        storage: Arc<dyn TokenStorage>,
+        handler: Option<Arc<dyn AuthorizationHandler>>,
+    ) -> Result<Self> {
+        let server_url = Url::parse(&config.server_url)
+            .map_err(|e| Error::config(format!("server_url {:?} is not a URL ({e})", config.server_url)))?;
+        if !matches!(server_url.scheme(), "http" | "https") || server_url.host().is_none() {
+            return Err(Error::config(format!(
+                "server_url {:?} must be an http(s) URL",
+                config.server_url
+            )));
+        }
+        if let Some(u) = &config.client_metadata_url {
+            validate_cimd_url(u)?;
+        }
+        if let Some(issuer) = config.static_client.as_ref().and_then(|c| c.issuer.as_deref()) {
+            let u = Url::parse(issuer).map_err(|e| Error::config(format!("issuer {issuer:?} is not a URL ({e})")))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(Error::config(format!("issuer {issuer:?} must be an http(s) URL")));
+            }
+        }
+        let source: Arc<dyn TokenSource> = match (&config.source, config.grant) {
+            (Some(s), _) => s.clone(),
+            (None, GrantKind::AuthorizationCode) => {
+                config.client_metadata.validate()?;
+                Arc::new(AuthorizationCode::new(handler.unwrap_or_else(|| Arc::new(NoHandler))))
+            }
+            (None, GrantKind::ClientCredentials) => {
+                if config.static_client.is_none() {
+                    return Err(Error::config(
+                        "the client credentials grant needs a client_id (and usually a secret)",
+                    ));
+                }
+                Arc::new(ClientCredentials)
+            }
+        };
+        for (what, d) in [
+            ("timeout", config.timeout),
+            ("authorization_timeout", config.authorization_timeout),
+            ("lease_ttl", config.lease_ttl),
+        ] {
+            if d.is_zero() {
+                return Err(Error::config(format!("{what} must be greater than zero")));
+            }
+        }
+        let transport: Arc<dyn HttpTransport> = match &config.transport {
+            Some(t) => t.clone(),
+            None => Arc::new(ReqwestTransport::new()?),
+        };
+        let http = Http {
+            transport,
+            timeout: config.timeout,
+            protocol_version: config.protocol_version.clone(),
+        };
+        let binding: Arc<dyn TokenBinding> = config.binding.clone().unwrap_or_else(|| Arc::new(Bearer));
+        let origin = server_url.origin().ascii_serialization();
+        Ok(OAuthClientProvider {
+            inner: Arc::new(Inner {
+                config,
+                server_url,
+                origin,
+                http,
+                storage,
+                source,
+                binding,
+                current: ArcSwapOption::empty(),
+                state: tokio::sync::Mutex::new(State::default()),
+                flights: Arc::new(Flights::default()),
+                step_ups: std::sync::Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The MCP server URL.
+    pub fn server_url(&self) -> &Url {
+        &self.inner.server_url
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProviderConfig {
+        &self.inner.config
+    }
+
+    /// The hot path: the headers for a request when a token is held that is
+    /// not due for refresh, and the request goes to the MCP server's origin.
+    /// No I/O, no lock, no waiting.
+    pub fn cached_headers(&self, method: &str, url: &str) -> Option<AuthHeaders> {
+        let guard = self.inner.current.load();
+        let held = guard.as_ref()?;
+        if held.due() || !self.inner.same_origin(url) {
+            return None;
+        }
+        self.inner.binding.headers(&held.prepared, method, url).ok()
+    }
+
+    /// The tokens held now, if any.
+    pub fn current_token(&self) -> Option<OAuthToken> {
+        self.inner.current.load().as_ref().map(|h| h.token.clone())
+    }
+
+    /// The headers for the next request. Loads stored tokens on first use,
+    /// refreshes a token due for it, and obtains tokens from a source that
+    /// needs no person; it never starts an interactive flow. With no usable
+    /// token it returns `None`: the request goes out without one, and the
+    /// server's 401 starts the flow. A token known to be expired is never
+    /// returned.
+    pub async fn headers(&self, request: &RequestInfo<'_>) -> Result<Option<AuthHeaders>> {
+        if let Some(h) = self.cached_headers(request.method, request.url) {
+            return Ok(Some(h));
+        }
+        if !self.inner.same_origin(request.url) {
+            tracing::debug!("the request goes to another origin than the MCP server: no token for it");
+            return Ok(None);
+        }
+        self.run(FlightKey::Ensure, request.timeout, |inner, http| {
+            Box::pin(inner.ensure(http))
+        })
+        .await?;
+        let guard = self.inner.current.load();
+        match guard.as_ref() {
+            Some(h) if !h.token.is_expired() => self
+                .inner
+                .binding
+                .headers(&h.prepared, request.method, request.url)
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Hand the provider a response to `request` (whose `authorization` is
+    /// what it carried). On 401 it refreshes or runs the flow; on 403
+    /// `insufficient_scope` it steps up. Call it at most once per request:
+    /// after a retry, pass a second 401/403 to the application.
+    pub async fn handle_response(
+        &self,
+        request: &RequestInfo<'_>,
+        response: &ResponseInfo<'_>,
+    ) -> Result<ResponseAction> {
+        match response.status {
+            401 => {
+                let challenge = find_bearer(&response.challenges());
+                let rejected = request.authorization.map(str::to_string);
+                let key = FlightKey::Reauthorize(header_key(request.authorization));
+                self.run(key, request.timeout, move |inner, http| {
+                    Box::pin(inner.reauthorize(http, rejected, challenge))
+                })
+                .await?;
+                self.retry_with_current(request)
+            }
+            403 => match find_bearer(&response.challenges()) {
+                Some(c) if c.error.as_deref() == Some("insufficient_scope") => {
+                    self.on_insufficient_scope(request, c).await
+                }
+                _ => Ok(ResponseAction::Done),
+            },
+            _ => Ok(ResponseAction::Done),
+        }
+    }
+
+    /// Run discovery and the whole flow now, before any request (a "log in"
+    /// command). Replaces any tokens held.
+    pub async fn authorize(&self) -> Result<()> {
+        self.run(FlightKey::Authorize, None, |inner, http| {
+            Box::pin(inner.authorize_now(http))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Discovery, step by step, without registering or involving anyone:
+    /// each URL tried with its status and verdict, the resource, issuer and
+    /// PKCE checks, the client identity that would be used and why, and the
+    /// scope that would be requested. For error messages and diagnostic tools.
+    pub async fn inspect(&self) -> DiscoveryReport {
+        let inner = &self.inner;
+        let mut report = DiscoveryReport::default();
+        let options = inner.discovery_options();
+        let d = match discover(&inner.http, &inner.server_url, None, &options, &mut report.steps).await {
+            Ok(d) => d,
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+        };
+        let step = Step::AuthorizationServerMetadata;
+        if inner.source.needs_person() {
+            match check_pkce_support(&d.server, inner.config.assume_s256_when_pkce_unadvertised) {
+                Ok(()) => record(&mut report.steps, step, "PKCE", None, None, Verdict::Ok, "S256"),
+                Err(e) => {
+                    record(
+                        &mut report.steps,
+                        step,
+                        "PKCE",
+                        None,
+                        None,
+                        Verdict::Failed,
+                        e.message(),
+                    );
+                    report.error = Some(e);
+                }
+            }
+        }
+        let mut scratch = State::default();
+        match inner.existing_client(&mut scratch, &d).await {
+            Ok(Some(id)) => {
+                let why = id.describe();
+                record(
+                    &mut report.steps,
+                    Step::Registration,
+                    "client identity",
+                    None,
+                    None,
+                    Verdict::Ok,
+                    why.clone(),
+                );
+                report.client_identity = Some(why);
+            }
+            Ok(None) if inner.source.may_register() && d.server.registration_endpoint.is_some() => {
+                let why = "dynamic registration (RFC 7591): no stored or configured client for this issuer".to_string();
+                record(
+                    &mut report.steps,
+                    Step::Registration,
+                    "client identity",
+                    None,
+                    None,
+                    Verdict::Ok,
+                    why.clone(),
+                );
+                report.client_identity = Some(why);
+            }
+            Ok(None) => {
+                let e = Error::new(
+                    ErrorKind::Registration,
+                    Step::Registration,
+                    "no client identity: the authorization server offers no dynamic registration and no Client ID Metadata Documents, and no client_id is configured; pre-register the client",
+                );
+                record(
+                    &mut report.steps,
+                    Step::Registration,
+                    "client identity",
+                    None,
+                    None,
+                    Verdict::Failed,
+                    e.message(),
+                );
+                report.error.get_or_insert(e);
+            }
+            Err(e) => {
+                record(
+                    &mut report.steps,
+                    Step::Registration,
+                    "client identity",
+                    None,
+                    None,
+                    Verdict::Failed,
+                    e.message(),
+                );
+                report.error.get_or_insert(e);
+            }
+        }
+        let cfg = &inner.config;
+        report.scope = initial_scope(
+            cfg.client_metadata.scope.as_deref(),
+            None,
+            d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref()),
+            Some(&d.server),
+            &cfg.client_metadata.grant_types,
+        );
+        let scope_detail = report
+            .scope
+            .clone()
+            .unwrap_or_else(|| "none (the server names none)".into());
+        record(
+            &mut report.steps,
+            Step::Authorization,
+            "scope",
+            None,
+            None,
+            Verdict::Ok,
+            scope_detail,
+        );
+        report.discovered = Some(d);
+        report
+    }
+
+    /// Start or join the flight for `key` and wait for its outcome. Returns
+    /// whether this call started it.
+    async fn run(
+        &self,
+        key: FlightKey,
+        timeout: Option<Duration>,
+        body: impl FnOnce(Arc<Inner>, Http) -> futures_util::future::BoxFuture<'static, Result<()>>,
+    ) -> Result<bool> {
+        let inner = self.inner.clone();
+        let http = self.inner.http_for(timeout);
+        let (joined, started) = self
+            .inner
+            .flights
+            .join(key, self.inner.config.task_wrapper.as_ref(), move || body(inner, http))?;
+        joined.await?;
+        Ok(started)
+    }
+
+    /// The headers to retry with: a held, unexpired token other than the one
+    /// the server refused.
+    fn retry_with_current(&self, request: &RequestInfo<'_>) -> Result<ResponseAction> {
+        let guard = self.inner.current.load();
+        let held = guard
+            .as_ref()
+            .filter(|h| !h.token.is_expired())
+            .ok_or_else(|| Error::flow(Step::Request, "no usable token after the authorization completed"))?;
+        if Some(held.prepared.as_str()) == request.authorization {
+            return Err(Error::flow(
+                Step::Request,
+                "the server refused the token the authorization server just issued; not retrying with it",
+            )
+            .with_url(&self.inner.server_url)
+            .with_status(401));
+        }
+        self.inner
+            .binding
+            .headers(&held.prepared, request.method, request.url)
+            .map(ResponseAction::Retry)
+    }
+
+    async fn on_insufficient_scope(
+        &self,
+        request: &RequestInfo<'_>,
+        challenge: BearerChallenge,
+    ) -> Result<ResponseAction> {
+        let inner = &self.inner;
+        let challenged = split_scopes(challenge.scope.as_deref());
+        let held = inner.current.load_full();
+        let sent_current = held
+            .as_ref()
+            .is_some_and(|h| Some(h.prepared.as_str()) == request.authorization);
+        // Another request's step-up may already hold what this one needs.
+        if !sent_current && inner.covers(&challenged) && !challenged.is_empty() {
+            return self.retry_with_current(request);
+        }
+        let held_scope = held
+            .as_ref()
+            .and_then(|h| h.token.scope.clone())
+            .or_else(|| inner.config.client_metadata.scope.clone());
+        let held_set = split_scopes(held_scope.as_deref());
+        if held_scope.is_some() && challenged.iter().all(|w| held_set.contains(w)) {
+            return Err(Error::flow(
+                Step::StepUp,
+                format!(
+                    "the server answers insufficient_scope for scopes already granted ({}); authorizing again would not help",
+                    challenge.scope.as_deref().unwrap_or("none named")
+                ),
+            )
+            .with_url(&inner.server_url)
+            .with_status(403));
+        }
+        let mut sorted = challenged.clone();
+        sorted.sort();
+        let key = sorted.join(" ");
+        let attempts = inner
+            .step_ups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied()
+            .unwrap_or(0);
+        if attempts >= inner.config.max_step_up_attempts {
+            return Err(Error::flow(
+                Step::StepUp,
+                format!(
+                    "the server still answers insufficient_scope for {key:?} after {attempts} step-up attempts; giving up"
+                ),
+            )
+            .with_url(&inner.server_url)
+            .with_status(403));
+        }
+        let wanted = step_up_scope(held_scope.as_deref(), challenge.scope.as_deref());
+        let mut wanted_sorted = split_scopes(wanted.as_deref());
+        wanted_sorted.sort();
+        let flight = FlightKey::StepUp(wanted_sorted.join(" "));
+        let outcome = self
+            .run(flight, request.timeout, move |inner, http| {
+                Box::pin(inner.step_up(http, challenge, wanted))
+            })
+            .await;
+        let mut counts = inner.step_ups.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.covers(&challenged) {
+            counts.remove(&key);
+            drop(counts);
+            outcome?;
+            return self.retry_with_current(request);
+        }
+        if matches!(outcome, Ok(true)) || outcome.is_err() {
+            *counts.entry(key.clone()).or_insert(0) += 1;
+        }
+        drop(counts);
+        outcome?;
+        Err(Error::flow(
+            Step::StepUp,
+            format!("the authorization server did not grant the scopes the server asks for ({key})"),
+        )
+        .with_url(&inner.server_url)
+        .with_status(403))
+    }
+}
