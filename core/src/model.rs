@@ -84,6 +84,14 @@ pub struct OAuthToken {
     /// so a token reloaded after a restart is judged correctly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<f64>,
+    /// The issuer of the authorization server that issued these tokens, so a
+    /// refresh after a restart goes to the same server and nowhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The resource (RFC 8707) the tokens were issued for; they are never sent
+    /// to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// Any other fields the server sent (e.g. `id_token`), kept as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
