@@ -67,4 +67,4 @@ pub use model::{
     ProtectedResourceMetadata, Secret,
 };
 pub use provider::{GrantKind, OAuthClientProvider, ProviderConfig, ResponseAction, StaticClient};
-pub use storage::{FileStorage, MemoryStorage, StorageLock, TokenStorage};
+pub use storage::{CasOutcome, FileStorage, Lease, MemoryStorage, TokenStorage, Version, Versioned};

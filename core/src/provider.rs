@@ -714,7 +714,11 @@ impl OAuthClientProvider {
         let Some(refresh_token) = held.token.refresh_token.clone() else {
             return Err(Error::flow(Step::Refresh, "no refresh token"));
         };
-        let _section = self.inner.storage.lock().await?;
+        let _lease = self
+            .inner
+            .storage
+            .acquire_lease(Duration::from_secs(60), Duration::from_secs(30))
+            .await?;
         // Another process may have refreshed already (rotating tokens are single-use).
         if let Some(stored) = self.inner.storage.get_tokens().await? {
             if stored.refresh_token != held.token.refresh_token && !stored.needs_refresh() {
