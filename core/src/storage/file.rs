@@ -1,25 +1,5 @@
 //! [`FileStorage`]: one JSON file per MCP server, shared safely by every
 //! process that uses it.
-//!
-//! Three files per server, in a directory the host chooses:
-//!
-//! - `<name>.json`, the data: tokens with a `version` counter bumped by every
-//!   token write, the registration in use and one per authorization server.
-//!   The schema of tokens and registrations is the MCP Python SDK's. Every
-//!   write replaces the file atomically (a temporary file with mode 0600,
-//!   fsync, rename, fsync of the directory), so no reader ever sees a torn
-//!   file and a crash leaves the old file or the new one.
-//! - `<name>.lock`, locked exclusively (an advisory lock every process using
-//!   this crate honours) around each read-modify-write of the data, which
-//!   makes [`TokenStorage::compare_and_set_tokens`] atomic across processes.
-//!   It is held for milliseconds; waiting for it gives up after a timeout
-//!   ([`FileStorage::with_lock_timeout`]).
-//! - `<name>.lease`, the refresh lease ([`TokenStorage::acquire_lease`]):
-//!   locked for a whole refresh, so it is a file of its own, and the loads and
-//!   writes made under it do not wait for it. Its holder writes its pid and
-//!   expiry into it so a process that gives up waiting can say who held it.
-//!   The operating system releases both locks when their holder exits, so a
-//!   crashed process never leaves the store locked.
 
 use std::fs::File;
 use std::io::Write;
@@ -43,8 +23,32 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// released lock is noticed quickly, long enough not to spin.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
 
-/// A JSON file per MCP server in a directory the host chooses. See the
-/// [module documentation](self) for the files and how processes share them.
+/// A JSON file per MCP server in a directory the host chooses, shared
+/// safely by every process that uses it.
+///
+/// Three files per server:
+///
+/// - `<name>.json`, the data: tokens with a `version` counter bumped by every
+///   token write, the registration in use and one per authorization server.
+///   The schema of tokens and registrations is the MCP Python SDK's. Every
+///   write replaces the file atomically (a temporary file with mode 0600,
+///   fsync, rename, fsync of the directory), so no reader ever sees a torn
+///   file and a crash leaves the old file or the new one.
+/// - `<name>.lock`, locked exclusively (an advisory lock every process using
+///   this crate honours) around each read-modify-write of the data, which
+///   makes [`TokenStorage::compare_and_set_tokens`] atomic across processes.
+///   It is held for milliseconds; waiting for it gives up after a timeout
+///   ([`FileStorage::with_lock_timeout`]).
+/// - `<name>.lease`, the refresh lease ([`TokenStorage::acquire_lease`]):
+///   locked for a whole refresh, so it is a file of its own, and the loads and
+///   writes made under it do not wait for it. Its holder writes its pid and
+///   expiry into it so a process that gives up waiting can say who held it.
+///   The operating system releases both locks when their holder exits, so a
+///   crashed process never leaves the store locked.
+///
+/// A data file that cannot be parsed is reported as a storage error naming it
+/// and left as it is: writes refuse until it is fixed or removed, since it may
+/// hold the only copy of a refresh token.
 #[derive(Clone)]
 pub struct FileStorage {
     path: PathBuf,
