@@ -465,10 +465,10 @@ impl TokenStorage for FileStorage {
             pause = (pause * 2).min(MAX_POLL_PAUSE);
         }
         let held = HeldLease(file);
-        let lease_expiry = Lease::unguarded(ttl).expires_at();
+        let expires_at = super::deadline(ttl);
         let record = LeaseRecord {
             pid: std::process::id(),
-            expires_at: unix_seconds(lease_expiry),
+            expires_at: unix_seconds(expires_at),
         };
         // Diagnostics only: a failure to record does not cost the lease.
         let held = tokio::task::spawn_blocking(move || {
@@ -478,7 +478,11 @@ impl TokenStorage for FileStorage {
         })
         .await
         .map_err(|e| Error::storage(format!("the storage task failed: {e}")))?;
-        Ok(Lease::new(ttl, Box::new(held)))
+        // Built here rather than by Lease::new so the recorded expiry is the lease's own.
+        Ok(Lease {
+            expires_at,
+            guard: Some(Box::new(held)),
+        })
     }
 }
 
@@ -764,6 +768,10 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains(&b.lease_path().display().to_string()), "{msg}");
         assert!(msg.contains(&format!("process {}", std::process::id())), "{msg}");
+        // The expiry named is the one the holder recorded, its lease's own.
+        let record: LeaseRecord = serde_json::from_slice(&std::fs::read(a.lease_path()).unwrap()).unwrap();
+        assert_eq!(record.expires_at, unix_seconds(held.expires_at()));
+        assert!(msg.contains(&format!("expires at {}", record.expires_at)), "{msg}");
         assert!(msg.contains("50ms"), "{msg}");
         // Reads and writes do not wait for the lease.
         b.set_tokens(OAuthToken::bearer("at")).await.unwrap();
