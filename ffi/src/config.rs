@@ -334,8 +334,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_memory(
 }
 
 /// Keep tokens and client information in a JSON file per MCP server in
-/// `directory` (created with mode 0700; files mode 0600, replaced
-/// atomically, guarded by an advisory lock so processes can share it).
+/// `directory` (created with mode 0700 if missing, an existing one keeps its
+/// mode; files mode 0600, replaced atomically, guarded by advisory locks so
+/// processes can share them).
 /// `directory` may be NULL for the default: `$XDG_STATE_HOME/mcp-oauth-client`,
 /// else `~/.local/state/mcp-oauth-client`. Copied.
 ///
