@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    BrowserLoopbackHandler, FileStorage, LoopbackReceiver, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
-    ResponseAction,
+    AuthHeaders, BrowserLoopbackHandler, FileStorage, LoopbackReceiver, OAuthClientMetadata, OAuthClientProvider,
+    ProviderConfig, RequestInfo, ResponseAction, ResponseInfo,
 };
 
 struct Args {
@@ -111,31 +111,32 @@ async fn run(args: Args) -> mcp_oauth_client::Result<()> {
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "login-example", "version": "0.1"}}
     });
-    let send = |auth: Option<String>| {
+    let send = |auth: Option<AuthHeaders>| {
         let mut rb = http
             .post(&args.server)
             .header("accept", "application/json, text/event-stream")
             .json(&body);
-        if let Some(a) = auth {
-            rb = rb.header("authorization", a);
+        for (name, value) in auth.iter().flat_map(AuthHeaders::iter) {
+            rb = rb.header(name, value);
         }
         rb.send()
     };
-    let header = provider.authorization().await?;
-    println!("stored token: {}", if header.is_some() { "yes" } else { "no" });
-    let mut resp = send(header.clone())
+    let request = RequestInfo::new("POST", &args.server);
+    let headers = provider.headers(&request).await?;
+    println!("stored token: {}", if headers.is_some() { "yes" } else { "no" });
+    let mut resp = send(headers.clone())
         .await
         .map_err(|e| mcp_oauth_client::Error::config(format!("MCP request failed: {e}")))?;
     if matches!(resp.status().as_u16(), 401 | 403) {
         println!("server answered {}: authorizing", resp.status());
-        let challenges: Vec<String> = resp
+        let response_headers: Vec<(String, String)> = resp
             .headers()
-            .get_all("www-authenticate")
             .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
             .collect();
+        let sent = request.with_authorization(headers.as_ref().map(AuthHeaders::authorization));
         if let ResponseAction::Retry(h) = provider
-            .handle_response(resp.status().as_u16(), &challenges, header.as_deref())
+            .handle_response(&sent, &ResponseInfo::new(resp.status().as_u16(), &response_headers))
             .await?
         {
             resp = send(Some(h))

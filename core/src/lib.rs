@@ -14,7 +14,7 @@
 //! use std::time::Duration;
 //! use mcp_oauth_client::{
 //!     BrowserLoopbackHandler, FileStorage, LoopbackReceiver, OAuthClientMetadata,
-//!     OAuthClientProvider, ProviderConfig, ResponseAction,
+//!     OAuthClientProvider, ProviderConfig, RequestInfo, ResponseAction, ResponseInfo,
 //! };
 //!
 //! # async fn run() -> mcp_oauth_client::Result<()> {
@@ -29,15 +29,17 @@
 //!     Some(Arc::new(BrowserLoopbackHandler::new(receiver))),
 //! )?;
 //!
-//! // Before each request:
-//! let header = provider.authorization().await?;
-//! // ... send the request with `Authorization: {header}` ...
-//! # let (status, www_authenticate) = (401u16, vec!["Bearer".to_string()]);
-//! // On 401/403, once per request:
-//! if let ResponseAction::Retry(new_header) =
-//!     provider.handle_response(status, &www_authenticate, header.as_deref()).await?
+//! // Before each request: the headers to set (none until a token is held).
+//! let request = RequestInfo::new("POST", server);
+//! let headers = provider.headers(&request).await?;
+//! // ... send the request with every (name, value) of `headers` ...
+//! # let (status, response_headers) = (401u16, vec![("www-authenticate".to_string(), "Bearer".to_string())]);
+//! // On 401/403, once per request, with what the request carried:
+//! let sent = request.with_authorization(headers.as_ref().map(|h| h.authorization()));
+//! if let ResponseAction::Retry(again) =
+//!     provider.handle_response(&sent, &ResponseInfo::new(status, &response_headers)).await?
 //! {
-//!     // ... send it again with `Authorization: {new_header}` ...
+//!     // ... send it again with `again` ...
 //! }
 //! # Ok(()) }
 //! ```

@@ -2,6 +2,7 @@
 //! bad input gets a clear error, no secret goes where it should not, and
 //! nothing stored is lost.
 
+mod calls;
 mod mock;
 
 use std::sync::Arc;
@@ -71,7 +72,7 @@ fn build(c: ProviderConfig, storage: Arc<dyn TokenStorage>, person: Arc<Person>)
 const CHALLENGE: &str = "Bearer error=\"invalid_token\"";
 
 async fn on_401(p: &OAuthClientProvider, challenge: &str) -> mcp_oauth_client::Result<ResponseAction> {
-    p.handle_response(401, &[challenge], None).await
+    calls::respond(p, 401, &[challenge], None).await
 }
 
 #[tokio::test]
@@ -86,7 +87,7 @@ async fn full_flow_sends_what_the_spec_requires() {
         m.url("/.well-known/oauth-protected-resource/mcp")
     );
     let action = on_401(&p, &challenge).await.unwrap();
-    assert_eq!(action, ResponseAction::Retry("Bearer at-1".into()));
+    assert_eq!(action, calls::retry("Bearer at-1"));
 
     let auth_url = person.url.lock().unwrap().clone().unwrap();
     let q: std::collections::HashMap<_, _> = auth_url.query_pairs().into_owned().collect();
@@ -125,7 +126,7 @@ async fn server_errors_during_discovery_are_errors_not_fallbacks() {
         m.fixed(path, Reply::status(status));
         let p = build(cfg(&m), Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
         let e = on_401(&p, CHALLENGE).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Flow, "{e}");
+        assert_eq!(e.kind(), ErrorKind::Server, "an outage, not a refusal: {e}");
         assert_eq!(e.status(), Some(status), "{e}");
         assert_eq!(m.count("/register") + m.count("/token"), 0);
         assert_eq!(
@@ -246,7 +247,7 @@ async fn legacy_mode_without_resource_metadata() {
     let person = Arc::new(Person::default());
     let p = build(cfg(&m), Arc::new(MemoryStorage::new()), person.clone());
     let a = on_401(&p, "Bearer").await.unwrap();
-    assert_eq!(a, ResponseAction::Retry("Bearer legacy-at".into()));
+    assert_eq!(a, calls::retry("Bearer legacy-at"));
     let url = person.url.lock().unwrap().clone().unwrap();
     assert_eq!(url.path(), "/authorize");
     assert_eq!(m.requests_to("/token")[0].form()["resource"], m.url("/mcp"));
@@ -295,11 +296,10 @@ async fn refresh_before_a_new_flow_and_invalid_grant_drops_only_tokens() {
 
     let person = Arc::new(Person::default());
     let p = build(cfg(&m), store.clone(), person.clone());
-    let a = p
-        .handle_response(401, &[CHALLENGE], Some("Bearer old-at"))
+    let a = calls::respond(&p, 401, &[CHALLENGE], Some("Bearer old-at"))
         .await
         .unwrap();
-    assert_eq!(a, ResponseAction::Retry("Bearer at-1".into()));
+    assert_eq!(a, calls::retry("Bearer at-1"));
     assert_eq!(
         person.redirects.load(Ordering::SeqCst),
         0,
@@ -321,8 +321,10 @@ async fn refresh_before_a_new_flow_and_invalid_grant_drops_only_tokens() {
             Reply::json(200, json!({"access_token": "fresh", "token_type": "Bearer"}))
         }
     });
-    let a = p.handle_response(401, &[CHALLENGE], Some("Bearer at-1")).await.unwrap();
-    assert_eq!(a, ResponseAction::Retry("Bearer fresh".into()));
+    let a = calls::respond(&p, 401, &[CHALLENGE], Some("Bearer at-1"))
+        .await
+        .unwrap();
+    assert_eq!(a, calls::retry("Bearer fresh"));
     assert_eq!(person.redirects.load(Ordering::SeqCst), 1);
     assert_eq!(store.get_client_info().await.unwrap().unwrap(), info);
     assert_eq!(
@@ -354,7 +356,7 @@ async fn refresh_keeps_the_old_refresh_token_when_none_comes_back() {
         .await
         .unwrap();
     let p = build(cfg(&m), store.clone(), Arc::new(Person::default()));
-    assert_eq!(p.authorization().await.unwrap().as_deref(), Some("Bearer new-at"));
+    assert_eq!(calls::header(&p).await.unwrap().as_deref(), Some("Bearer new-at"));
     assert_eq!(
         store
             .get_tokens()
@@ -401,6 +403,7 @@ async fn static_credentials_with_basic_auth_and_form_encoding() {
         client_id: "id:with space".into(),
         client_secret: Some(Secret::new("p@ss/word")),
         token_endpoint_auth_method: Some("client_secret_basic".into()),
+        issuer: None,
     });
     let p = build(c, Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
     on_401(&p, CHALLENGE).await.unwrap();
@@ -457,8 +460,12 @@ async fn refusals_are_structured() {
     assert!(on_401(&p, "Bearer scope=\"unterminated").await.is_ok());
 }
 
+fn insufficient(scope: &str) -> String {
+    format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
+}
+
 #[tokio::test]
-async fn step_up_is_capped() {
+async fn step_up_asks_for_the_union_and_passes_other_403s_on() {
     let m = Mock::start().await;
     m.standard_prm(&m.base);
     m.standard_as("");
@@ -466,58 +473,88 @@ async fn step_up_is_capped() {
     c.client_metadata.scope = Some("read".into());
     let person = Arc::new(Person::default());
     let p = build(c, Arc::new(MemoryStorage::new()), person.clone());
-    let first = on_401(&p, CHALLENGE).await.unwrap();
-    let q = person.last_query();
-    assert_eq!(q["scope"], "read", "the configured scope is used as it is");
-    let ResponseAction::Retry(mut sent) = first else {
-        panic!()
-    };
-    let challenge = |scope: &str| format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
-    match p
-        .handle_response(403, &[challenge("admin")], Some(&sent))
-        .await
-        .unwrap()
-    {
-        ResponseAction::Retry(h) => sent = h,
-        ResponseAction::Done => panic!("step-up expected"),
-    }
-    let q = person.last_query();
-    assert_eq!(q["scope"], "read admin", "the union of held and challenged scopes");
+    let sent = calls::retried(on_401(&p, CHALLENGE).await.unwrap()).unwrap();
+    assert_eq!(
+        person.last_query()["scope"],
+        "read",
+        "the configured scope is used as it is"
+    );
+    let sent = calls::retried(
+        calls::respond(&p, 403, &[&insufficient("admin")], Some(&sent))
+            .await
+            .unwrap(),
+    )
+    .expect("step-up expected");
+    assert_eq!(
+        person.last_query()["scope"],
+        "read admin",
+        "the union of held and challenged scopes"
+    );
     // Asking again for what is already granted cannot be fixed by a new authorization.
-    let e = p
-        .handle_response(403, &[challenge("admin")], Some(&sent))
+    let e = calls::respond(&p, 403, &[&insufficient("admin")], Some(&sent))
         .await
         .unwrap_err();
     assert_eq!(e.step(), Some(Step::StepUp));
     assert_eq!(person.redirects.load(Ordering::SeqCst), 2);
-    // A server that keeps asking for more is cut off after three step-ups in a row.
-    for scope in ["s2", "s3"] {
-        match p.handle_response(403, &[challenge(scope)], Some(&sent)).await.unwrap() {
-            ResponseAction::Retry(h) => sent = h,
-            ResponseAction::Done => panic!("step-up expected"),
-        }
+    // A 403 that is not about scope is passed to the application.
+    assert_eq!(
+        calls::respond(&p, 403, &["Bearer error=\"forbidden\""], Some(&sent))
+            .await
+            .unwrap(),
+        calls::ResponseAction::Done
+    );
+}
+
+#[tokio::test]
+async fn step_up_cap_counts_attempts_per_challenge_without_successes_reported() {
+    // A C host reports only 401/403, never a success: step-ups that are
+    // granted never use up the cap, however many there are over a life.
+    let m = Mock::start().await;
+    m.standard_prm(&m.base);
+    m.standard_as("");
+    let person = Arc::new(Person::default());
+    let p = build(cfg(&m), Arc::new(MemoryStorage::new()), person.clone());
+    let mut sent = calls::retried(on_401(&p, CHALLENGE).await.unwrap()).unwrap();
+    for scope in ["s1", "s2", "s3", "s4", "s5"] {
+        sent = calls::retried(
+            calls::respond(&p, 403, &[&insufficient(scope)], Some(&sent))
+                .await
+                .unwrap(),
+        )
+        .unwrap_or_else(|| panic!("step-up to {scope} expected"));
     }
-    let e = p
-        .handle_response(403, &[challenge("s4")], Some(&sent))
+    assert_eq!(person.redirects.load(Ordering::SeqCst), 6);
+
+    // An authorization server that never grants what the server asks for:
+    // each attempt fails clearly, and after three no person is sent again.
+    let m = Mock::start().await;
+    m.standard_prm(&m.base);
+    m.standard_as("");
+    let n = Arc::new(AtomicUsize::new(0));
+    m.route("/token", move |_| {
+        let i = n.fetch_add(1, Ordering::SeqCst);
+        Reply::json(
+            200,
+            json!({"access_token": format!("at-{i}"), "token_type": "Bearer", "expires_in": 3600, "scope": "read"}),
+        )
+    });
+    let person = Arc::new(Person::default());
+    let p = build(cfg(&m), Arc::new(MemoryStorage::new()), person.clone());
+    let sent = calls::retried(on_401(&p, CHALLENGE).await.unwrap()).unwrap();
+    for attempt in 1..=3 {
+        let e = calls::respond(&p, 403, &[&insufficient("admin")], Some(&sent))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("did not grant"), "attempt {attempt}: {e}");
+    }
+    let e = calls::respond(&p, 403, &[&insufficient("admin")], Some(&sent))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("3 step-up attempts"), "{e}");
-    assert_eq!(person.redirects.load(Ordering::SeqCst), 4);
-    // A success resets the count.
     assert_eq!(
-        p.handle_response(200, &[] as &[&str], Some(&sent)).await.unwrap(),
-        ResponseAction::Done
-    );
-    assert!(matches!(
-        p.handle_response(403, &[challenge("s5")], Some(&sent)).await.unwrap(),
-        ResponseAction::Retry(_)
-    ));
-    // A 403 that is not about scope is passed to the application.
-    assert_eq!(
-        p.handle_response(403, &["Bearer error=\"forbidden\""], Some(&sent))
-            .await
-            .unwrap(),
-        ResponseAction::Done
+        person.redirects.load(Ordering::SeqCst),
+        4,
+        "no person is sent a fourth time"
     );
 }
 
@@ -556,7 +593,7 @@ async fn failing_host_callbacks_are_handler_and_storage_errors() {
     }
     let m = Mock::start().await;
     let p = OAuthClientProvider::new(cfg(&m), Arc::new(Broken), None).unwrap();
-    assert_eq!(p.authorization().await.unwrap_err().kind(), ErrorKind::Storage);
+    assert_eq!(calls::header(&p).await.unwrap_err().kind(), ErrorKind::Storage);
 
     struct Refuses;
     #[async_trait]
@@ -645,7 +682,7 @@ async fn processes_sharing_a_file_store_refresh_once() {
         Arc::new(FileStorage::new(dir.path(), &m.url("/mcp")).unwrap()),
         Arc::new(Person::default()),
     );
-    let (ha, hb) = tokio::join!(a.authorization(), b.authorization());
+    let (ha, hb) = tokio::join!(calls::header(&a), calls::header(&b));
     assert_eq!(counter.load(Ordering::SeqCst), 1, "one refresh, seen by both");
     assert_eq!(ha.unwrap(), hb.unwrap());
 }
@@ -663,10 +700,11 @@ async fn client_credentials_with_a_secret_or_a_private_key() {
         client_id: "svc".into(),
         client_secret: Some(Secret::new("s3cret")),
         token_endpoint_auth_method: Some("client_secret_post".into()),
+        issuer: None,
     });
     let p = OAuthClientProvider::new(c.clone(), Arc::new(MemoryStorage::new()), None).unwrap();
     assert_eq!(
-        p.authorization().await.unwrap().as_deref(),
+        calls::header(&p).await.unwrap().as_deref(),
         Some("Bearer at-1"),
         "no person, no 401 needed"
     );
@@ -682,12 +720,13 @@ async fn client_credentials_with_a_secret_or_a_private_key() {
         client_id: "svc".into(),
         client_secret: None,
         token_endpoint_auth_method: Some("private_key_jwt".into()),
+        issuer: None,
     });
     c.client_assertion = Some(Arc::new(
         mcp_oauth_client::JwtSigner::from_pem(&pem, "ES256", None).unwrap(),
     ));
     let p = OAuthClientProvider::new(c, Arc::new(MemoryStorage::new()), None).unwrap();
-    assert!(p.authorization().await.unwrap().is_some());
+    assert!(calls::header(&p).await.unwrap().is_some());
     let form = m.requests_to("/token")[1].form();
     assert_eq!(
         form["client_assertion_type"],
@@ -740,12 +779,10 @@ async fn authorization_server_migration_registers_again_and_never_leaks_credenti
     let store = Arc::new(MemoryStorage::new());
     let person = Arc::new(Person::default());
     let p = build(cfg(&rs), store.clone(), person.clone());
-    let ResponseAction::Retry(first) = on_401(&p, CHALLENGE).await.unwrap() else {
-        panic!()
-    };
+    let first = calls::retried(on_401(&p, CHALLENGE).await.unwrap()).unwrap();
 
     *current.lock().unwrap() = as2.base.clone();
-    let action = p.handle_response(401, &[CHALLENGE], Some(&first)).await.unwrap();
+    let action = calls::respond(&p, 401, &[CHALLENGE], Some(&first)).await.unwrap();
     assert!(matches!(action, ResponseAction::Retry(_)));
     assert_eq!(as2.count("/token"), 1, "the new token comes from the new server");
     assert_eq!(as2.count("/register"), 1, "registered again at the new server");
@@ -769,15 +806,10 @@ async fn the_file_store_keeps_a_registration_per_authorization_server() {
     let store = Arc::new(FileStorage::new(dir.path(), &rs.url("/mcp")).unwrap());
     let person = Arc::new(Person::default());
     let p = build(cfg(&rs), store.clone(), person.clone());
-    let ResponseAction::Retry(mut sent) = on_401(&p, CHALLENGE).await.unwrap() else {
-        panic!()
-    };
+    let mut sent = calls::retried(on_401(&p, CHALLENGE).await.unwrap()).unwrap();
     for server in [&as2.base, &as1.base, &as2.base] {
         *current.lock().unwrap() = server.clone();
-        let ResponseAction::Retry(h) = p.handle_response(401, &[CHALLENGE], Some(&sent)).await.unwrap() else {
-            panic!()
-        };
-        sent = h;
+        sent = calls::retried(calls::respond(&p, 401, &[CHALLENGE], Some(&sent)).await.unwrap()).unwrap();
     }
     assert_eq!(
         as1.count("/register"),

@@ -2,6 +2,7 @@
 //! authorization server configured for MCP) and a protected MCP server built
 //! with the MCP Python SDK. See tests/peers/README.md.
 
+mod calls;
 mod common;
 
 use std::sync::Arc;
@@ -108,7 +109,7 @@ async fn expiry_refresh_with_rotation() {
 
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(
-        p.cached_authorization().is_none(),
+        calls::cached(&p).is_none(),
         "an expired token is not served from the hot path"
     );
     let r = mcp.tool("echo", json!({"text": "hi"})).await.unwrap();

@@ -546,22 +546,14 @@ impl OAuthClientProvider {
         Ok(started)
     }
 
-    /// The headers to retry with: a held, unexpired token other than the one
-    /// the server refused.
+    /// The headers to retry with: the held, unexpired token a completed flight
+    /// left (it replaced the refused one, or the flight found one that had).
     fn retry_with_current(&self, request: &RequestInfo<'_>) -> Result<ResponseAction> {
         let guard = self.inner.current.load();
         let held = guard
             .as_ref()
             .filter(|h| !h.token.is_expired())
             .ok_or_else(|| Error::flow(Step::Request, "no usable token after the authorization completed"))?;
-        if Some(held.prepared.as_str()) == request.authorization {
-            return Err(Error::flow(
-                Step::Request,
-                "the server refused the token the authorization server just issued; not retrying with it",
-            )
-            .with_url(&self.inner.server_url)
-            .with_status(401));
-        }
         self.inner
             .binding
             .headers(&held.prepared, request.method, request.url)

@@ -37,7 +37,7 @@ impl std::fmt::Debug for AuthorizationCode {
 
 fn handler_error(step: Step, e: Error) -> Error {
     match e.kind() {
-        ErrorKind::Handler | ErrorKind::Network => e,
+        ErrorKind::Handler | ErrorKind::Network | ErrorKind::InvalidConfiguration => e,
         _ => Error::handler(step, format!("the {step} handler failed: {}", e.message())),
     }
 }

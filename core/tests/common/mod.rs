@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mcp_oauth_client::{
-    AuthorizationCodeResult, AuthorizationHandler, LoopbackReceiver, OAuthClientProvider, ResponseAction,
+    AuthHeaders, AuthorizationCodeResult, AuthorizationHandler, LoopbackReceiver, OAuthClientProvider, RequestInfo,
+    ResponseAction, ResponseInfo,
 };
 use serde_json::{Value, json};
 use url::Url;
@@ -223,22 +224,27 @@ impl Mcp {
     /// provider's verdict and at most one retry.
     pub async fn call(&self, method: &str, params: Value) -> mcp_oauth_client::Result<McpReply> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let auth = self.provider.authorization().await?;
+        let url = self.provider.server_url().to_string();
+        let auth = self
+            .provider
+            .headers(&RequestInfo::new("POST", &url))
+            .await?
+            .map(AuthHeaders::into_authorization);
         let mut resp = self.send_once(&body, auth.as_deref()).await;
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
-            let challenges: Vec<String> = resp
+            let headers: Vec<(String, String)> = resp
                 .headers()
-                .get_all("www-authenticate")
                 .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
                 .collect();
+            let request = RequestInfo::new("POST", &url).with_authorization(auth.as_deref());
             match self
                 .provider
-                .handle_response(status, &challenges, auth.as_deref())
+                .handle_response(&request, &ResponseInfo::new(status, &headers))
                 .await?
             {
-                ResponseAction::Retry(h) => resp = self.send_once(&body, Some(&h)).await,
+                ResponseAction::Retry(h) => resp = self.send_once(&body, Some(h.authorization())).await,
                 ResponseAction::Done => {}
             }
         }
@@ -269,7 +275,10 @@ impl Mcp {
             .await?;
         if r.status == 200 {
             let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-            let auth = self.provider.cached_authorization();
+            let auth = self
+                .provider
+                .cached_headers("POST", &self.url)
+                .map(AuthHeaders::into_authorization);
             self.send_once(&note, auth.as_deref()).await;
         }
         Ok(r)
