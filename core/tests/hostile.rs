@@ -3,6 +3,7 @@
 //! nothing stored is lost.
 
 mod calls;
+mod fixture;
 mod mock;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fixture::*;
 use mcp_oauth_client::{
     AuthorizationCodeResult, AuthorizationHandler, ErrorKind, FileStorage, MemoryStorage, NetworkFailure,
     OAuthClientInformationFull, OAuthClientMetadata, OAuthClientProvider, OAuthToken, ProviderConfig, ResponseAction,
@@ -18,62 +20,6 @@ use mcp_oauth_client::{
 use mock::{Mock, Reply};
 use serde_json::json;
 use url::Url;
-
-/// Approves at once: returns a code with the state it was sent, and `iss`
-/// as configured.
-#[derive(Default)]
-struct Person {
-    url: std::sync::Mutex<Option<Url>>,
-    iss: Option<String>,
-    state_override: Option<String>,
-    redirects: AtomicUsize,
-}
-
-#[async_trait]
-impl AuthorizationHandler for Person {
-    async fn redirect(&self, url: &Url) -> mcp_oauth_client::Result<()> {
-        self.redirects.fetch_add(1, Ordering::SeqCst);
-        *self.url.lock().unwrap() = Some(url.clone());
-        Ok(())
-    }
-    async fn callback(&self) -> mcp_oauth_client::Result<AuthorizationCodeResult> {
-        let url = self.url.lock().unwrap().clone().unwrap();
-        let state = self.state_override.clone().or_else(|| {
-            url.query_pairs()
-                .find(|(k, _)| k == "state")
-                .map(|(_, v)| v.into_owned())
-        });
-        Ok(AuthorizationCodeResult::new("the-code", state, self.iss.clone()))
-    }
-}
-
-impl Person {
-    /// The query of the last authorization URL the person was sent to.
-    fn last_query(&self) -> std::collections::HashMap<String, String> {
-        let url = self.url.lock().unwrap().clone().expect("no authorization URL yet");
-        url.query_pairs().into_owned().collect()
-    }
-}
-
-fn meta() -> OAuthClientMetadata {
-    OAuthClientMetadata::new(vec!["http://127.0.0.1:9/cb".into()])
-}
-
-fn cfg(m: &Mock) -> ProviderConfig {
-    let mut c = ProviderConfig::new(m.url("/mcp"), meta());
-    c.timeout = Duration::from_secs(2);
-    c
-}
-
-fn build(c: ProviderConfig, storage: Arc<dyn TokenStorage>, person: Arc<Person>) -> OAuthClientProvider {
-    OAuthClientProvider::new(c, storage, Some(person)).unwrap()
-}
-
-const CHALLENGE: &str = "Bearer error=\"invalid_token\"";
-
-async fn on_401(p: &OAuthClientProvider, challenge: &str) -> mcp_oauth_client::Result<ResponseAction> {
-    calls::respond(p, 401, &[challenge], None).await
-}
 
 #[tokio::test]
 async fn full_flow_sends_what_the_spec_requires() {
