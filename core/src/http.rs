@@ -205,9 +205,10 @@ fn parse_root_certificates(pem: &[u8], source: &str) -> Result<Vec<reqwest::Cert
 /// - TLS trusts the operating system's root certificates and the Mozilla
 ///   roots bundled with the library, plus any added through
 ///   [`TransportOptions`].
-/// - Proxies come from the environment as curl reads them: `HTTPS_PROXY`,
-///   `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (or their lower-case forms),
-///   and, on macOS and Windows, the system proxy settings.
+/// - Proxies come from the environment: `HTTPS_PROXY`, `HTTP_PROXY`,
+///   `ALL_PROXY` and `NO_PROXY` (or their lower-case forms; `HTTP_PROXY` is
+///   ignored under CGI, where a client could set it), and, on macOS and
+///   Windows, the system proxy settings.
 /// - A pooled connection idle for [`POOL_IDLE_TIMEOUT`] is not reused, and a
 ///   GET the server answered by closing a pooled connection is sent once
 ///   more (see [`HttpTransport::send`] on this type).
