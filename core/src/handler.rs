@@ -5,13 +5,13 @@
 //! there is none), and [`LoopbackReceiver`], an RFC 8252 §7.3 loopback
 //! redirect receiver. [`BrowserLoopbackHandler`] joins the two.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 use crate::authorize::AuthorizationCodeResult;
@@ -86,13 +86,42 @@ pub async fn open_browser(url: &Url) -> Result<()> {
 /// server (RFC 8252 §7.3). Bind it first, then use its
 /// [`redirect_uri`](Self::redirect_uri) (with the real port when the port
 /// asked for was 0) in the client metadata.
+///
+/// It serves any number of connections at once, so a browser's pre-connect
+/// or a favicon request never holds up the redirect, and it stops listening
+/// as soon as the redirect arrived: nothing else on the machine can reach it
+/// afterwards. The next [`listen`](Self::listen) or [`wait`](Self::wait)
+/// (another authorization, a step-up) listens again on the same port.
+///
+/// For `localhost`, which a browser may resolve to `127.0.0.1` or `::1`, it
+/// listens on both, on the same port (on `127.0.0.1` alone where the machine
+/// has no IPv6 loopback).
 pub struct LoopbackReceiver {
-    listener: tokio::sync::Mutex<TcpListener>,
+    /// Where to listen: one address, or 127.0.0.1 and ::1 for `localhost`,
+    /// all on the same port.
+    addrs: Vec<SocketAddr>,
+    /// The listening sockets, present while waiting for a redirect.
+    listeners: tokio::sync::Mutex<Option<Vec<TcpListener>>>,
     redirect_uri: String,
-    path: String,
     timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+/// What each connection's task needs to judge its request.
+struct Shared {
+    path: String,
     expected_state: std::sync::Mutex<Option<String>>,
 }
+
+/// How long a connection may stay open without sending its request. Browsers
+/// open connections before they need them; one that sends nothing in this
+/// time is closed without an answer, which a browser handles by opening
+/// another.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once; more are closed as they arrive, so a local
+/// process cannot exhaust the receiver's memory.
+const MAX_CONNECTIONS: usize = 64;
 
 const SUCCESS_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed in</title></head>\
 <body style=\"font-family:sans-serif;margin:3em\"><h1>You are signed in</h1>\
@@ -104,43 +133,43 @@ const FAILURE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><
 
 impl LoopbackReceiver {
     /// Bind a receiver for `redirect_uri`, which must be `http` on
-    /// `127.0.0.1`, `[::1]` or `localhost` (bound as 127.0.0.1); port 0 picks
-    /// a free port. `timeout` bounds the wait for the person.
+    /// `127.0.0.1`, `[::1]` or `localhost`; port 0 picks a free port.
+    /// `timeout` bounds the wait for the person.
     pub async fn bind(redirect_uri: &str, timeout: Duration) -> Result<Self> {
         let mut url = Url::parse(redirect_uri)
             .map_err(|e| Error::config(format!("loopback redirect URI {redirect_uri:?} is not a URL: {e}")))?;
         if url.scheme() != "http" {
             return Err(Error::config("a loopback redirect URI uses http (RFC 8252 §7.3)"));
         }
-        let ip: std::net::IpAddr = match url.host() {
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => ip.into(),
-            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => ip.into(),
-            Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => [127, 0, 0, 1].into(),
+        let ips: Vec<IpAddr> = match url.host() {
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => vec![ip.into()],
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => vec![ip.into()],
+            Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+                vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
+            }
             _ => {
                 return Err(Error::config(format!(
                     "loopback redirect URI {redirect_uri:?} must be on 127.0.0.1, [::1] or localhost"
                 )));
             }
         };
-        let port = url.port().unwrap_or(80);
-        let listener = TcpListener::bind(SocketAddr::new(ip, port))
-            .await
-            .map_err(|e| Error::config(format!("cannot listen on {ip}:{port} for the redirect: {e}")))?;
-        let actual = listener
-            .local_addr()
-            .map_err(|e| Error::config(format!("cannot read the listening address: {e}")))?;
-        let _ = url.set_port(Some(actual.port()));
+        let (listeners, addrs) = bind_same_port(&ips, url.port().unwrap_or(80)).await?;
+        let port = addrs.first().map(|a| a.port()).unwrap_or(0);
+        let _ = url.set_port(Some(port));
         let path = if url.path().is_empty() {
             "/".to_string()
         } else {
             url.path().to_string()
         };
         Ok(LoopbackReceiver {
-            listener: tokio::sync::Mutex::new(listener),
+            addrs,
+            listeners: tokio::sync::Mutex::new(Some(listeners)),
             redirect_uri: url.to_string(),
-            path,
             timeout,
-            expected_state: std::sync::Mutex::new(None),
+            shared: Arc::new(Shared {
+                path,
+                expected_state: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -152,69 +181,171 @@ impl LoopbackReceiver {
     /// Only accept a redirect carrying this `state`; others get a 400 and the
     /// receiver keeps waiting (a stray or forged request cannot end the wait).
     pub fn expect_state(&self, state: Option<String>) {
-        if let Ok(mut s) = self.expected_state.lock() {
+        if let Ok(mut s) = self.shared.expected_state.lock() {
             *s = state;
         }
     }
 
-    /// Wait for the redirect and return what it carried.
+    /// Listen again, on the same addresses and port, if a redirect already
+    /// arrived (no-op otherwise). Call it before sending the person to the
+    /// authorization server a second time, so the redirect finds the
+    /// receiver listening; [`wait`](Self::wait) does it too, but later.
+    pub async fn listen(&self) -> Result<()> {
+        let mut listeners = self.listeners.lock().await;
+        if listeners.is_none() {
+            *listeners = Some(self.listen_again().await?);
+        }
+        Ok(())
+    }
+
+    async fn listen_again(&self) -> Result<Vec<TcpListener>> {
+        let mut listeners = Vec::with_capacity(self.addrs.len());
+        for addr in &self.addrs {
+            listeners.push(TcpListener::bind(addr).await.map_err(|e| {
+                Error::handler(
+                    Step::Callback,
+                    format!("cannot listen on {addr} again for the redirect: {e}"),
+                )
+            })?);
+        }
+        Ok(listeners)
+    }
+
+    /// Wait for the redirect and return what it carried. Stops listening
+    /// once it arrived.
     pub async fn wait(&self) -> Result<AuthorizationCodeResult> {
-        let listener = self.listener.lock().await;
+        let mut held = self.listeners.lock().await;
+        let listeners = match held.take() {
+            Some(listeners) => listeners,
+            None => self.listen_again().await?,
+        };
         let deadline = tokio::time::Instant::now() + self.timeout;
+        // Each connection is served by a task of its own; dropping the set
+        // when the wait ends closes the ones still open.
+        let mut connections: tokio::task::JoinSet<Option<AuthorizationCodeResult>> = tokio::task::JoinSet::new();
         loop {
-            let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-            let (mut stream, _) = match accepted {
-                Err(_) => {
+            tokio::select! {
+                accepted = accept_any(&listeners) => match accepted {
+                    Ok(stream) if connections.len() < MAX_CONNECTIONS => {
+                        connections.spawn(serve(stream, self.shared.clone()));
+                    }
+                    Ok(stream) => drop(stream),
+                    Err(e) => tracing::warn!(error = %e, "accept failed on the loopback receiver"),
+                },
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    if let Ok(Some(result)) = done {
+                        // The listeners are dropped here: the port is closed.
+                        return Ok(result);
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    // Keep listening: the person may still come back, to a
+                    // later wait.
+                    *held = Some(listeners);
                     return Err(Error::handler(
                         Step::Callback,
                         format!("no redirect arrived at {} within {:?}", self.redirect_uri, self.timeout),
                     ));
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "accept failed on the loopback receiver");
-                    continue;
-                }
-                Ok(Ok(s)) => s,
-            };
-            let request = match tokio::time::timeout(Duration::from_secs(5), read_head(&mut stream)).await {
-                Ok(Ok(r)) => r,
-                _ => {
-                    let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
-                    continue;
-                }
-            };
-            let Some(target) = request_target(&request) else {
-                let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
-                continue;
-            };
-            let Ok(url) = Url::parse("http://loopback").and_then(|b| b.join(&target)) else {
-                let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
-                continue;
-            };
-            if url.path() != self.path {
-                let _ = respond(&mut stream, 404, "Not Found", "not found").await;
-                continue;
             }
-            let result = AuthorizationCodeResult::from_pairs(url.query_pairs());
-            let expected = self.expected_state.lock().ok().and_then(|s| s.clone());
-            if let Some(exp) = expected {
-                if result.state.as_deref() != Some(exp.as_str()) {
-                    let _ = respond(&mut stream, 400, "Bad Request", "unexpected state").await;
-                    continue;
-                }
-            }
-            let page = if result.error.is_some() {
-                FAILURE_PAGE
-            } else {
-                SUCCESS_PAGE
-            };
-            let _ = respond(&mut stream, 200, "OK", page).await;
-            return Ok(result);
         }
     }
 }
 
-async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<String> {
+/// Listen on every one of `ips` with the same port. Port 0 picks one that is
+/// free on all of them. An address the machine does not have (`::1` without
+/// IPv6) is left out, as long as one remains.
+async fn bind_same_port(ips: &[IpAddr], port: u16) -> Result<(Vec<TcpListener>, Vec<SocketAddr>)> {
+    // With port 0, the port picked on the first address may be taken on
+    // another: pick again, a few times.
+    let attempts = if port == 0 { 8 } else { 1 };
+    let mut last_error = None;
+    'attempt: for _ in 0..attempts {
+        let mut listeners = Vec::with_capacity(ips.len());
+        let mut addrs = Vec::with_capacity(ips.len());
+        let mut port = port;
+        for (i, ip) in ips.iter().enumerate() {
+            let addr = SocketAddr::new(*ip, port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let bound = listener
+                        .local_addr()
+                        .map_err(|e| Error::config(format!("cannot read the listening address: {e}")))?;
+                    port = bound.port();
+                    listeners.push(listener);
+                    addrs.push(bound);
+                }
+                Err(e) if i > 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    last_error = Some(format!(
+                        "cannot listen on {addr} for the redirect: {e} (another program holds the port)"
+                    ));
+                    continue 'attempt;
+                }
+                Err(e) if i > 0 => {
+                    tracing::debug!(address = %addr, error = %e, "no such loopback address here; not listening on it");
+                }
+                Err(e) => return Err(Error::config(format!("cannot listen on {addr} for the redirect: {e}"))),
+            }
+        }
+        return Ok((listeners, addrs));
+    }
+    Err(Error::config(
+        last_error.unwrap_or_else(|| "cannot listen for the redirect".into()),
+    ))
+}
+
+/// The next connection on any of `listeners`.
+async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
+    std::future::poll_fn(|cx| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return std::task::Poll::Ready(accepted.map(|(stream, _)| stream));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Serve one connection: answer its request, and return what it carried if
+/// it was the redirect.
+async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Option<AuthorizationCodeResult> {
+    let request = match tokio::time::timeout(IDLE_CONNECTION_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Ok(request)) if !request.is_empty() => request,
+        // Closed, or idle too long, before sending a request: nothing to answer.
+        Ok(Ok(_)) | Err(_) => return None,
+        Ok(Err(_)) => {
+            let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
+            return None;
+        }
+    };
+    let Some(url) = request_target(&request).and_then(|t| Url::parse("http://loopback").and_then(|b| b.join(&t)).ok())
+    else {
+        let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
+        return None;
+    };
+    if url.path() != shared.path {
+        let _ = respond(&mut stream, 404, "Not Found", "not found").await;
+        return None;
+    }
+    let result = AuthorizationCodeResult::from_pairs(url.query_pairs());
+    let expected = shared.expected_state.lock().ok().and_then(|s| s.clone());
+    if let Some(expected) = expected {
+        if result.state.as_deref() != Some(expected.as_str()) {
+            let _ = respond(&mut stream, 400, "Bad Request", "unexpected state").await;
+            return None;
+        }
+    }
+    let page = if result.error.is_some() {
+        FAILURE_PAGE
+    } else {
+        SUCCESS_PAGE
+    };
+    let _ = respond(&mut stream, 200, "OK", page).await;
+    Some(result)
+}
+
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -241,7 +372,7 @@ fn request_target(head: &str) -> Option<String> {
     (method == "GET" && target.starts_with('/')).then(|| target.to_string())
 }
 
-async fn respond(stream: &mut tokio::net::TcpStream, code: u16, reason: &str, body: &str) -> std::io::Result<()> {
+async fn respond(stream: &mut TcpStream, code: u16, reason: &str, body: &str) -> std::io::Result<()> {
     let ct = if body.starts_with("<!doctype") {
         "text/html; charset=utf-8"
     } else {
@@ -282,6 +413,8 @@ impl AuthorizationHandler for BrowserLoopbackHandler {
             .find(|(k, _)| k == "state")
             .map(|(_, v)| v.into_owned());
         self.receiver.expect_state(state);
+        // Listening before the browser opens: the redirect may come at once.
+        self.receiver.listen().await?;
         open_browser(authorization_url).await
     }
 

@@ -72,40 +72,280 @@ pub struct TransportError {
     pub message: String,
 }
 
-/// What sends HTTP requests. The default is reqwest with rustls; a host may
-/// supply its own (for its proxy settings, or to route through its stack).
+impl TransportError {
+    fn timeout(timeout: Duration) -> Self {
+        TransportError {
+            failure: NetworkFailure::Timeout,
+            message: format!("no complete response within {timeout:?}"),
+        }
+    }
+
+    fn too_large(len: Option<u64>, limit: usize) -> Self {
+        let message = match len {
+            Some(len) => format!("response of {len} bytes is over the limit of {limit} bytes"),
+            None => format!("response is over the limit of {limit} bytes"),
+        };
+        TransportError {
+            failure: NetworkFailure::ResponseTooLarge,
+            message,
+        }
+    }
+}
+
+/// What sends HTTP requests. The default is [`ReqwestTransport`]; a host may
+/// supply its own (to route through its own HTTP stack).
+///
+/// Whatever the transport, every request this crate sends is bounded by the
+/// request's `timeout`, and a body over `max_response_bytes` is refused; a
+/// transport should stop reading there too, so an oversized answer costs no
+/// memory.
 #[async_trait]
 pub trait HttpTransport: Send + Sync {
     /// Send one request; never follow redirects.
     async fn send(&self, request: HttpRequest) -> std::result::Result<HttpResponse, TransportError>;
 }
 
-/// The default transport.
+/// How long a pooled connection may sit idle and still be reused. Servers
+/// close idle keep-alive connections on their own timer (Node's default
+/// keep-alive timeout and uvicorn's are both 5 s); a request written on a
+/// connection the server is closing fails with a reset. Dropping ours sooner
+/// keeps that race rare; the one retry of a GET in [`ReqwestTransport`]
+/// covers what remains.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Settings of the default transport.
+#[derive(Clone, Default)]
+pub struct TransportOptions {
+    /// PEM-encoded CA certificates to trust besides the system's roots, for
+    /// authorization servers with a private CA. Prefer
+    /// [`add_root_certificates_pem`](Self::add_root_certificates_pem) and
+    /// [`add_root_certificates_file`](Self::add_root_certificates_file),
+    /// which check what they are given.
+    pub extra_root_certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TransportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportOptions")
+            .field("extra_root_certificates", &self.extra_root_certificates.len())
+            .finish()
+    }
+}
+
+impl TransportOptions {
+    /// Trust the CA certificates in `pem` (one or more `CERTIFICATE`
+    /// sections). Fails when it is not PEM or holds no certificate.
+    pub fn add_root_certificates_pem(&mut self, pem: &[u8]) -> Result<()> {
+        parse_root_certificates(pem, "the PEM data")?;
+        self.extra_root_certificates.push(pem.to_vec());
+        Ok(())
+    }
+
+    /// Trust the CA certificates in the PEM file at `path`.
+    pub fn add_root_certificates_file(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::config(format!("cannot read the CA certificate file {}: {e}", path.display())))?;
+        parse_root_certificates(&pem, &format!("the CA certificate file {}", path.display()))?;
+        self.extra_root_certificates.push(pem);
+        Ok(())
+    }
+}
+
+/// The certificates of a PEM bundle, each checked to be one rustls accepts as
+/// a root. `source` names the bundle in errors.
+fn parse_root_certificates(pem: &[u8], source: &str) -> Result<Vec<reqwest::Certificate>> {
+    use rustls_pki_types::pem::{PemObject, SectionKind};
+
+    let mut certificates = Vec::new();
+    let mut sections = 0;
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
+        // The parser's own messages may quote the input, which could be a
+        // private key pasted by mistake: describe the problem in our words.
+        let (kind, der) = section.map_err(|e| {
+            let what = match e {
+                rustls_pki_types::pem::Error::MissingSectionEnd { .. } => "a PEM section has no END line",
+                rustls_pki_types::pem::Error::IllegalSectionStart { .. } => "a PEM BEGIN line is malformed",
+                rustls_pki_types::pem::Error::Base64Decode(_) => "a PEM section is not valid base64",
+                _ => "it cannot be read as PEM",
+            };
+            Error::config(format!("{source} is not valid PEM: {what}"))
+        })?;
+        sections += 1;
+        if kind != SectionKind::Certificate {
+            continue;
+        }
+        let der = rustls_pki_types::CertificateDer::from(der);
+        rustls::RootCertStore::empty().add(der.clone()).map_err(|e| {
+            Error::config(format!(
+                "certificate {} in {source} is not a usable X.509 certificate: {e}",
+                certificates.len() + 1
+            ))
+        })?;
+        certificates.push(
+            reqwest::Certificate::from_der(&der)
+                .map_err(|e| Error::config(format!("certificate in {source} is not usable: {e}")))?,
+        );
+    }
+    if sections == 0 {
+        return Err(Error::config(format!(
+            "{source} is not PEM: no \"-----BEGIN CERTIFICATE-----\" section in it"
+        )));
+    }
+    if certificates.is_empty() {
+        return Err(Error::config(format!(
+            "{source} holds no certificate: none of its PEM sections is a CERTIFICATE"
+        )));
+    }
+    Ok(certificates)
+}
+
+/// The default transport: reqwest with rustls, no redirects, no cookies.
+///
+/// - TLS trusts the operating system's root certificates and the Mozilla
+///   roots bundled with the library, plus any added through
+///   [`TransportOptions`].
+/// - Proxies come from the environment: `HTTPS_PROXY`, `HTTP_PROXY`,
+///   `ALL_PROXY` and `NO_PROXY` (or their lower-case forms; `HTTP_PROXY` is
+///   ignored under CGI, where a client could set it), and, on macOS and
+///   Windows, the system proxy settings.
+/// - A pooled connection idle for [`POOL_IDLE_TIMEOUT`] is not reused, and a
+///   GET the server answered by closing a pooled connection is sent once
+///   more (see [`HttpTransport::send`] on this type).
 #[derive(Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
 }
 
 impl ReqwestTransport {
-    /// A transport with rustls, no redirects, and no cookies.
+    /// A transport with the default options.
     pub fn new() -> Result<Self> {
-        let client = reqwest::Client::builder()
+        Self::with_options(&TransportOptions::default())
+    }
+
+    /// A transport with `options`.
+    pub fn with_options(options: &TransportOptions) -> Result<Self> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        for (i, pem) in options.extra_root_certificates.iter().enumerate() {
+            for certificate in parse_root_certificates(pem, &format!("extra root certificate bundle {}", i + 1))? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
         Ok(ReqwestTransport { client })
     }
+
+    /// One attempt, within `deadline`.
+    async fn attempt(
+        &self,
+        request: &HttpRequest,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<HttpResponse, Failed> {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(Failed::Late(TransportError::timeout(request.timeout)));
+        }
+        let method = match request.method {
+            "POST" => reqwest::Method::POST,
+            _ => reqwest::Method::GET,
+        };
+        // reqwest's timeout covers the whole exchange, body included.
+        let mut rb = self.client.request(method, request.url.clone()).timeout(remaining);
+        for (k, v) in &request.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        if let Some(body) = &request.body {
+            rb = rb.body(body.clone());
+        }
+        let mut resp = match rb.send().await {
+            Ok(resp) => resp,
+            Err(e) if closed_by_server(&e) => return Err(Failed::Closed(transport_error(&e))),
+            Err(e) => return Err(Failed::Late(transport_error(&e))),
+        };
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect();
+        if let Some(len) = resp.content_length() {
+            if len > request.max_response_bytes as u64 {
+                return Err(Failed::Late(TransportError::too_large(
+                    Some(len),
+                    request.max_response_bytes,
+                )));
+            }
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Failed::Late(transport_error(&e)))? {
+            if body.len() + chunk.len() > request.max_response_bytes {
+                return Err(Failed::Late(TransportError::too_large(
+                    None,
+                    request.max_response_bytes,
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse { status, headers, body })
+    }
 }
 
-fn classify(e: &reqwest::Error) -> NetworkFailure {
-    if e.is_timeout() {
+/// How an attempt failed.
+enum Failed {
+    /// The server closed the connection before answering: the request may
+    /// not have been seen, or was dropped unanswered.
+    Closed(TransportError),
+    /// Anything else, including failures after the response began.
+    Late(TransportError),
+}
+
+/// Whether `e` says the server closed the connection before any response:
+/// hyper's "connection closed before message completed", a reset, an abort
+/// or a broken pipe. Not a timeout, and not a failure to connect (a refused
+/// connection is not a stale one).
+fn closed_by_server(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                return true;
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn transport_error(e: &reqwest::Error) -> TransportError {
+    let failure = if e.is_timeout() {
         NetworkFailure::Timeout
     } else if e.is_connect() {
         NetworkFailure::Connect
     } else {
         NetworkFailure::Other
+    };
+    TransportError {
+        failure,
+        message: describe(e),
     }
 }
 
@@ -134,66 +374,29 @@ fn describe(e: &reqwest::Error) -> String {
 
 #[async_trait]
 impl HttpTransport for ReqwestTransport {
+    /// Send `request`, within its timeout. A GET the server answered by
+    /// closing the connection (typically a pooled one it had just closed on
+    /// its keep-alive timer) is sent once more, on another connection; a GET
+    /// is idempotent, so a second delivery does no harm. A POST is never sent
+    /// again: the server may have acted on it.
     async fn send(&self, request: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
-        let method = match request.method {
-            "POST" => reqwest::Method::POST,
-            _ => reqwest::Method::GET,
-        };
-        let mut rb = self
-            .client
-            .request(method, request.url.clone())
-            .timeout(request.timeout);
-        for (k, v) in &request.headers {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
-        if let Some(body) = request.body {
-            rb = rb.body(body);
-        }
-        let fut = async {
-            let mut resp = rb.send().await.map_err(|e| TransportError {
-                failure: classify(&e),
-                message: describe(&e),
-            })?;
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-                .collect();
-            if let Some(len) = resp.content_length() {
-                if len as usize > request.max_response_bytes {
-                    return Err(TransportError {
-                        failure: NetworkFailure::ResponseTooLarge,
-                        message: format!(
-                            "response of {len} bytes is over the limit of {}",
-                            request.max_response_bytes
-                        ),
-                    });
-                }
+        let deadline = tokio::time::Instant::now() + request.timeout;
+        match self.attempt(&request, deadline).await {
+            Ok(resp) => Ok(resp),
+            Err(Failed::Closed(e)) if request.method == "GET" => {
+                tracing::debug!(url = %redact_query(&request.url), error = %e.message,
+                    "the server closed the connection before answering; sending the GET again");
+                self.attempt(&request, deadline).await.map_err(Failed::into_error)
             }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| TransportError {
-                failure: classify(&e),
-                message: describe(&e),
-            })? {
-                if body.len() + chunk.len() > request.max_response_bytes {
-                    return Err(TransportError {
-                        failure: NetworkFailure::ResponseTooLarge,
-                        message: format!("response is over the limit of {} bytes", request.max_response_bytes),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(HttpResponse { status, headers, body })
-        };
-        // The reqwest timeout covers the body too, but a slow-drip body could
-        // keep resetting nothing: bound the whole exchange as well.
-        match tokio::time::timeout(request.timeout + Duration::from_millis(100), fut).await {
-            Ok(r) => r,
-            Err(_) => Err(TransportError {
-                failure: NetworkFailure::Timeout,
-                message: "timed out".into(),
-            }),
+            Err(f) => Err(f.into_error()),
+        }
+    }
+}
+
+impl Failed {
+    fn into_error(self) -> TransportError {
+        match self {
+            Failed::Closed(e) | Failed::Late(e) => e,
         }
     }
 }
@@ -252,13 +455,22 @@ impl Http {
         }
     }
 
+    /// Send `req` through the transport, whatever it is: the request's
+    /// timeout bounds the whole exchange and a body over its
+    /// `max_response_bytes` is refused.
     pub(crate) async fn send(&self, req: HttpRequest, step: Step) -> Result<HttpResponse> {
         let url = req.url.clone();
+        let (timeout, limit) = (req.timeout, req.max_response_bytes);
         tracing::debug!(method = req.method, url = %redact_query(&url), step = %step, "sending");
-        let resp = self
-            .transport
-            .send(req)
-            .await
+        let outcome = match tokio::time::timeout(timeout, self.transport.send(req)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(TransportError::timeout(timeout)),
+        };
+        let resp = outcome
+            .and_then(|resp| match resp.body.len() {
+                len if len > limit => Err(TransportError::too_large(Some(len as u64), limit)),
+                _ => Ok(resp),
+            })
             .map_err(|e| Error::network(step, e.failure, e.message).with_url(&url))?;
         tracing::debug!(status = resp.status, url = %redact_query(&url), "received");
         Ok(resp)
@@ -294,6 +506,75 @@ pub fn retry_after(resp: &HttpResponse) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host transport that never answers.
+    struct Silent;
+
+    #[async_trait]
+    impl HttpTransport for Silent {
+        async fn send(&self, _: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+            std::future::pending().await
+        }
+    }
+
+    /// A host transport that returns whatever body it was given, ignoring the cap.
+    struct Huge(usize);
+
+    #[async_trait]
+    impl HttpTransport for Huge {
+        async fn send(&self, _: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+            Ok(HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![b' '; self.0],
+            })
+        }
+    }
+
+    fn http(transport: impl HttpTransport + 'static) -> Http {
+        Http {
+            transport: Arc::new(transport),
+            timeout: Duration::from_secs(30),
+            protocol_version: None,
+        }
+    }
+
+    // The clock is paused: the runtime jumps to the deadline once nothing else
+    // can run, so the test neither waits nor depends on a margin.
+    #[tokio::test(start_paused = true)]
+    async fn a_host_transport_that_never_answers_times_out() {
+        let http = http(Silent);
+        let url = Url::parse("https://as.example/.well-known/oauth-authorization-server?x=secret").unwrap();
+        let e = http
+            .send(http.request("GET", url), Step::AuthorizationServerMetadata)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Network);
+        assert_eq!(e.network_failure(), Some(NetworkFailure::Timeout));
+        assert_eq!(e.step(), Some(Step::AuthorizationServerMetadata));
+        assert_eq!(
+            e.url(),
+            Some("https://as.example/.well-known/oauth-authorization-server")
+        );
+        assert!(!e.to_string().contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn a_host_transport_body_over_the_cap_is_refused() {
+        let url = Url::parse("https://as.example/token").unwrap();
+        let over = http(Huge(MAX_RESPONSE_BYTES + 1));
+        let e = over
+            .send(over.request("POST", url.clone()), Step::TokenExchange)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Network);
+        assert_eq!(e.network_failure(), Some(NetworkFailure::ResponseTooLarge));
+        assert_eq!(e.url(), Some("https://as.example/token"));
+
+        let at = http(Huge(MAX_RESPONSE_BYTES));
+        let resp = at.send(at.request("POST", url), Step::TokenExchange).await.unwrap();
+        assert_eq!(resp.body.len(), MAX_RESPONSE_BYTES);
+    }
 
     #[test]
     fn loopback_and_secure() {
