@@ -66,7 +66,7 @@ pub use binding::{AuthHeaders, Bearer, TokenBinding};
 pub use discovery::{Discovered, DiscoveryReport, DiscoveryStep, Verdict};
 pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step};
 pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
-pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError};
+pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError, TransportOptions};
 pub use jwt::{AssertionProvider, JwtSigner, PrivateKeyJwt};
 pub use model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,

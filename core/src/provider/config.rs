@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::binding::TokenBinding;
 use crate::discovery::{AuthorizationServerSelector, ResourceValidator};
-use crate::http::HttpTransport;
+use crate::http::{HttpTransport, TransportOptions};
 use crate::jwt::AssertionProvider;
 use crate::model::{OAuthClientMetadata, Secret};
 use crate::provider::flight::TaskWrapper;
@@ -126,8 +126,12 @@ pub struct ProviderConfig {
     pub protocol_version: Option<String>,
     /// How many step-up attempts for one challenged scope before giving up.
     pub max_step_up_attempts: u32,
-    /// The HTTP transport (default: reqwest with rustls).
+    /// The HTTP transport (default: reqwest with rustls, built from
+    /// `transport_options`).
     pub transport: Option<Arc<dyn HttpTransport>>,
+    /// Options of the default transport: CA certificates to trust beside the
+    /// operating system's, for private authorization servers.
+    pub transport_options: TransportOptions,
     /// Client assertions for `private_key_jwt` client authentication of the
     /// pre-registered client (RFC 7523): a [`crate::jwt::JwtSigner`] with the
     /// client's key, or the host's own provider.
@@ -178,6 +182,7 @@ impl ProviderConfig {
             protocol_version: None,
             max_step_up_attempts: 3,
             transport: None,
+            transport_options: TransportOptions::default(),
             client_assertion: None,
             task_wrapper: None,
         }

@@ -290,7 +290,7 @@ impl OAuthClientProvider {
         }
         let transport: Arc<dyn HttpTransport> = match &config.transport {
             Some(t) => t.clone(),
-            None => Arc::new(ReqwestTransport::new()?),
+            None => Arc::new(ReqwestTransport::with_options(&config.transport_options)?),
         };
         let http = Http {
             transport,
