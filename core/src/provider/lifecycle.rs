@@ -151,6 +151,31 @@ impl Inner {
         }
     }
 
+    /// What a source works with, once discovery and the client identity are settled.
+    fn source_context<'a>(
+        &'a self,
+        http: &'a Http,
+        d: &'a Discovered,
+        client: &'a crate::model::OAuthClientInformationFull,
+        client_auth: &'a crate::token::ClientAuthentication,
+        token_endpoint: &'a Url,
+    ) -> SourceContext<'a> {
+        let cfg = &self.config;
+        SourceContext {
+            http,
+            discovered: d,
+            client,
+            client_auth,
+            token_endpoint,
+            resource: self.resource_param(d),
+            extra_authorization_params: &cfg.extra_authorization_params,
+            extra_token_params: &cfg.extra_token_params,
+            client_metadata: &cfg.client_metadata,
+            assume_s256_when_pkce_unadvertised: cfg.assume_s256_when_pkce_unadvertised,
+            authorization_timeout: cfg.authorization_timeout,
+        }
+    }
+
     /// Record where new tokens came from, and refuse a type the binding
     /// cannot present, before anything is stored.
     fn finish_token(
@@ -311,19 +336,7 @@ impl Inner {
         };
         let auth = self.client_auth(&identity.info, &d)?;
         let endpoint = Self::token_endpoint(&d, Step::Refresh)?;
-        let ctx = SourceContext {
-            http,
-            discovered: &d,
-            client: &identity.info,
-            client_auth: &auth,
-            token_endpoint: &endpoint,
-            resource: self.resource_param(&d),
-            extra_authorization_params: &self.config.extra_authorization_params,
-            extra_token_params: &self.config.extra_token_params,
-            client_metadata: &self.config.client_metadata,
-            assume_s256_when_pkce_unadvertised: self.config.assume_s256_when_pkce_unadvertised,
-            authorization_timeout: self.config.authorization_timeout,
-        };
+        let ctx = self.source_context(http, &d, &identity.info, &auth, &endpoint);
         match sources::refresh(&ctx, &refresh_token, base.scope.as_deref()).await {
             Ok(token) => {
                 let token = self.finish_token(token, &d, base.scope.as_deref(), Step::Refresh)?;
@@ -383,19 +396,7 @@ impl Inner {
         let identity = self.client_identity(st, http, &d, scope.as_deref()).await?;
         let auth = self.client_auth(&identity.info, &d)?;
         let endpoint = Self::token_endpoint(&d, step)?;
-        let ctx = SourceContext {
-            http,
-            discovered: &d,
-            client: &identity.info,
-            client_auth: &auth,
-            token_endpoint: &endpoint,
-            resource: self.resource_param(&d),
-            extra_authorization_params: &cfg.extra_authorization_params,
-            extra_token_params: &cfg.extra_token_params,
-            client_metadata: &cfg.client_metadata,
-            assume_s256_when_pkce_unadvertised: cfg.assume_s256_when_pkce_unadvertised,
-            authorization_timeout: cfg.authorization_timeout,
-        };
+        let ctx = self.source_context(http, &d, &identity.info, &auth, &endpoint);
         let token = match self.source.obtain(&ctx, scope.as_deref()).await {
             Ok(t) => t,
             Err(e) if is_refusal(&e, "invalid_client") => {

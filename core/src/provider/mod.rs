@@ -446,60 +446,34 @@ impl OAuthClientProvider {
             }
         }
         let mut scratch = State::default();
-        match inner.existing_client(&mut scratch, &d).await {
-            Ok(Some(id)) => {
-                let why = id.describe();
-                record(
-                    &mut report.steps,
-                    Step::Registration,
-                    "client identity",
-                    None,
-                    None,
-                    Verdict::Ok,
-                    why.clone(),
-                );
-                report.client_identity = Some(why);
-            }
+        let identity = match inner.existing_client(&mut scratch, &d).await {
+            Ok(Some(id)) => Ok(id.describe()),
             Ok(None) if inner.source.may_register() && d.server.registration_endpoint.is_some() => {
-                let why = "dynamic registration (RFC 7591): no stored or configured client for this issuer".to_string();
-                record(
-                    &mut report.steps,
-                    Step::Registration,
-                    "client identity",
-                    None,
-                    None,
-                    Verdict::Ok,
-                    why.clone(),
-                );
-                report.client_identity = Some(why);
+                Ok("dynamic registration (RFC 7591): no stored or configured client for this issuer".to_string())
             }
-            Ok(None) => {
-                let e = Error::new(
-                    ErrorKind::Registration,
-                    Step::Registration,
-                    "no client identity: the authorization server offers no dynamic registration and no Client ID Metadata Documents, and no client_id is configured; pre-register the client",
-                );
-                record(
-                    &mut report.steps,
-                    Step::Registration,
-                    "client identity",
-                    None,
-                    None,
-                    Verdict::Failed,
-                    e.message(),
-                );
-                report.error.get_or_insert(e);
-            }
+            Ok(None) => Err(Error::new(
+                ErrorKind::Registration,
+                Step::Registration,
+                "no client identity: the authorization server offers no dynamic registration and no Client ID Metadata Documents, and no client_id is configured; pre-register the client",
+            )),
+            Err(e) => Err(e),
+        };
+        let (verdict, detail) = match &identity {
+            Ok(why) => (Verdict::Ok, why.clone()),
+            Err(e) => (Verdict::Failed, e.message().to_string()),
+        };
+        record(
+            &mut report.steps,
+            Step::Registration,
+            "client identity",
+            None,
+            None,
+            verdict,
+            detail,
+        );
+        match identity {
+            Ok(why) => report.client_identity = Some(why),
             Err(e) => {
-                record(
-                    &mut report.steps,
-                    Step::Registration,
-                    "client identity",
-                    None,
-                    None,
-                    Verdict::Failed,
-                    e.message(),
-                );
                 report.error.get_or_insert(e);
             }
         }

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result, Step};
 use crate::handler::AuthorizationHandler;
 use crate::http::{parse_server_url, require_secure};
 use crate::model::OAuthToken;
-use crate::token::{Grant, request_token};
+use crate::token::Grant;
 
 /// Tokens a person approves.
 #[derive(Clone)]
@@ -114,16 +114,7 @@ impl TokenSource for AuthorizationCode {
             redirect_uri: pending.redirect_uri.clone(),
             code_verifier: pending.pkce.verifier.clone(),
         };
-        let token = request_token(
-            ctx.http,
-            ctx.token_endpoint,
-            &d.issuer,
-            &grant,
-            ctx.client_auth,
-            ctx.resource,
-            ctx.extra_token_params,
-        )
-        .await?;
+        let token = ctx.request_token(&grant).await?;
         tracing::info!("obtained tokens with the authorization code");
         Ok(token)
     }

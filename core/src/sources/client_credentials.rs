@@ -4,7 +4,7 @@
 use super::{SourceContext, TokenSource};
 use crate::error::Result;
 use crate::model::OAuthToken;
-use crate::token::{Grant, request_token};
+use crate::token::Grant;
 
 /// Tokens for the client itself.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,15 +28,6 @@ impl TokenSource for ClientCredentials {
         let grant = Grant::ClientCredentials {
             scope: scope.map(str::to_string),
         };
-        request_token(
-            ctx.http,
-            ctx.token_endpoint,
-            &ctx.discovered.issuer,
-            &grant,
-            ctx.client_auth,
-            ctx.resource,
-            ctx.extra_token_params,
-        )
-        .await
+        ctx.request_token(&grant).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{SourceContext, TokenSource};
 use crate::error::Result;
 use crate::model::{OAuthToken, Secret};
-use crate::token::{Grant, request_token};
+use crate::token::Grant;
 
 /// Makes the assertion of a JWT-bearer grant.
 #[async_trait::async_trait]
@@ -56,15 +56,6 @@ impl TokenSource for JwtBearer {
             assertion,
             scope: scope.map(str::to_string),
         };
-        request_token(
-            ctx.http,
-            ctx.token_endpoint,
-            &d.issuer,
-            &grant,
-            ctx.client_auth,
-            ctx.resource,
-            ctx.extra_token_params,
-        )
-        .await
+        ctx.request_token(&grant).await
     }
 }

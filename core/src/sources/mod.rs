@@ -26,7 +26,7 @@ use crate::discovery::Discovered;
 use crate::error::Result;
 use crate::http::Http;
 use crate::model::{OAuthClientInformationFull, OAuthClientMetadata, OAuthToken};
-use crate::token::ClientAuthentication;
+use crate::token::{ClientAuthentication, Grant};
 
 /// What a source works with: everything discovery and client identification
 /// settled, and the settings for real servers.
@@ -53,6 +53,23 @@ pub struct SourceContext<'a> {
     pub assume_s256_when_pkce_unadvertised: bool,
     /// The deadline of an interactive authorization, end to end.
     pub authorization_timeout: Duration,
+}
+
+impl SourceContext<'_> {
+    /// Send `grant` to the token endpoint, authenticated as the client, with
+    /// the resource and the extra token parameters.
+    pub async fn request_token(&self, grant: &Grant) -> Result<OAuthToken> {
+        crate::token::request_token(
+            self.http,
+            self.token_endpoint,
+            &self.discovered.issuer,
+            grant,
+            self.client_auth,
+            self.resource,
+            self.extra_token_params,
+        )
+        .await
+    }
 }
 
 /// A way to obtain new tokens.

@@ -6,7 +6,7 @@
 use super::SourceContext;
 use crate::error::Result;
 use crate::model::{OAuthToken, Secret};
-use crate::token::{Grant, request_token};
+use crate::token::Grant;
 
 /// Send `refresh_token` with the scope held (Entra needs it) and the
 /// resource. The answer keeps the old refresh token and scope when it omits
@@ -16,16 +16,7 @@ pub async fn refresh(ctx: &SourceContext<'_>, refresh_token: &Secret, scope: Opt
         refresh_token: refresh_token.clone(),
         scope: scope.map(str::to_string),
     };
-    let mut token = request_token(
-        ctx.http,
-        ctx.token_endpoint,
-        &ctx.discovered.issuer,
-        &grant,
-        ctx.client_auth,
-        ctx.resource,
-        ctx.extra_token_params,
-    )
-    .await?;
+    let mut token = ctx.request_token(&grant).await?;
     if token.refresh_token.is_none() {
         token.refresh_token = Some(refresh_token.clone());
     }
