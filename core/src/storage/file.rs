@@ -491,7 +491,10 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::model::Secret;
-    use crate::storage::test_support::{count_of, counter_token, increment_optimistically, increment_under_lease};
+    use crate::storage::test_support::{
+        check_compare_and_set, check_registrations_per_issuer, count_of, counter_token, increment_optimistically,
+        increment_under_lease, stored,
+    };
     use std::sync::Arc;
 
     const URL: &str = "http://127.0.0.1:8000/mcp";
@@ -509,13 +512,6 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(".tmp-"))
             .collect()
-    }
-
-    fn stored(outcome: CasOutcome) -> Version {
-        match outcome {
-            CasOutcome::Stored(v) => v,
-            CasOutcome::Conflict(now) => panic!("unexpected conflict, now at {:?}", now.version),
-        }
     }
 
     #[tokio::test]
@@ -575,67 +571,25 @@ mod tests {
     async fn compare_and_set_semantics() {
         let dir = tempfile::tempdir().unwrap();
         let s = FileStorage::new(dir.path(), URL).unwrap();
-        let other_store = FileStorage::new(dir.path(), URL).unwrap();
-        assert_eq!(s.load_tokens().await.unwrap().version, Version::ABSENT);
         // Removing nothing creates no file.
         assert_eq!(
             stored(s.compare_and_set_tokens(Version::ABSENT, None).await.unwrap()),
             Version::ABSENT
         );
         assert!(!s.path().exists());
-
-        let v1 = stored(
-            s.compare_and_set_tokens(Version::ABSENT, Some(counter_token(1)))
-                .await
-                .unwrap(),
-        );
-        assert_ne!(v1, Version::ABSENT);
-        assert_eq!(other_store.load_tokens().await.unwrap().version, v1);
-
-        // Every write changes the version, identical tokens included.
-        other_store.set_tokens(counter_token(1)).await.unwrap();
-        let v2 = s.load_tokens().await.unwrap().version;
-        assert_ne!(v2, v1);
-
-        // A stale write conflicts, shows the current tokens and writes nothing.
+        // Two handles on one file, as two processes have.
+        check_compare_and_set(&s, &FileStorage::new(dir.path(), URL).unwrap()).await;
+        // A stale write leaves the file's bytes as they were.
         let before = std::fs::read(s.path()).unwrap();
-        match s.compare_and_set_tokens(v1, Some(counter_token(9))).await.unwrap() {
-            CasOutcome::Conflict(now) => {
-                assert_eq!(now.version, v2);
-                assert_eq!(count_of(&now), 1);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(std::fs::read(s.path()).unwrap(), before);
-
-        // Registrations do not change the token version.
-        s.set_client_info(OAuthClientInformationFull::new("cid", None))
-            .await
-            .unwrap();
-        assert_eq!(s.load_tokens().await.unwrap().version, v2);
-
-        // Removal: a stale one conflicts, a current one removes the tokens
-        // and keeps the registration.
+        let now = s.load_tokens().await.unwrap().version;
+        s.set_tokens(counter_token(5)).await.unwrap();
+        let after_write = std::fs::read(s.path()).unwrap();
         assert!(matches!(
-            s.compare_and_set_tokens(v1, None).await.unwrap(),
+            s.compare_and_set_tokens(now, Some(counter_token(6))).await.unwrap(),
             CasOutcome::Conflict(_)
         ));
-        assert_eq!(
-            stored(s.compare_and_set_tokens(v2, None).await.unwrap()),
-            Version::ABSENT
-        );
-        let gone = other_store.load_tokens().await.unwrap();
-        assert!(gone.value.is_none());
-        assert_eq!(gone.version, Version::ABSENT);
-        assert_eq!(other_store.get_client_info().await.unwrap().unwrap().client_id, "cid");
-
-        // Tokens stored again never reuse an earlier version.
-        let v3 = stored(
-            s.compare_and_set_tokens(Version::ABSENT, Some(counter_token(2)))
-                .await
-                .unwrap(),
-        );
-        assert!(v3 != v1 && v3 != v2 && v3 != Version::ABSENT);
+        assert_ne!(before, after_write);
+        assert_eq!(std::fs::read(s.path()).unwrap(), after_write);
     }
 
     #[tokio::test]
@@ -671,26 +625,7 @@ mod tests {
     async fn registrations_per_issuer_and_removal() {
         let dir = tempfile::tempdir().unwrap();
         let s = FileStorage::new(dir.path(), URL).unwrap();
-        let mut a = OAuthClientInformationFull::new("client-a", None);
-        a.issuer = Some("https://a.example".into());
-        let mut b = OAuthClientInformationFull::new("client-b", None);
-        b.issuer = Some("https://b.example".into());
-        s.set_client_info(a).await.unwrap();
-        s.set_client_info(b).await.unwrap();
-        assert_eq!(
-            s.get_client_info_for("https://a.example")
-                .await
-                .unwrap()
-                .unwrap()
-                .client_id,
-            "client-a"
-        );
-        assert!(s.remove_client_info("https://a.example").await.unwrap());
-        let s2 = FileStorage::new(dir.path(), URL).unwrap();
-        let left = s2.get_client_info_for("https://a.example").await.unwrap().unwrap();
-        assert_eq!(left.issuer.as_deref(), Some("https://b.example"));
-        assert!(s2.remove_client_info("https://b.example").await.unwrap());
-        assert!(s.get_client_info().await.unwrap().is_none());
+        check_registrations_per_issuer(&s, &FileStorage::new(dir.path(), URL).unwrap()).await;
     }
 
     #[tokio::test]

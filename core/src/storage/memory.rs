@@ -121,95 +121,21 @@ impl TokenStorage for MemoryStorage {
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::storage::test_support::{count_of, counter_token, increment_optimistically, increment_under_lease};
-
-    fn stored(outcome: CasOutcome) -> Version {
-        match outcome {
-            CasOutcome::Stored(v) => v,
-            CasOutcome::Conflict(now) => panic!("unexpected conflict, now at {:?}", now.version),
-        }
-    }
+    use crate::storage::test_support::{
+        check_compare_and_set, check_registrations_per_issuer, count_of, increment_optimistically,
+        increment_under_lease,
+    };
 
     #[tokio::test]
     async fn compare_and_set_semantics() {
         let s = MemoryStorage::new();
-        let empty = s.load_tokens().await.unwrap();
-        assert!(empty.value.is_none());
-        assert_eq!(empty.version, Version::ABSENT);
-
-        let v1 = stored(
-            s.compare_and_set_tokens(Version::ABSENT, Some(counter_token(1)))
-                .await
-                .unwrap(),
-        );
-        assert_ne!(v1, Version::ABSENT);
-        assert_eq!(s.load_tokens().await.unwrap().version, v1);
-
-        // Every write changes the version, even of identical tokens.
-        s.set_tokens(counter_token(1)).await.unwrap();
-        let v2 = s.load_tokens().await.unwrap().version;
-        assert_ne!(v2, v1);
-
-        // A write based on a stale version conflicts, shows what is stored
-        // now, and changes nothing.
-        match s.compare_and_set_tokens(v1, Some(counter_token(9))).await.unwrap() {
-            CasOutcome::Conflict(now) => {
-                assert_eq!(now.version, v2);
-                assert_eq!(count_of(&now), 1);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(count_of(&s.load_tokens().await.unwrap()), 1);
-
-        // Registrations do not touch the token version.
-        s.set_client_info(OAuthClientInformationFull::new("cid", None))
-            .await
-            .unwrap();
-        assert_eq!(s.load_tokens().await.unwrap().version, v2);
-
-        // Removal: stale removal conflicts; current removal empties the store.
-        assert!(matches!(
-            s.compare_and_set_tokens(v1, None).await.unwrap(),
-            CasOutcome::Conflict(_)
-        ));
-        assert_eq!(
-            stored(s.compare_and_set_tokens(v2, None).await.unwrap()),
-            Version::ABSENT
-        );
-        let gone = s.load_tokens().await.unwrap();
-        assert!(gone.value.is_none());
-        assert_eq!(gone.version, Version::ABSENT);
-        assert!(s.get_tokens().await.unwrap().is_none());
-
-        // Tokens stored again never reuse a version seen before.
-        let v3 = stored(
-            s.compare_and_set_tokens(Version::ABSENT, Some(counter_token(2)))
-                .await
-                .unwrap(),
-        );
-        assert!(v3 != v1 && v3 != v2 && v3 != Version::ABSENT);
+        check_compare_and_set(&s, &s).await;
     }
 
     #[tokio::test]
     async fn registrations_per_issuer_and_removal() {
         let s = MemoryStorage::new();
-        let mut a = OAuthClientInformationFull::new("client-a", None);
-        a.issuer = Some("https://a.example".into());
-        let mut b = OAuthClientInformationFull::new("client-b", None);
-        b.issuer = Some("https://b.example".into());
-        s.set_client_info(a).await.unwrap();
-        s.set_client_info(b).await.unwrap();
-        let for_a = s.get_client_info_for("https://a.example/").await.unwrap().unwrap();
-        assert_eq!(for_a.client_id, "client-a");
-        assert_eq!(s.get_client_info().await.unwrap().unwrap().client_id, "client-b");
-
-        assert!(s.remove_client_info("https://a.example").await.unwrap());
-        // What remains for a is only the registration of b, bound to b.
-        let left = s.get_client_info_for("https://a.example").await.unwrap().unwrap();
-        assert_eq!(left.issuer.as_deref(), Some("https://b.example"));
-        assert!(s.remove_client_info("https://b.example").await.unwrap());
-        assert!(s.get_client_info_for("https://b.example").await.unwrap().is_none());
-        assert!(s.get_client_info().await.unwrap().is_none());
+        check_registrations_per_issuer(&s, &s).await;
     }
 
     #[tokio::test]

@@ -324,6 +324,98 @@ pub(crate) mod test_support {
         }
     }
 
+    pub(crate) fn stored(outcome: CasOutcome) -> Version {
+        match outcome {
+            CasOutcome::Stored(v) => v,
+            CasOutcome::Conflict(now) => panic!("unexpected conflict, now at {:?}", now.version),
+        }
+    }
+
+    /// The compare-and-set contract every coordinating store keeps, written
+    /// through `a` and read through `b` (the same store, or two handles on
+    /// one shared store, as two processes have).
+    pub(crate) async fn check_compare_and_set(a: &dyn TokenStorage, b: &dyn TokenStorage) {
+        let empty = b.load_tokens().await.unwrap();
+        assert!(empty.value.is_none());
+        assert_eq!(empty.version, Version::ABSENT);
+
+        let v1 = stored(
+            a.compare_and_set_tokens(Version::ABSENT, Some(counter_token(1)))
+                .await
+                .unwrap(),
+        );
+        assert_ne!(v1, Version::ABSENT);
+        assert_eq!(b.load_tokens().await.unwrap().version, v1);
+
+        // Every write changes the version, identical tokens included.
+        b.set_tokens(counter_token(1)).await.unwrap();
+        let v2 = a.load_tokens().await.unwrap().version;
+        assert_ne!(v2, v1);
+
+        // A write based on a stale version conflicts, shows what is stored
+        // now, and changes nothing.
+        match a.compare_and_set_tokens(v1, Some(counter_token(9))).await.unwrap() {
+            CasOutcome::Conflict(now) => {
+                assert_eq!(now.version, v2);
+                assert_eq!(count_of(&now), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(count_of(&b.load_tokens().await.unwrap()), 1);
+
+        // Registrations do not touch the token version.
+        a.set_client_info(OAuthClientInformationFull::new("cid", None))
+            .await
+            .unwrap();
+        assert_eq!(b.load_tokens().await.unwrap().version, v2);
+
+        // Removal: a stale one conflicts; a current one removes the tokens
+        // and keeps the registration.
+        assert!(matches!(
+            a.compare_and_set_tokens(v1, None).await.unwrap(),
+            CasOutcome::Conflict(_)
+        ));
+        assert_eq!(
+            stored(a.compare_and_set_tokens(v2, None).await.unwrap()),
+            Version::ABSENT
+        );
+        let gone = b.load_tokens().await.unwrap();
+        assert!(gone.value.is_none());
+        assert_eq!(gone.version, Version::ABSENT);
+        assert!(b.get_tokens().await.unwrap().is_none());
+        assert_eq!(b.get_client_info().await.unwrap().unwrap().client_id, "cid");
+
+        // Tokens stored again never reuse a version seen before.
+        let v3 = stored(
+            a.compare_and_set_tokens(Version::ABSENT, Some(counter_token(2)))
+                .await
+                .unwrap(),
+        );
+        assert!(v3 != v1 && v3 != v2 && v3 != Version::ABSENT);
+    }
+
+    /// A registration per issuer, and removal of one: written through `a`,
+    /// read through `b`.
+    pub(crate) async fn check_registrations_per_issuer(a: &dyn TokenStorage, b: &dyn TokenStorage) {
+        let mut ra = OAuthClientInformationFull::new("client-a", None);
+        ra.issuer = Some("https://a.example".into());
+        let mut rb = OAuthClientInformationFull::new("client-b", None);
+        rb.issuer = Some("https://b.example".into());
+        a.set_client_info(ra).await.unwrap();
+        a.set_client_info(rb).await.unwrap();
+        let for_a = b.get_client_info_for("https://a.example/").await.unwrap().unwrap();
+        assert_eq!(for_a.client_id, "client-a");
+        assert_eq!(b.get_client_info().await.unwrap().unwrap().client_id, "client-b");
+
+        assert!(a.remove_client_info("https://a.example").await.unwrap());
+        // What remains for a is only the registration of b, bound to b.
+        let left = b.get_client_info_for("https://a.example").await.unwrap().unwrap();
+        assert_eq!(left.issuer.as_deref(), Some("https://b.example"));
+        assert!(b.remove_client_info("https://b.example").await.unwrap());
+        assert!(a.get_client_info_for("https://b.example").await.unwrap().is_none());
+        assert!(a.get_client_info().await.unwrap().is_none());
+    }
+
     /// One increment with no lease: retry on conflict, as optimistic writers do.
     pub(crate) async fn increment_optimistically(store: &dyn TokenStorage) {
         loop {
