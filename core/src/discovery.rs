@@ -479,11 +479,21 @@ pub struct DiscoveryOptions {
     pub pinned_issuer: Option<String>,
 }
 
-fn pinned_refusal(pinned: &str, named: &[String]) -> Error {
-    Error::config(format!(
+fn pinned_refusal(trace: &mut Trace, pinned: &str, named: &[String]) -> Error {
+    let e = Error::config(format!(
         "the pre-registered client is pinned to the authorization server {pinned:?}, but the MCP server names {named:?}; refusing to send its credentials elsewhere"
     ))
-    .in_step(Step::AuthorizationServerMetadata)
+    .in_step(Step::AuthorizationServerMetadata);
+    record(
+        trace,
+        Step::AuthorizationServerMetadata,
+        "pinned issuer",
+        None,
+        None,
+        Verdict::Failed,
+        e.message(),
+    );
+    e
 }
 
 /// Run discovery for `server`: protected resource metadata (or the legacy
@@ -551,19 +561,7 @@ pub async fn discover(
             let idx = match (&options.pinned_issuer, &options.selector) {
                 (Some(pinned), _) => match listed.iter().position(|s| same_issuer(pinned, s)) {
                     Some(i) => i,
-                    None => {
-                        let e = pinned_refusal(pinned, listed);
-                        record(
-                            trace,
-                            Step::AuthorizationServerMetadata,
-                            "pinned issuer",
-                            None,
-                            None,
-                            Verdict::Failed,
-                            e.message(),
-                        );
-                        return Err(e);
-                    }
+                    None => return Err(pinned_refusal(trace, pinned, listed)),
                 },
                 (None, Some(sel)) => sel(listed),
                 (None, None) => 0,
@@ -628,17 +626,7 @@ pub async fn discover(
             };
             if let Some(pinned) = &options.pinned_issuer {
                 if !same_issuer(pinned, &meta.issuer) {
-                    let e = pinned_refusal(pinned, std::slice::from_ref(&meta.issuer));
-                    record(
-                        trace,
-                        Step::AuthorizationServerMetadata,
-                        "pinned issuer",
-                        None,
-                        None,
-                        Verdict::Failed,
-                        e.message(),
-                    );
-                    return Err(e);
+                    return Err(pinned_refusal(trace, pinned, std::slice::from_ref(&meta.issuer)));
                 }
             }
             Discovered {
