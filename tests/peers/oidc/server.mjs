@@ -45,18 +45,19 @@
 //   POST /__control/resources   JSON body {"resource": url} or {"resources": [...]}: allow more
 //                               resources (lets a launcher start this server before the
 //                               MCP server whose URL it does not know yet).
-//   POST /__control/token-fault JSON body {"mode": "503-json" | "502-html" | "hang" | "delay" | "off",
+//   POST /__control/token-fault JSON body {"mode": "503-json" | "502-html" | "hang" | "delay" | "off" | "release",
 //                               "count": N, "retry_after": S, "ms": M}: the next N (default 1)
 //                               POSTs to the token endpoint get a fault instead of (or, for
 //                               "delay", before) the real answer: 503 with an OAuth error body
 //                               (and Retry-After: S when given), 502 with an HTML page, no answer
 //                               at all (the connection stays open until the client gives up), or
-//                               the real answer after M ms. "off" clears it.
+//                               the real answer after M ms. "off" clears it; "release" lets every
+//                               delayed request through now.
 //   POST /__control/reset       clears pending denials and token faults.
 //   GET  /__control/state       JSON: pending denials, counters of authorizations, token
 //                               requests by grant type (successes), token errors by error
 //                               code, POSTs to the token endpoint (all, faulted ones too),
-//                               and the pending token fault.
+//                               the pending token fault, and how many delayed requests wait.
 //
 // Prints exactly one line to stdout when listening:
 //   READY {"issuer": "http://127.0.0.1:N", "port": N}
@@ -107,6 +108,7 @@ const control = {
   tokenErrors: {}, // OAuth error code -> refused token requests
   tokenEndpointPosts: 0, // every POST to the token endpoint, faulted ones included
   tokenFault: null, // { mode, remaining, retryAfter, ms }
+  delayed: new Set(), // token requests held by the delay fault: { go }
 };
 
 const TOKEN_FAULT_MODES = new Set(['503-json', '502-html', 'hang', 'delay']);
@@ -149,8 +151,21 @@ function applyTokenFault(req, res, next) {
       return true;
     }
     case 'delay': {
-      const timer = setTimeout(next, fault.ms);
-      res.on('close', () => clearTimeout(timer));
+      let timer;
+      const entry = {
+        go: () => {
+          clearTimeout(timer);
+          control.delayed.delete(entry);
+          next();
+        },
+      };
+      timer = setTimeout(entry.go, fault.ms);
+      control.delayed.add(entry);
+      // A client that gives up takes its request with it: it never reaches the provider.
+      res.on('close', () => {
+        clearTimeout(timer);
+        control.delayed.delete(entry);
+      });
       return true;
     }
     default:
@@ -331,6 +346,11 @@ async function handleControl(req, res) {
         control.tokenFault = null;
         return sendJson(res, 200, { token_fault: null });
       }
+      if (mode === 'release') {
+        const held = [...control.delayed];
+        held.forEach((e) => e.go());
+        return sendJson(res, 200, { released: held.length, token_fault: faultState() });
+      }
       if (!TOKEN_FAULT_MODES.has(mode)) return sendJson(res, 400, { error: `unsupported mode ${mode}` });
       const count = Number(body.count ?? 1);
       const retryAfter = body.retry_after == null ? null : Number(body.retry_after);
@@ -356,6 +376,7 @@ async function handleControl(req, res) {
         token_errors: control.tokenErrors,
         token_endpoint_posts: control.tokenEndpointPosts,
         token_fault: faultState(),
+        delayed_token_requests: control.delayed.size,
         resources: [...resources],
       });
     }
