@@ -53,11 +53,14 @@
 //                               at all (the connection stays open until the client gives up), or
 //                               the real answer after M ms. "off" clears it; "release" lets every
 //                               delayed request through now.
+//   POST /__control/access-token-ttl  JSON body {"seconds": N}: access tokens issued from now on
+//                               live N seconds (tokens already issued keep their lifetime).
 //   POST /__control/reset       clears pending denials and token faults.
 //   GET  /__control/state       JSON: pending denials, counters of authorizations, token
 //                               requests by grant type (successes), token errors by error
 //                               code, POSTs to the token endpoint (all, faulted ones too),
-//                               the pending token fault, and how many delayed requests wait.
+//                               the pending token fault, how many delayed requests wait, and
+//                               the access token lifetime.
 //
 // Prints exactly one line to stdout when listening:
 //   READY {"issuer": "http://127.0.0.1:N", "port": N}
@@ -109,6 +112,7 @@ const control = {
   tokenEndpointPosts: 0, // every POST to the token endpoint, faulted ones included
   tokenFault: null, // { mode, remaining, retryAfter, ms }
   delayed: new Set(), // token requests held by the delay fault: { go }
+  accessTokenTTL, // for access tokens issued from now on (POST /__control/access-token-ttl)
 };
 
 const TOKEN_FAULT_MODES = new Set(['503-json', '502-html', 'hang', 'delay']);
@@ -245,8 +249,8 @@ const configuration = {
   rotateRefreshToken: true,
   expiresWithSession: async () => false,
   ttl: {
-    AccessToken: accessTokenTTL,
-    ClientCredentials: accessTokenTTL,
+    AccessToken: () => control.accessTokenTTL,
+    ClientCredentials: () => control.accessTokenTTL,
     RefreshToken: refreshTokenTTL,
     AuthorizationCode: 60,
     Grant: Math.max(refreshTokenTTL, accessTokenTTL, 600),
@@ -269,7 +273,7 @@ const configuration = {
         return {
           scope: rsScopes.join(' '),
           audience: resource,
-          accessTokenTTL,
+          accessTokenTTL: control.accessTokenTTL,
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: 'ES256' } },
         };
@@ -363,6 +367,14 @@ async function handleControl(req, res) {
       control.tokenFault = { mode, remaining: count, retryAfter, ms };
       return sendJson(res, 200, { token_fault: faultState() });
     }
+    if (req.method === 'POST' && path === '/__control/access-token-ttl') {
+      const body = await readBody(req);
+      const seconds = Number(body.seconds);
+      if (!(Number.isInteger(seconds) && seconds > 0)) return sendJson(res, 400, { error: 'expected {"seconds": N}, N > 0' });
+      control.accessTokenTTL = seconds;
+      log(`access tokens issued from now on live ${seconds}s (test control)`);
+      return sendJson(res, 200, { access_token_ttl: seconds });
+    }
     if (req.method === 'POST' && path === '/__control/reset') {
       control.denials.length = 0;
       control.tokenFault = null;
@@ -377,6 +389,7 @@ async function handleControl(req, res) {
         token_endpoint_posts: control.tokenEndpointPosts,
         token_fault: faultState(),
         delayed_token_requests: control.delayed.size,
+        access_token_ttl: control.accessTokenTTL,
         resources: [...resources],
       });
     }
