@@ -59,6 +59,7 @@
 //   GET  /__control/state       JSON: pending denials, counters of authorizations, token
 //                               requests by grant type (successes), token errors by error
 //                               code, POSTs to the token endpoint (all, faulted ones too),
+//                               GETs of the metadata (a client's discovery),
 //                               the pending token fault, how many delayed requests wait, and
 //                               the access token lifetime.
 //
@@ -110,11 +111,13 @@ const control = {
   tokenRequests: {}, // grant_type -> successful token requests
   tokenErrors: {}, // OAuth error code -> refused token requests
   tokenEndpointPosts: 0, // every POST to the token endpoint, faulted ones included
+  metadataRequests: 0, // GETs of the authorization server metadata (either well-known URL)
   tokenFault: null, // { mode, remaining, retryAfter, ms }
   delayed: new Set(), // token requests held by the delay fault: { go }
   accessTokenTTL, // for access tokens issued from now on (POST /__control/access-token-ttl)
 };
 
+const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
 const TOKEN_FAULT_MODES = new Set(['503-json', '502-html', 'hang', 'delay']);
 // A hanging response is dropped after this long at most (the client has given up by then).
 const HANG_LIMIT_MS = 120_000;
@@ -387,6 +390,7 @@ async function handleControl(req, res) {
         token_requests: control.tokenRequests,
         token_errors: control.tokenErrors,
         token_endpoint_posts: control.tokenEndpointPosts,
+        metadata_requests: control.metadataRequests,
         token_fault: faultState(),
         delayed_token_requests: control.delayed.size,
         access_token_ttl: control.accessTokenTTL,
@@ -422,7 +426,9 @@ server.listen(port, '127.0.0.1', () => {
   server.on('request', (req, res) => {
     log(req.method, req.url);
     if (req.url.startsWith('/__control/')) return void handleControl(req, res);
-    if (req.method === 'POST' && new URL(req.url, 'http://x').pathname === '/token') {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'GET' && METADATA_PATHS.has(path)) control.metadataRequests += 1;
+    if (req.method === 'POST' && path === '/token') {
       control.tokenEndpointPosts += 1;
       if (applyTokenFault(req, res, () => callback(req, res))) return undefined;
     }
