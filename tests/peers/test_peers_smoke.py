@@ -418,6 +418,71 @@ def test_short_access_token_ttl_and_json_responses(http):
         shutdown(proc)
 
 
+def test_token_fault_and_access_token_ttl_controls(http):
+    proc, info = launch("--access-token-ttl", "2")
+    control, issuer = info["control_url"], info["issuer"]
+    try:
+        client, tokens = full_flow(http, info)
+        assert tokens["expires_in"] <= 2
+
+        def refresh(rt, timeout=15.0):
+            return http.post(
+                f"{issuer}/token",
+                data={"grant_type": "refresh_token", "refresh_token": rt, "client_id": client["client_id"]},
+                headers={"accept": "application/json"},
+                timeout=timeout,
+            )
+
+        def state():
+            return http.get(f"{control}/state").json()
+
+        assert http.post(f"{control}/token-fault", json={"mode": "nope"}).status_code == 400
+        # 503 JSON with Retry-After, then 502 HTML: the refresh token is not consumed.
+        r = http.post(f"{control}/token-fault", json={"mode": "503-json", "retry_after": 9})
+        assert r.json()["token_fault"] == {"mode": "503-json", "remaining": 1, "retry_after": 9, "ms": None}
+        r = refresh(tokens["refresh_token"])
+        assert r.status_code == 503 and r.headers["retry-after"] == "9"
+        assert r.json()["error"] == "temporarily_unavailable"
+        http.post(f"{control}/token-fault", json={"mode": "502-html"})
+        r = refresh(tokens["refresh_token"])
+        assert r.status_code == 502 and r.headers["content-type"].startswith("text/html")
+        # hang: no answer; the client's timeout ends it
+        http.post(f"{control}/token-fault", json={"mode": "hang"})
+        with pytest.raises(httpx.ReadTimeout):
+            refresh(tokens["refresh_token"], timeout=0.5)
+        # "off" clears a pending fault
+        http.post(f"{control}/token-fault", json={"mode": "503-json", "count": 5})
+        assert http.post(f"{control}/token-fault", json={"mode": "off"}).json() == {"token_fault": None}
+        # delay, released on demand; the access token lifetime changed meanwhile
+        assert http.post(f"{control}/access-token-ttl", json={"seconds": 0}).status_code == 400
+        assert http.post(f"{control}/access-token-ttl", json={"seconds": 600}).json() == {"access_token_ttl": 600}
+        http.post(f"{control}/token-fault", json={"mode": "delay", "ms": 60000})
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=refresh(tokens["refresh_token"])))
+        t.start()
+        deadline = time.monotonic() + 30
+        while state()["delayed_token_requests"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert http.post(f"{control}/token-fault", json={"mode": "release"}).json()["released"] == 1
+        t.join(30)
+        r = result["r"]
+        assert r.status_code == 200, r.text
+        assert r.json()["expires_in"] == 600
+        s = state()
+        assert s["token_endpoint_posts"] == 5  # the code, 503, 502, hang, delayed refresh
+        assert s["token_requests"] == {"authorization_code": 1, "refresh_token": 1}
+        assert s["token_errors"] == {}
+        assert s["token_fault"] is None and s["delayed_token_requests"] == 0
+        assert s["access_token_ttl"] == 600
+        assert s["metadata_requests"] == 0
+        # refused token requests are counted by error
+        assert refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+        assert state()["token_errors"] == {"invalid_grant": 1}
+    finally:
+        shutdown(proc)
+
+
 def test_reference_sdk_client_interoperates(peers):
     """The MCP Python SDK's own OAuth client completes the flow against both peers
     (DCR with `scope`, prompt=consent, PKCE, resource, iss check)."""

@@ -92,6 +92,18 @@ impl Peers {
             .unwrap();
         assert!(r.status().is_success());
     }
+
+    /// Arm (or clear, or release) a fault of the authorization server's token
+    /// endpoint: `POST /__control/token-fault` with this body.
+    pub async fn token_fault(&self, body: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/token-fault", self.control_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "token-fault {body}: {}", r.status());
+    }
 }
 
 impl Drop for Peers {

@@ -45,9 +45,23 @@
 //   POST /__control/resources   JSON body {"resource": url} or {"resources": [...]}: allow more
 //                               resources (lets a launcher start this server before the
 //                               MCP server whose URL it does not know yet).
-//   POST /__control/reset       clears pending denials.
-//   GET  /__control/state       JSON: pending denials, counters of authorizations and
-//                               token requests by grant type.
+//   POST /__control/token-fault JSON body {"mode": "503-json" | "502-html" | "hang" | "delay" | "off" | "release",
+//                               "count": N, "retry_after": S, "ms": M}: the next N (default 1)
+//                               POSTs to the token endpoint get a fault instead of (or, for
+//                               "delay", before) the real answer: 503 with an OAuth error body
+//                               (and Retry-After: S when given), 502 with an HTML page, no answer
+//                               at all (the connection stays open until the client gives up), or
+//                               the real answer after M ms. "off" clears it; "release" lets every
+//                               delayed request through now.
+//   POST /__control/access-token-ttl  JSON body {"seconds": N}: access tokens issued from now on
+//                               live N seconds (tokens already issued keep their lifetime).
+//   POST /__control/reset       clears pending denials and token faults.
+//   GET  /__control/state       JSON: pending denials, counters of authorizations, token
+//                               requests by grant type (successes), token errors by error
+//                               code, POSTs to the token endpoint (all, faulted ones too),
+//                               GETs of the metadata (a client's discovery),
+//                               the pending token fault, how many delayed requests wait, and
+//                               the access token lifetime.
 //
 // Prints exactly one line to stdout when listening:
 //   READY {"issuer": "http://127.0.0.1:N", "port": N}
@@ -94,8 +108,77 @@ if (!resources.size) log('no --resource given yet: add some with POST /__control
 const control = {
   denials: [], // queue of { error, error_description }
   authorizations: 0,
-  tokenRequests: {},
+  tokenRequests: {}, // grant_type -> successful token requests
+  tokenErrors: {}, // OAuth error code -> refused token requests
+  tokenEndpointPosts: 0, // every POST to the token endpoint, faulted ones included
+  metadataRequests: 0, // GETs of the authorization server metadata (either well-known URL)
+  tokenFault: null, // { mode, remaining, retryAfter, ms }
+  delayed: new Set(), // token requests held by the delay fault: { go }
+  accessTokenTTL, // for access tokens issued from now on (POST /__control/access-token-ttl)
 };
+
+const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
+const TOKEN_FAULT_MODES = new Set(['503-json', '502-html', 'hang', 'delay']);
+// A hanging response is dropped after this long at most (the client has given up by then).
+const HANG_LIMIT_MS = 120_000;
+
+// Applies the pending token fault to a POST to the token endpoint, if any. Returns
+// true when the fault answered (or swallowed) the request; false to let it through,
+// possibly after `next` is called later (delay).
+function applyTokenFault(req, res, next) {
+  const fault = control.tokenFault;
+  if (!fault || fault.remaining <= 0) return false;
+  fault.remaining -= 1;
+  if (fault.remaining <= 0) control.tokenFault = null;
+  log(`token fault ${fault.mode} (test control; ${fault.remaining} left)`);
+  switch (fault.mode) {
+    case '503-json': {
+      req.resume();
+      const body = JSON.stringify({ error: 'temporarily_unavailable', error_description: 'the token endpoint is down (test control)' });
+      const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' };
+      if (fault.retryAfter != null) headers['retry-after'] = String(fault.retryAfter);
+      res.writeHead(503, headers);
+      res.end(body);
+      return true;
+    }
+    case '502-html': {
+      req.resume();
+      const body = '<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1><p>The upstream server did not answer (test control).</p></body></html>\n';
+      res.writeHead(502, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return true;
+    }
+    case 'hang': {
+      // Never answer: nothing runs meanwhile (no timer but the cap, no polling);
+      // the socket is freed when the client closes it, or at the cap.
+      req.resume();
+      const cap = setTimeout(() => res.destroy(), HANG_LIMIT_MS);
+      cap.unref();
+      res.on('close', () => clearTimeout(cap));
+      return true;
+    }
+    case 'delay': {
+      let timer;
+      const entry = {
+        go: () => {
+          clearTimeout(timer);
+          control.delayed.delete(entry);
+          next();
+        },
+      };
+      timer = setTimeout(entry.go, fault.ms);
+      control.delayed.add(entry);
+      // A client that gives up takes its request with it: it never reaches the provider.
+      res.on('close', () => {
+        clearTimeout(timer);
+        control.delayed.delete(entry);
+      });
+      return true;
+    }
+    default:
+      return false;
+  }
+}
 
 const ALLOWED_DENY_ERRORS = new Set([
   'access_denied', 'invalid_scope', 'server_error', 'temporarily_unavailable',
@@ -169,8 +252,8 @@ const configuration = {
   rotateRefreshToken: true,
   expiresWithSession: async () => false,
   ttl: {
-    AccessToken: accessTokenTTL,
-    ClientCredentials: accessTokenTTL,
+    AccessToken: () => control.accessTokenTTL,
+    ClientCredentials: () => control.accessTokenTTL,
     RefreshToken: refreshTokenTTL,
     AuthorizationCode: 60,
     Grant: Math.max(refreshTokenTTL, accessTokenTTL, 600),
@@ -193,7 +276,7 @@ const configuration = {
         return {
           scope: rsScopes.join(' '),
           audience: resource,
-          accessTokenTTL,
+          accessTokenTTL: control.accessTokenTTL,
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: 'ES256' } },
         };
@@ -234,6 +317,12 @@ function sendJson(res, status, body) {
   res.end(data);
 }
 
+function faultState() {
+  const f = control.tokenFault;
+  if (!f) return null;
+  return { mode: f.mode, remaining: f.remaining, retry_after: f.retryAfter, ms: f.mode === 'delay' ? f.ms : null };
+}
+
 async function handleControl(req, res) {
   const path = new URL(req.url, 'http://x').pathname;
   try {
@@ -257,8 +346,41 @@ async function handleControl(req, res) {
       log(`allowed resources now: ${[...resources].join(' ')}`);
       return sendJson(res, 200, { resources: [...resources] });
     }
+    if (req.method === 'POST' && path === '/__control/token-fault') {
+      const body = await readBody(req);
+      const mode = body.mode ?? '503-json';
+      if (mode === 'off') {
+        control.tokenFault = null;
+        return sendJson(res, 200, { token_fault: null });
+      }
+      if (mode === 'release') {
+        const held = [...control.delayed];
+        held.forEach((e) => e.go());
+        return sendJson(res, 200, { released: held.length, token_fault: faultState() });
+      }
+      if (!TOKEN_FAULT_MODES.has(mode)) return sendJson(res, 400, { error: `unsupported mode ${mode}` });
+      const count = Number(body.count ?? 1);
+      const retryAfter = body.retry_after == null ? null : Number(body.retry_after);
+      const ms = Number(body.ms ?? 1000);
+      if (!Number.isInteger(count) || count < 1) return sendJson(res, 400, { error: 'count must be a positive integer' });
+      if (retryAfter != null && !(Number.isInteger(retryAfter) && retryAfter >= 0)) {
+        return sendJson(res, 400, { error: 'retry_after must be a non-negative integer' });
+      }
+      if (!(Number.isInteger(ms) && ms >= 0)) return sendJson(res, 400, { error: 'ms must be a non-negative integer' });
+      control.tokenFault = { mode, remaining: count, retryAfter, ms };
+      return sendJson(res, 200, { token_fault: faultState() });
+    }
+    if (req.method === 'POST' && path === '/__control/access-token-ttl') {
+      const body = await readBody(req);
+      const seconds = Number(body.seconds);
+      if (!(Number.isInteger(seconds) && seconds > 0)) return sendJson(res, 400, { error: 'expected {"seconds": N}, N > 0' });
+      control.accessTokenTTL = seconds;
+      log(`access tokens issued from now on live ${seconds}s (test control)`);
+      return sendJson(res, 200, { access_token_ttl: seconds });
+    }
     if (req.method === 'POST' && path === '/__control/reset') {
       control.denials.length = 0;
+      control.tokenFault = null;
       return sendJson(res, 200, { pending_denials: 0 });
     }
     if (req.method === 'GET' && path === '/__control/state') {
@@ -266,6 +388,12 @@ async function handleControl(req, res) {
         pending_denials: control.denials.length,
         authorizations: control.authorizations,
         token_requests: control.tokenRequests,
+        token_errors: control.tokenErrors,
+        token_endpoint_posts: control.tokenEndpointPosts,
+        metadata_requests: control.metadataRequests,
+        token_fault: faultState(),
+        delayed_token_requests: control.delayed.size,
+        access_token_ttl: control.accessTokenTTL,
         resources: [...resources],
       });
     }
@@ -285,6 +413,10 @@ server.listen(port, '127.0.0.1', () => {
     const gt = ctx.oidc.params?.grant_type ?? 'unknown';
     control.tokenRequests[gt] = (control.tokenRequests[gt] ?? 0) + 1;
   });
+  provider.on('grant.error', (_ctx, err) => {
+    const code = err?.error ?? 'unknown';
+    control.tokenErrors[code] = (control.tokenErrors[code] ?? 0) + 1;
+  });
   for (const ev of ['grant.error', 'authorization.error', 'registration_create.error', 'server_error', 'introspection.error', 'revocation.error']) {
     provider.on(ev, (ctx, err) => log(`${ev}: ${err?.name} ${err?.message} ${err?.error_description ?? ''} ${err?.error_detail ?? ''}`.trim()));
   }
@@ -294,6 +426,12 @@ server.listen(port, '127.0.0.1', () => {
   server.on('request', (req, res) => {
     log(req.method, req.url);
     if (req.url.startsWith('/__control/')) return void handleControl(req, res);
+    const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'GET' && METADATA_PATHS.has(path)) control.metadataRequests += 1;
+    if (req.method === 'POST' && path === '/token') {
+      control.tokenEndpointPosts += 1;
+      if (applyTokenFault(req, res, () => callback(req, res))) return undefined;
+    }
     return callback(req, res);
   });
 
