@@ -45,9 +45,14 @@
 //   POST /__control/resources   JSON body {"resource": url} or {"resources": [...]}: allow more
 //                               resources (lets a launcher start this server before the
 //                               MCP server whose URL it does not know yet).
-//   POST /__control/reset       clears pending denials.
-//   GET  /__control/state       JSON: pending denials, counters of authorizations and
-//                               token requests by grant type.
+//   POST /__control/token-fault the next token endpoint request is delayed and/or failed:
+//                               JSON body {"delay_ms": N, "status": 503, "retry_after": S,
+//                               "count": N}. With delay_ms alone, the request is answered
+//                               normally after the delay; with status, it is answered with
+//                               that status (and Retry-After: S) without being processed.
+//   POST /__control/reset       clears pending denials and token faults.
+//   GET  /__control/state       JSON: pending denials and token faults, counters of
+//                               authorizations and token requests by grant type.
 //
 // Prints exactly one line to stdout when listening:
 //   READY {"issuer": "http://127.0.0.1:N", "port": N}
@@ -93,6 +98,7 @@ if (!resources.size) log('no --resource given yet: add some with POST /__control
 // test controls state
 const control = {
   denials: [], // queue of { error, error_description }
+  tokenFaults: [], // queue of { delay_ms, status, retry_after }
   authorizations: 0,
   tokenRequests: {},
 };
@@ -257,13 +263,27 @@ async function handleControl(req, res) {
       log(`allowed resources now: ${[...resources].join(' ')}`);
       return sendJson(res, 200, { resources: [...resources] });
     }
+    if (req.method === 'POST' && path === '/__control/token-fault') {
+      const body = await readBody(req);
+      const delay = Number(body.delay_ms ?? 0);
+      const status = body.status === undefined ? undefined : Number(body.status);
+      const retryAfter = body.retry_after === undefined ? undefined : String(body.retry_after);
+      if (!(delay >= 0) || (status !== undefined && !(status >= 100 && status < 600))) {
+        return sendJson(res, 400, { error: 'expected {"delay_ms": N, "status": S, "retry_after": S, "count": N}' });
+      }
+      const count = Number(body.count ?? 1);
+      for (let i = 0; i < count; i++) control.tokenFaults.push({ delay, status, retryAfter });
+      return sendJson(res, 200, { pending_token_faults: control.tokenFaults.length });
+    }
     if (req.method === 'POST' && path === '/__control/reset') {
       control.denials.length = 0;
-      return sendJson(res, 200, { pending_denials: 0 });
+      control.tokenFaults.length = 0;
+      return sendJson(res, 200, { pending_denials: 0, pending_token_faults: 0 });
     }
     if (req.method === 'GET' && path === '/__control/state') {
       return sendJson(res, 200, {
         pending_denials: control.denials.length,
+        pending_token_faults: control.tokenFaults.length,
         authorizations: control.authorizations,
         token_requests: control.tokenRequests,
         resources: [...resources],
@@ -273,6 +293,20 @@ async function handleControl(req, res) {
   } catch (err) {
     return sendJson(res, 400, { error: String(err?.message ?? err) });
   }
+}
+
+// A token endpoint request under a test fault: held for `delay` ms, then
+// answered with `status` (unprocessed) or passed on.
+function tokenFault(fault, req, res, callback) {
+  log(`token request under a test fault: delay ${fault.delay} ms${fault.status ? `, then ${fault.status}` : ''}`);
+  setTimeout(() => {
+    if (fault.status === undefined) return void callback(req, res);
+    req.resume();
+    const headers = { 'content-type': 'text/plain', 'cache-control': 'no-store' };
+    if (fault.retryAfter !== undefined) headers['retry-after'] = fault.retryAfter;
+    res.writeHead(fault.status, headers);
+    res.end(`test fault: ${fault.status}\n`);
+  }, fault.delay);
 }
 
 const server = http.createServer();
@@ -294,6 +328,8 @@ server.listen(port, '127.0.0.1', () => {
   server.on('request', (req, res) => {
     log(req.method, req.url);
     if (req.url.startsWith('/__control/')) return void handleControl(req, res);
+    const fault = req.method === 'POST' && req.url.split('?')[0] === '/token' ? control.tokenFaults.shift() : undefined;
+    if (fault) return void tokenFault(fault, req, res, callback);
     return callback(req, res);
   });
 
