@@ -18,6 +18,7 @@ from mcp_oauth_client import (
     OAuthClientInformationFull,
     OAuthClientMetadata,
     OAuthClientProvider,
+    OAuthConfigurationError,
     OAuthConnectError,
     OAuthFlowError,
     OAuthNetworkError,
@@ -153,10 +154,13 @@ async def test_refused_registration_is_a_registration_error(peers: dict[str, Any
     assert info.value.step == "registration" and info.value.error == "invalid_client_metadata"
 
 
-def test_wrong_client_secret_is_a_token_error(peers: dict[str, Any]) -> None:
+def test_wrong_client_secret_is_a_configuration_error(peers: dict[str, Any]) -> None:
+    """A pre-registered client the authorization server does not know cannot work
+    until someone fixes its credentials: a configuration error, with the server's
+    ``invalid_client``."""
     p = ClientCredentialsOAuthProvider(peers["mcp_url"], InMemoryTokenStorage(), "no-such-client", "wrong")
     with httpx.Client(auth=p) as client:
-        with pytest.raises(OAuthTokenError) as info:
+        with pytest.raises(OAuthConfigurationError) as info:
             client.post(peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
     assert info.value.error == "invalid_client"
     assert "wrong" not in str(info.value)

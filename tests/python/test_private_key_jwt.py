@@ -175,7 +175,7 @@ async def test_another_issuer_gets_no_assertion(peers: dict[str, Any]) -> None:
     p = PrivateKeyJWTOAuthProvider(
         peers["mcp_url"], InMemoryTokenStorage(), "some-client", provider, issuer="https://elsewhere.example"
     )
-    with pytest.raises(OAuthFlowError, match="not the configured issuer"):
+    with pytest.raises(OAuthFlowError, match="pinned to the authorization server"):
         await p.authorize()
     assert called == []
 

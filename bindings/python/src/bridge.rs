@@ -3,13 +3,13 @@
 //! are coroutines that take and return JSON text.
 //!
 //! Each coroutine runs on the event loop of the native call that needs it
-//! (the task-local `TaskLocals` set by every native call): the caller's loop
-//! for awaitables, the package's private loop for blocking calls.
+//! (the task-local `TaskLocals` set by every native call, and carried into
+//! the refresh or flow that call starts): the caller's loop for awaitables,
+//! the package's private loop for blocking calls.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mcp_oauth_client::discovery::same_issuer;
 use mcp_oauth_client::error::Step;
 use mcp_oauth_client::{
     AssertionProvider, AuthorizationCodeResult, AuthorizationHandler, Error, OAuthClientInformationFull,
@@ -163,24 +163,15 @@ pub(crate) fn resource_validator(
 
 /// The application's `assertion_provider(audience)`, as the core's
 /// `AssertionProvider`: awaited on the native call's loop like the storage.
-/// With `issuer` configured, it refuses to make an assertion for any other
-/// authorization server, so the client's credentials go nowhere else.
+/// (A configured issuer is pinned in the core: no assertion is asked for
+/// another authorization server.)
 pub(crate) struct PyAssertionProvider {
     pub(crate) bridge: Arc<Py<PyAny>>,
-    pub(crate) issuer: Option<String>,
 }
 
 #[async_trait]
 impl AssertionProvider for PyAssertionProvider {
     async fn assertion(&self, _client_id: &str, audience: &str) -> Result<Secret> {
-        if let Some(issuer) = &self.issuer
-            && !same_issuer(issuer, audience)
-        {
-            return Err(Error::flow(
-                Step::Grant,
-                format!("the authorization server's issuer {audience:?} is not the configured issuer {issuer:?}"),
-            ));
-        }
         let make = |m: String| Error::flow(Step::Grant, m);
         let v = call_py(&self.bridge, "assertion", (audience.to_string(),))
             .await

@@ -3,22 +3,26 @@
 //! The exception classes live in Python (`mcp_oauth_client._errors`) so that
 //! they can subclass the httpx exceptions and be documented there. Every
 //! exception is built with the same positional arguments: message, step,
-//! url, status, error, error_description, error_uri.
+//! url, status, error, error_description, error_uri (and, for
+//! `OAuthServerError`, retry_after in seconds).
 //!
 //! An exception raised by a Python callback (storage, handlers, resource
-//! validator) is kept for the duration of the native call that ran it, and
-//! re-raised as it was when the core reports the failure it caused.
+//! validator) is kept for the duration of the native call that ran it (or
+//! that started the refresh or flow that ran it), and re-raised as it was
+//! when the core reports the failure it caused.
 
 use std::sync::{Arc, Mutex};
 
 use mcp_oauth_client::{Error, ErrorKind, NetworkFailure};
 use pyo3::PyErr;
 use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
 
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthFlowError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthRegistrationError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthTokenError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthConfigurationError);
+pyo3::import_exception!(mcp_oauth_client._errors, OAuthServerError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthNetworkError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthConnectError);
 pyo3::import_exception!(mcp_oauth_client._errors, OAuthTimeoutError);
@@ -49,6 +53,11 @@ pub(crate) fn to_pyerr(e: Error) -> PyErr {
         ErrorKind::Registration => PyErr::new::<OAuthRegistrationError, _>(args),
         ErrorKind::Token => PyErr::new::<OAuthTokenError, _>(args),
         ErrorKind::InvalidConfiguration => PyErr::new::<OAuthConfigurationError, _>(args),
+        ErrorKind::Server => {
+            let retry_after = e.retry_after().map(|d| d.as_secs_f64());
+            let (m, s, u, st, er, ed, eu) = args;
+            PyErr::new::<OAuthServerError, _>((m, s, u, st, er, ed, eu, retry_after))
+        }
         ErrorKind::Network => match e.network_failure() {
             Some(NetworkFailure::Timeout) => PyErr::new::<OAuthTimeoutError, _>(args),
             Some(NetworkFailure::Connect) => PyErr::new::<OAuthConnectError, _>(args),
@@ -60,30 +69,57 @@ pub(crate) fn to_pyerr(e: Error) -> PyErr {
     }
 }
 
-/// Exceptions raised by Python callbacks during one native call, with the
-/// core message each was reported under.
-#[derive(Default)]
-pub(crate) struct CallbackErrors(Mutex<Vec<(String, PyErr)>>);
-
-tokio::task_local! {
-    static CALLBACK_ERRORS: Arc<CallbackErrors>;
+/// One native call (an awaitable or a blocking call from Python): the event
+/// loop its Python callbacks run on, and the exceptions they raised, each
+/// with the core message it was reported under.
+pub(crate) struct NativeCall {
+    locals: TaskLocals,
+    errors: Mutex<Vec<(String, PyErr)>>,
 }
 
-/// Run a core future as one native call: callback exceptions raised inside
-/// it come back as themselves.
-pub(crate) async fn native_call<T, F>(fut: F) -> PyResult<T>
+/// A flight's task, as the core's `TaskWrapper` takes and returns it.
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+tokio::task_local! {
+    static NATIVE_CALL: Arc<NativeCall>;
+}
+
+/// Run a core future as one native call whose callbacks run on `locals`'
+/// loop: callback exceptions raised inside it come back as themselves.
+pub(crate) async fn native_call<T, F>(locals: TaskLocals, fut: F) -> PyResult<T>
 where
-    F: std::future::Future<Output = mcp_oauth_client::Result<T>>,
+    F: std::future::Future<Output = mcp_oauth_client::Result<T>> + Send + 'static,
 {
-    let errors = Arc::new(CallbackErrors::default());
-    let outcome = CALLBACK_ERRORS.scope(errors.clone(), fut).await;
+    let call = Arc::new(NativeCall {
+        locals: locals.clone(),
+        errors: Mutex::new(Vec::new()),
+    });
+    let outcome = pyo3_async_runtimes::tokio::scope(locals, NATIVE_CALL.scope(call.clone(), fut)).await;
     outcome.map_err(|e| {
-        let mut kept = errors.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = call.errors.lock().unwrap_or_else(|p| p.into_inner());
         match kept.iter().position(|(msg, _)| e.message().contains(msg.as_str())) {
             Some(i) => kept.swap_remove(i).1,
             None => to_pyerr(e),
         }
     })
+}
+
+/// The core's task wrapper: a refresh or a flow, run as a task of its own,
+/// stays inside the native call that started it. Its callbacks run on that
+/// call's loop (still running when the call's Python task was cancelled; for
+/// sync clients, the package's private loop), and a callback's exception is
+/// kept for that call, so its caller gets it as itself. Calls that join the
+/// flight get the core's error.
+pub(crate) fn in_starting_call(task: Task) -> Task {
+    match NATIVE_CALL.try_with(Arc::clone) {
+        Ok(call) => {
+            let locals = call.locals.clone();
+            Box::pin(pyo3_async_runtimes::tokio::scope(locals, NATIVE_CALL.scope(call, task)))
+        }
+        // Started outside a native call (never, from this binding): callbacks
+        // then fail with a clear error instead of finding no loop.
+        Err(_) => task,
+    }
 }
 
 /// Report a Python callback's exception to the core as `make(message)`,
@@ -97,8 +133,8 @@ pub(crate) fn callback_failed(what: &str, err: PyErr, make: impl FnOnce(String) 
             .unwrap_or_else(|_| "exception".into())
     });
     let message = format!("{what} raised {type_name}");
-    let _ = CALLBACK_ERRORS.try_with(|kept| {
-        let mut kept = kept.0.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = NATIVE_CALL.try_with(|call| {
+        let mut kept = call.errors.lock().unwrap_or_else(|p| p.into_inner());
         if kept.len() < 16 {
             kept.push((message.clone(), err));
         }

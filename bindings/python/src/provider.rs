@@ -1,21 +1,24 @@
 //! The native provider: the core's `OAuthClientProvider` with each operation
 //! as an awaitable (for async httpx clients) and as a blocking call that
 //! releases the GIL (for sync clients).
+//!
+//! Headers cross as a list of `(lower-case name, value)` pairs, every one to
+//! be set on the request; a request's timeout as seconds (`None`: the
+//! provider's own `http_timeout`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_oauth_client::discovery::same_issuer;
 use mcp_oauth_client::{
-    AuthorizationHandler, GrantKind, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, ResponseAction, Secret,
-    StaticClient, TokenStorage,
+    AuthHeaders, AuthorizationHandler, GrantKind, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
+    RequestInfo, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
 };
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 
 use crate::bridge::{PyAssertionProvider, PyHandler, PyStorage, resource_validator};
 use crate::builtins::NativeFileStorage;
-use crate::errors::{OAuthConfigurationError, native_call, to_pyerr};
+use crate::errors::{OAuthConfigurationError, in_starting_call, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
 
 fn seconds(what: &str, s: f64) -> PyResult<Duration> {
@@ -25,6 +28,44 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(s))
+}
+
+/// Headers, as the Python side sets them.
+type HeaderList = Vec<(&'static str, String)>;
+
+fn header_list(h: AuthHeaders) -> HeaderList {
+    h.iter().map(|(name, value)| (name, value.to_string())).collect()
+}
+
+fn retry_headers(action: ResponseAction) -> Option<HeaderList> {
+    match action {
+        ResponseAction::Retry(h) => Some(header_list(h)),
+        ResponseAction::Done => None,
+    }
+}
+
+/// The host's per-request timeout; anything not a positive finite number
+/// means none.
+fn request_timeout(seconds: Option<f64>) -> Option<Duration> {
+    seconds
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// A request as the Python side describes it, owned (it crosses into a task).
+struct Request {
+    method: String,
+    url: String,
+    authorization: Option<String>,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    fn info(&self) -> RequestInfo<'_> {
+        RequestInfo::new(&self.method, &self.url)
+            .with_authorization(self.authorization.as_deref())
+            .with_timeout(self.timeout)
+    }
 }
 
 #[pyclass(frozen, module = "mcp_oauth_client._native")]
@@ -41,7 +82,7 @@ impl NativeProvider {
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
         let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, native_call(fut))
+        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, fut))
     }
 
     /// Run `fut` to completion without the GIL; Python callbacks run on
@@ -58,16 +99,9 @@ impl NativeProvider {
         }
         let rt = crate::runtime()?;
         let locals = TaskLocals::new(event_loop).copy_context(py)?;
-        let out = py.detach(|| rt.block_on(pyo3_async_runtimes::tokio::scope(locals, native_call(fut))));
+        let out = py.detach(|| rt.block_on(native_call(locals, fut)));
         flush_logs_locked(py);
         out
-    }
-}
-
-fn retry_header(action: ResponseAction) -> Option<String> {
-    match action {
-        ResponseAction::Retry(h) => Some(h),
-        ResponseAction::Done => None,
     }
 }
 
@@ -78,7 +112,7 @@ impl NativeProvider {
     #[new]
     #[pyo3(signature = (
         server_url, bridge, *, client_metadata_json=None, native_storage=None, has_handler=false,
-        http_timeout=30.0, client_metadata_url=None, validate_resource=false,
+        http_timeout=30.0, authorization_timeout=300.0, client_metadata_url=None, validate_resource=false,
         assume_s256_when_pkce_unadvertised=false, skip_resource_check=false, protocol_version=None,
         client_credentials=false, client_id=None, client_secret=None, token_endpoint_auth_method=None,
         scope=None, client_assertion=false, issuer=None,
@@ -91,6 +125,7 @@ impl NativeProvider {
         native_storage: Option<PyRef<'_, NativeFileStorage>>,
         has_handler: bool,
         http_timeout: f64,
+        authorization_timeout: f64,
         client_metadata_url: Option<String>,
         validate_resource: bool,
         assume_s256_when_pkce_unadvertised: bool,
@@ -121,9 +156,11 @@ impl NativeProvider {
         let mut config = ProviderConfig::new(server_url.clone(), metadata);
         config.client_metadata_url = client_metadata_url;
         config.timeout = seconds("http_timeout", http_timeout)?;
+        config.authorization_timeout = seconds("timeout", authorization_timeout)?;
         config.assume_s256_when_pkce_unadvertised = assume_s256_when_pkce_unadvertised;
         config.skip_resource_check = skip_resource_check;
         config.protocol_version = protocol_version;
+        config.task_wrapper = Some(Arc::new(in_starting_call));
         if client_credentials {
             config.grant = GrantKind::ClientCredentials;
         }
@@ -132,19 +169,11 @@ impl NativeProvider {
                 client_id,
                 client_secret: client_secret.map(Secret::new),
                 token_endpoint_auth_method,
+                issuer,
             });
         }
         if client_assertion {
-            config.client_assertion = Some(Arc::new(PyAssertionProvider {
-                bridge: bridge.clone(),
-                issuer: issuer.clone(),
-            }));
-        }
-        if let Some(issuer) = issuer {
-            // Ask the configured issuer when the server names several.
-            config.authorization_server_selector = Some(Arc::new(move |servers: &[String]| {
-                servers.iter().position(|s| same_issuer(&issuer, s)).unwrap_or(0)
-            }));
+            config.client_assertion = Some(Arc::new(PyAssertionProvider { bridge: bridge.clone() }));
         }
         if validate_resource {
             config.resource_validator = Some(resource_validator(bridge.clone(), server_url));
@@ -165,32 +194,60 @@ impl NativeProvider {
         self.inner.server_url().to_string()
     }
 
-    /// The hot path: the `Authorization` value when a valid token is held.
-    fn cached_authorization(&self) -> Option<String> {
-        self.inner.cached_authorization()
+    /// The hot path: the headers for a request when a valid token is held
+    /// and the request goes to the MCP server's origin. No I/O, no waiting.
+    fn cached_headers(&self, method: &str, url: &str) -> Option<HeaderList> {
+        self.inner.cached_headers(method, url).map(header_list)
     }
 
-    /// Awaitable: the `Authorization` value for the next request, loading
-    /// or refreshing tokens when needed; `None` when there is none yet.
-    fn authorization<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Awaitable: the headers for a request, loading or refreshing tokens
+    /// when needed; `None` when there is no token (yet).
+    #[pyo3(signature = (method, url, timeout=None))]
+    fn headers<'py>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        url: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.inner.clone();
-        self.awaitable(py, async move { p.authorization().await })
+        let r = Request {
+            method,
+            url,
+            authorization: None,
+            timeout: request_timeout(timeout),
+        };
+        self.awaitable(
+            py,
+            async move { p.headers(&r.info()).await.map(|h| h.map(header_list)) },
+        )
     }
 
-    /// Awaitable: what to do after a response; the header to retry with, or `None`.
-    #[pyo3(signature = (status, www_authenticate, sent))]
+    /// Awaitable: what to do after a response to a request that carried
+    /// `authorization`; the headers to retry with, or `None`.
+    #[pyo3(signature = (method, url, authorization, status, headers, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
     fn handle_response<'py>(
         &self,
         py: Python<'py>,
+        method: String,
+        url: String,
+        authorization: Option<String>,
         status: u16,
-        www_authenticate: Vec<String>,
-        sent: Option<String>,
+        headers: Vec<(String, String)>,
+        timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.inner.clone();
+        let r = Request {
+            method,
+            url,
+            authorization,
+            timeout: request_timeout(timeout),
+        };
         self.awaitable(py, async move {
-            p.handle_response(status, &www_authenticate, sent.as_deref())
+            p.handle_response(&r.info(), &ResponseInfo::new(status, &headers))
                 .await
-                .map(retry_header)
+                .map(retry_headers)
         })
     }
 
@@ -200,27 +257,53 @@ impl NativeProvider {
         self.awaitable(py, async move { p.authorize().await })
     }
 
-    /// Blocking form of `authorization`.
-    fn authorization_blocking(&self, py: Python<'_>, event_loop: Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    /// Blocking form of `headers`.
+    #[pyo3(signature = (event_loop, method, url, timeout=None))]
+    fn headers_blocking(
+        &self,
+        py: Python<'_>,
+        event_loop: Bound<'_, PyAny>,
+        method: String,
+        url: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<HeaderList>> {
         let p = self.inner.clone();
-        self.blocking(py, event_loop, async move { p.authorization().await })
+        let r = Request {
+            method,
+            url,
+            authorization: None,
+            timeout: request_timeout(timeout),
+        };
+        self.blocking(py, event_loop, async move {
+            p.headers(&r.info()).await.map(|h| h.map(header_list))
+        })
     }
 
     /// Blocking form of `handle_response`.
-    #[pyo3(signature = (event_loop, status, www_authenticate, sent))]
+    #[pyo3(signature = (event_loop, method, url, authorization, status, headers, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
     fn handle_response_blocking(
         &self,
         py: Python<'_>,
         event_loop: Bound<'_, PyAny>,
+        method: String,
+        url: String,
+        authorization: Option<String>,
         status: u16,
-        www_authenticate: Vec<String>,
-        sent: Option<String>,
-    ) -> PyResult<Option<String>> {
+        headers: Vec<(String, String)>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<HeaderList>> {
         let p = self.inner.clone();
+        let r = Request {
+            method,
+            url,
+            authorization,
+            timeout: request_timeout(timeout),
+        };
         self.blocking(py, event_loop, async move {
-            p.handle_response(status, &www_authenticate, sent.as_deref())
+            p.handle_response(&r.info(), &ResponseInfo::new(status, &headers))
                 .await
-                .map(retry_header)
+                .map(retry_headers)
         })
     }
 

@@ -12,6 +12,7 @@ from ._errors import (
     OAuthFlowError,
     OAuthNetworkError,
     OAuthRegistrationError,
+    OAuthServerError,
     OAuthTimeoutError,
     OAuthTokenError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "OAuthFlowError",
     "OAuthNetworkError",
     "OAuthRegistrationError",
+    "OAuthServerError",
     "OAuthTimeoutError",
     "OAuthToken",
     "OAuthTokenError",

@@ -91,6 +91,8 @@ class Bridge:
         if self._callback_handler is None:
             raise OAuthFlowError("No callback handler provided for authorization code grant", step="callback")
         handler = self._callback_handler
+        # The core bounds the person's step with the same deadline; this one
+        # also cancels the handler's coroutine when the time is up.
         try:
             result = await asyncio.wait_for(_resolve(handler()), self._timeout)
         except asyncio.TimeoutError:

@@ -2,7 +2,9 @@
 
 Every OAuth failure is an :class:`OAuthFlowError`; registration and token-endpoint
 refusals are its subclasses :class:`OAuthRegistrationError` and
-:class:`OAuthTokenError`, as in ``mcp.client.auth``. A configuration that cannot work
+:class:`OAuthTokenError`, as in ``mcp.client.auth``. An authorization server that
+cannot answer (a 5xx, a 429, an HTML page) is an :class:`OAuthServerError`, with the
+``retry_after`` it asked for; stored tokens survive it. A configuration that cannot work
 is an :class:`OAuthConfigurationError`, which is both an ``OAuthFlowError`` and a
 ``ValueError`` (raised at construction when it can be seen then).
 
@@ -30,6 +32,7 @@ __all__ = [
     "OAuthFlowError",
     "OAuthNetworkError",
     "OAuthRegistrationError",
+    "OAuthServerError",
     "OAuthTimeoutError",
     "OAuthTokenError",
 ]
@@ -74,6 +77,32 @@ class OAuthTokenError(OAuthFlowError):
 
 class OAuthRegistrationError(OAuthFlowError):
     """The authorization server refused, or does not offer, client registration."""
+
+
+class OAuthServerError(OAuthFlowError):
+    """The authorization server could not answer: a 5xx, a 429, an HTML error page or
+    a malformed answer. An outage, not a refusal: stored tokens are kept, and the next
+    request tries again.
+
+    ``retry_after`` is the wait the server asked for (``Retry-After``), in seconds, or
+    ``None``.
+    """
+
+    retry_after: float | None
+
+    def __init__(
+        self,
+        message: str,
+        step: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+        error_uri: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, step, url, status, error, error_description, error_uri)
+        self.retry_after = retry_after
 
 
 class OAuthConfigurationError(OAuthFlowError, ValueError):

@@ -1,11 +1,15 @@
 """The providers: ``httpx.Auth`` and ``httpx2.Auth`` around the native core.
 
-Per request: the ``Authorization`` header comes from the held token (no I/O, no lock,
-nothing awaited) or, when none is held or it is about to expire, from the core, which
-loads stored tokens or refreshes. A 401 or a 403 ``insufficient_scope`` goes to the
-core, which refreshes, runs the authorization flow or steps up, and the request is sent
-again once with the new header. Concurrent requests through one provider are not
-serialized; refreshes and flows are single-flight.
+Per request: the headers (``Authorization``) come from the held token, for the
+request's method and URL (one native call: no I/O, no lock, nothing awaited) or, when
+none is held or it is about to expire, from the core, which loads stored tokens or
+refreshes. A 401 or a 403 ``insufficient_scope`` goes to the core with the response's
+headers and the ``Authorization`` the request carried; the core refreshes, runs the
+authorization flow or steps up, and the request is sent again once with the new
+headers. The client's own timeout for the request (httpx's ``timeout``) bounds each
+OAuth request made for it. Concurrent requests through one provider are not
+serialized; refreshes and flows are single-flight, each run as a task of its own, so a
+cancelled request does not lose a refresh its cancellation interrupted.
 
 Async clients: the storage and handler callbacks run on the caller's event loop.
 Sync clients: the core runs with the GIL released, and async callbacks run on a private
@@ -16,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import math
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 from . import _native
 from ._bridge import Bridge
@@ -95,6 +99,17 @@ def _client_metadata_json(client_metadata: Any) -> str:
     return model.model_dump_json(exclude_none=True)
 
 
+def _request_timeout(request: Any) -> float | None:
+    """The client's own timeout for this request, in seconds: httpx puts its
+    connect/read/write/pool timeouts in ``request.extensions["timeout"]``; the largest
+    finite one bounds each OAuth request made for it (``None``: ``http_timeout``)."""
+    timeouts = request.extensions.get("timeout")
+    if not isinstance(timeouts, dict):
+        return None
+    finite = [float(t) for t in timeouts.values() if isinstance(t, (int, float)) and 0 < t < math.inf]
+    return max(finite) if finite else None
+
+
 def _native_storage(storage: Any) -> Any:
     from ._builtins import FileTokenStorage
 
@@ -111,13 +126,14 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         storage: A ``TokenStorage`` (any object with the four async methods).
         redirect_handler: Awaited with the authorization URL; gets a person there.
         callback_handler: Awaited next; returns the redirect's ``AuthorizationCodeResult``.
-        timeout: Seconds to wait for ``callback_handler`` (the person) before the flow
-            fails with ``OAuthFlowError``.
+        timeout: Seconds for the person's step, from ``redirect_handler`` to
+            ``callback_handler``'s answer, before the flow fails with ``OAuthFlowError``.
         client_metadata_url: A Client ID Metadata Document URL (HTTPS, non-root path),
             used as ``client_id`` when the authorization server supports it.
         validate_resource_url: Awaited with ``(server_url, resource)`` from the
             protected resource metadata instead of the default check; raise to refuse.
-        http_timeout: Seconds for each HTTP request the provider makes itself.
+        http_timeout: Seconds for each HTTP request the provider makes itself, unless
+            the httpx client's own timeout for the request being authorized applies.
         assume_s256_when_pkce_unadvertised: Accept authorization servers whose metadata
             omits ``code_challenge_methods_supported`` (and use S256).
         skip_resource_check: Skip the protected resource metadata ``resource`` check.
@@ -159,6 +175,7 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             native_storage=_native_storage(storage),
             has_handler=redirect_handler is not None or callback_handler is not None,
             http_timeout=float(http_timeout),
+            authorization_timeout=float(timeout),
             client_metadata_url=client_metadata_url,
             validate_resource=validate_resource_url is not None,
             assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
@@ -188,46 +205,60 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         native = self._native
-        header = native.cached_authorization()
-        if header is None:
+        method, url = request.method, str(request.url)
+        headers = native.cached_headers(method, url)
+        if headers is None:
             try:
-                header = await native.authorization()
+                headers = await native.headers(method, url, _request_timeout(request))
             finally:
                 _native.flush_logs()
-        if header is not None:
-            request.headers["Authorization"] = header
+        if headers is not None:
+            for name, value in headers:
+                request.headers[name] = value
         response = yield request
         status = response.status_code
         if status == 401 or status == 403:
             try:
-                retry = await native.handle_response(status, response.headers.get_list("www-authenticate"), header)
+                retry = await native.handle_response(
+                    method,
+                    url,
+                    request.headers.get("authorization"),
+                    status,
+                    response.headers.multi_items(),
+                    _request_timeout(request),
+                )
             finally:
                 _native.flush_logs()
             if retry is not None:
-                request.headers["Authorization"] = retry
-                response = yield request
-                if response.status_code < 400:
-                    await native.handle_response(response.status_code, [], retry)
+                for name, value in retry:
+                    request.headers[name] = value
+                yield request
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         native = self._native
-        header = native.cached_authorization()
-        if header is None:
-            header = native.authorization_blocking(_callback_loop())
-        if header is not None:
-            request.headers["Authorization"] = header
+        method, url = request.method, str(request.url)
+        headers = native.cached_headers(method, url)
+        if headers is None:
+            headers = native.headers_blocking(_callback_loop(), method, url, _request_timeout(request))
+        if headers is not None:
+            for name, value in headers:
+                request.headers[name] = value
         response = yield request
         status = response.status_code
         if status == 401 or status == 403:
-            loop = _callback_loop()
             retry = native.handle_response_blocking(
-                loop, status, response.headers.get_list("www-authenticate"), header
+                _callback_loop(),
+                method,
+                url,
+                request.headers.get("authorization"),
+                status,
+                response.headers.multi_items(),
+                _request_timeout(request),
             )
             if retry is not None:
-                request.headers["Authorization"] = retry
-                response = yield request
-                if response.status_code < 400:
-                    native.handle_response_blocking(loop, response.status_code, [], retry)
+                for name, value in retry:
+                    request.headers[name] = value
+                yield request
 
 
 def _machine_native(
@@ -347,8 +378,6 @@ class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
             raise TypeError("assertion_provider must be callable: async (audience: str) -> str")
         if scopes is not None and scope is not None and scopes != scope:
             raise ValueError("pass scopes or scope, not both")
-        if issuer is not None and urlsplit(issuer).scheme not in ("http", "https"):
-            raise ValueError(f"issuer must be the authorization server's http(s) issuer URL, got {issuer!r}")
         self._storage = storage
         self._native = _machine_native(
             server_url,
