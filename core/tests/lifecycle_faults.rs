@@ -598,3 +598,58 @@ async fn discovery_is_an_inspectable_result() {
     let pkce = report.steps.iter().find(|s| s.what == "PKCE").unwrap();
     assert_eq!(pkce.verdict, Verdict::Failed);
 }
+
+/// A store that fails its token writes while `failing` is set.
+struct Flaky {
+    inner: MemoryStorage,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStorage for Flaky {
+    async fn get_tokens(&self) -> mcp_oauth_client::Result<Option<OAuthToken>> {
+        self.inner.get_tokens().await
+    }
+    async fn set_tokens(&self, tokens: OAuthToken) -> mcp_oauth_client::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(mcp_oauth_client::Error::storage("the disk is full"));
+        }
+        self.inner.set_tokens(tokens).await
+    }
+    async fn get_client_info(&self) -> mcp_oauth_client::Result<Option<OAuthClientInformationFull>> {
+        self.inner.get_client_info().await
+    }
+    async fn set_client_info(&self, info: OAuthClientInformationFull) -> mcp_oauth_client::Result<()> {
+        self.inner.set_client_info(info).await
+    }
+}
+
+#[tokio::test]
+async fn tokens_that_could_not_be_saved_are_used_and_saved_with_the_next_refresh() {
+    let m = Mock::start().await;
+    standard(&m);
+    let store = Arc::new(Flaky {
+        inner: MemoryStorage::new(),
+        failing: false.into(),
+    });
+    seed(store.as_ref(), &m, tokens("at-0", "rt-0", &m.base, true)).await;
+    let p = build(cfg(&m), store.clone(), Arc::new(Person::default()));
+    store.failing.store(true, Ordering::SeqCst);
+    // The refresh worked but its tokens could not be saved: the caller is told.
+    let e = calls::header(&p).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    // They are held all the same, and used.
+    assert_eq!(calls::header(&p).await.unwrap().as_deref(), Some("Bearer at-1"));
+    assert_eq!(m.count("/token"), 1);
+    // The next refresh starts from them, not from the stale stored RT0, and
+    // saves once the store works again.
+    store.failing.store(false, Ordering::SeqCst);
+    let retry = calls::retried(
+        calls::respond(&p, 401, &[CHALLENGE], Some("Bearer at-1"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(retry.as_deref(), Some("Bearer at-2"));
+    assert_eq!(m.requests_to("/token")[1].form()["refresh_token"], "rt-1");
+    assert_eq!(stored_rt(store.get_tokens().await.unwrap()).as_deref(), Some("rt-2"));
+}

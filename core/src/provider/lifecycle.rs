@@ -297,6 +297,9 @@ impl Inner {
         // are single-use, and sending the old one revokes the whole family.
         let stored = self.storage.load_tokens().await?;
         let (base, version) = match stored.value {
+            // Tokens this process obtained but could not save are newer than
+            // anything stored: refresh with them, and save over the store.
+            Some(_) if held.version == Version::ABSENT => (held.token.clone(), stored.version),
             Some(t) if t.refresh_token != held.token.refresh_token && !st.dead_tokens.contains(&fingerprint(&t)) => {
                 if !t.needs_refresh()
                     && Some(self.binding.prepare(&t).as_str()) != rejected
@@ -451,10 +454,12 @@ impl Inner {
             match self.refresh(&mut st, &http, None).await {
                 Ok(Refreshed::Yes) => return Ok(()),
                 Ok(Refreshed::Dead) => {}
-                Err(e) if still_valid() => {
-                    // Refreshing early failed, but the token has not expired:
-                    // use it, and let the server rest a little before the
-                    // next early attempt. Once it expires, every request tries.
+                Err(e) if e.is_transient() && still_valid() => {
+                    // Refreshing early failed on an outage, but the token has
+                    // not expired: use it, and let the server rest a little
+                    // before the next early attempt. Once it expires, every
+                    // request tries. (Any other failure, a store that could
+                    // not save the new tokens included, reaches the caller.)
                     let pause = e.retry_after().unwrap_or(std::time::Duration::from_secs(2));
                     st.early_refresh_paused_until = Some(std::time::Instant::now() + pause);
                     tracing::warn!(error = %e, "the refresh failed; the token is still valid and is used meanwhile");

@@ -46,8 +46,8 @@ fn deadline_error(limit: Duration) -> Error {
     Error::handler(
         Step::Callback,
         format!(
-            "the authorization did not complete within {} s (the person did not finish, or the redirect never came back)",
-            limit.as_secs()
+            "the authorization did not complete within {:.1} s (the person did not finish, or the redirect never came back)",
+            limit.as_secs_f64()
         ),
     )
 }
