@@ -75,18 +75,6 @@ pub(crate) fn to_cstring(s: &str) -> CString {
     })
 }
 
-/// A secret string handed to C as an owned `char *`: refuse rather than
-/// alter it when it holds a NUL.
-pub(crate) fn secret_to_raw(s: String, what: &'static str) -> Result<*mut c_char, Failure> {
-    CString::new(s).map(CString::into_raw).map_err(|e| {
-        let mut v = e.into_vec();
-        zeroize::Zeroize::zeroize(&mut v);
-        Failure::flow(format!(
-            "the {what} holds a NUL byte and cannot be returned as a C string"
-        ))
-    })
-}
-
 /// An opaque handle owned through a `Box`.
 pub(crate) trait BoxHandle: Sized {
     type Inner;
