@@ -270,8 +270,8 @@ typedef struct mcp_oauth_config_builder mcp_oauth_config_builder;
 
 /**
  * The detail of a failure: what kind, in which step, the message, the HTTP
- * status and the OAuth `error`/`error_description` when the server sent
- * them. Created by the library on failure, owned by the caller, freed with
+ * status, the OAuth `error`/`error_description` and the `Retry-After` when
+ * the server sent them. Created by the library on failure, owned by the caller, freed with
  * `mcp_oauth_error_free`. Immutable: it may be read from any thread. Strings
  * returned by its accessors are borrowed from it and valid until it is freed.
  * It never holds a secret.
@@ -439,9 +439,9 @@ typedef void (*mcp_oauth_headers_completion)(void *userdata,
  *
  * - `userdata`: as given when the operation was started.
  * - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
- * - `value`: on success, the operation's string result or NULL (see each
- *   `_async` function); NULL on failure. Borrowed: valid only during the
- *   call (copy it; it may hold a token).
+ * - `value`: NULL so far (`mcp_oauth_provider_authorize_async` has no
+ *   result); reserved for an operation with a string result. Borrowed:
+ *   valid only during the call.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
  *   during the call.
  *
@@ -476,8 +476,9 @@ mcp_oauth_result mcp_oauth_answer_set(struct mcp_oauth_answer *answer, const cha
 
 /**
  * A new builder with the defaults: the authorization-code grant, in-memory
- * storage, no handler, a 30 s timeout per HTTP request, PKCE and resource
- * checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
+ * storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
+ * person to authorize, 30 s of waiting for another process's refresh, the
+ * discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
  * or `mcp_oauth_config_builder_free`. Never NULL.
  */
 struct mcp_oauth_config_builder *mcp_oauth_config_builder_new(void);

@@ -107,8 +107,9 @@ fn with_builder(
 }
 
 /// A new builder with the defaults: the authorization-code grant, in-memory
-/// storage, no handler, a 30 s timeout per HTTP request, PKCE and resource
-/// checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
+/// storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
+/// person to authorize, 30 s of waiting for another process's refresh, the
+/// discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
 /// or `mcp_oauth_config_builder_free`. Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builder {

@@ -159,8 +159,8 @@ fn code_of(e: &CoreError) -> mcp_oauth_result {
 }
 
 /// The detail of a failure: what kind, in which step, the message, the HTTP
-/// status and the OAuth `error`/`error_description` when the server sent
-/// them. Created by the library on failure, owned by the caller, freed with
+/// status, the OAuth `error`/`error_description` and the `Retry-After` when
+/// the server sent them. Created by the library on failure, owned by the caller, freed with
 /// `mcp_oauth_error_free`. Immutable: it may be read from any thread. Strings
 /// returned by its accessors are borrowed from it and valid until it is freed.
 /// It never holds a secret.

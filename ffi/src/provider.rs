@@ -31,9 +31,9 @@ impl ArcHandle for mcp_oauth_provider {
 ///
 /// - `userdata`: as given when the operation was started.
 /// - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
-/// - `value`: on success, the operation's string result or NULL (see each
-///   `_async` function); NULL on failure. Borrowed: valid only during the
-///   call (copy it; it may hold a token).
+/// - `value`: NULL so far (`mcp_oauth_provider_authorize_async` has no
+///   result); reserved for an operation with a string result. Borrowed:
+///   valid only during the call.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
 ///   during the call.
 ///
