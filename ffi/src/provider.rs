@@ -146,21 +146,22 @@ pub struct mcp_oauth_headers {
 }
 
 // The headers object is one allocation, a `Box<[u8]>` the handle points
-// into: the header mode's hot path allocates no more than it did when it
+// at, made from the core's own `Authorization` string (grown in place by two
+// bytes): the header mode's hot path allocates no more than when it
 // returned a bare string.
 //
-//   [total length: u32][offset of the DPoP value or 0: u32]
-//   [Authorization value] NUL [DPoP value NUL]
+//   [Authorization value] NUL [flag: 0, or 1 when a DPoP value follows]
+//   [DPoP value NUL]
 //
-// The names are static. The prefix is read byte-wise: no alignment needed.
-const PREFIX: usize = 8;
+// The values hold no NUL (checked), so their lengths, and the buffer's, are
+// found again with `strlen`. The names are static.
 
 /// The names, in the order of the values.
 const AUTHORIZATION: &CStr = c"authorization";
 const DPOP: &CStr = c"dpop";
 
-fn nul_free(value: &str, name: &str) -> Result<(), Failure> {
-    if value.as_bytes().contains(&0) {
+fn holds_nul(value: &[u8], name: &str) -> Result<(), Failure> {
+    if value.contains(&0) {
         return Err(Failure::flow(format!(
             "the {name} header value holds a NUL byte and cannot be passed to C"
         )));
@@ -169,66 +170,65 @@ fn nul_free(value: &str, name: &str) -> Result<(), Failure> {
 }
 
 /// A headers object made from the core's, owned by the caller.
-fn headers_into_raw(h: &AuthHeaders) -> Result<*mut mcp_oauth_headers, Failure> {
-    let authorization = h.authorization();
-    nul_free(authorization, "authorization")?;
-    let dpop = h.dpop();
-    if let Some(d) = dpop {
-        nul_free(d, "dpop")?;
+fn headers_into_raw(h: AuthHeaders) -> Result<*mut mcp_oauth_headers, Failure> {
+    let dpop = h.dpop().map(|d| zeroize::Zeroizing::new(d.as_bytes().to_vec()));
+    let mut buf = h.into_authorization().into_bytes();
+    if let Err(e) =
+        holds_nul(&buf, "authorization").and_then(|()| dpop.as_ref().map_or(Ok(()), |d| holds_nul(d, "dpop")))
+    {
+        zeroize::Zeroize::zeroize(&mut buf);
+        return Err(e);
     }
-    let len = PREFIX + authorization.len() + 1 + dpop.map_or(0, |d| d.len() + 1);
-    let total = u32::try_from(len).map_err(|_| Failure::flow("the request's headers are too large"))?;
-    // Within `total`, so it fits.
-    let dpop_at = if dpop.is_some() {
-        (PREFIX + authorization.len() + 1) as u32
-    } else {
-        0
-    };
-    let mut buf = Vec::with_capacity(len);
-    buf.extend_from_slice(&total.to_ne_bytes());
-    buf.extend_from_slice(&dpop_at.to_ne_bytes());
-    buf.extend_from_slice(authorization.as_bytes());
+    buf.reserve_exact(2 + dpop.as_ref().map_or(0, |d| d.len() + 1));
     buf.push(0);
-    if let Some(d) = dpop {
-        buf.extend_from_slice(d.as_bytes());
+    buf.push(u8::from(dpop.is_some()));
+    if let Some(d) = &dpop {
+        buf.extend_from_slice(d);
         buf.push(0);
     }
-    let raw: *mut [u8] = Box::into_raw(buf.into_boxed_slice());
-    Ok(raw.cast::<mcp_oauth_headers>())
+    Ok(Box::into_raw(buf.into_boxed_slice()).cast::<mcp_oauth_headers>())
 }
 
 fn optional_headers_into_raw(h: Option<AuthHeaders>) -> Result<*mut mcp_oauth_headers, Failure> {
-    h.as_ref().map_or(Ok(std::ptr::null_mut()), headers_into_raw)
+    h.map_or(Ok(std::ptr::null_mut()), headers_into_raw)
 }
 
-/// The bytes of a headers object; NULL is `None`.
-unsafe fn headers_bytes<'a>(headers: *const mcp_oauth_headers) -> Option<&'a [u8]> {
+/// The values of a headers object: the `Authorization` value and the DPoP
+/// proof, if any, each without its NUL, and the length of the whole buffer.
+/// NULL is `None`.
+unsafe fn headers_parts<'a>(headers: *const mcp_oauth_headers) -> Option<(&'a CStr, Option<&'a CStr>, usize)> {
     if headers.is_null() {
         return None;
     }
-    let base = headers.cast::<u8>();
-    let mut total = [0u8; 4];
-    // SAFETY: a non-NULL handle points at a live buffer made by
-    // `headers_into_raw`, whose first four bytes are its length.
+    let base = headers.cast::<c_char>();
+    // SAFETY: a non-NULL handle points at a live buffer laid out by
+    // `headers_into_raw`: NUL-terminated values, with the flag between.
     unsafe {
-        std::ptr::copy_nonoverlapping(base, total.as_mut_ptr(), 4);
-        Some(std::slice::from_raw_parts(base, u32::from_ne_bytes(total) as usize))
+        let authorization = CStr::from_ptr(base);
+        let flag_at = authorization.to_bytes_with_nul().len();
+        let mut total = flag_at + 1;
+        let dpop = (*base.add(flag_at) != 0).then(|| {
+            let d = CStr::from_ptr(base.add(total));
+            total += d.to_bytes_with_nul().len();
+            d
+        });
+        Some((authorization, dpop, total))
     }
 }
 
-/// (name, value offset) of each header.
-fn header_entry(bytes: &[u8], index: usize) -> Option<(&'static CStr, usize)> {
-    let dpop_at = u32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+/// The name and value of header `index`.
+unsafe fn header_entry<'a>(headers: *const mcp_oauth_headers, index: usize) -> Option<(&'static CStr, &'a CStr)> {
+    let (authorization, dpop, _) = unsafe { headers_parts(headers) }?;
     match index {
-        0 => Some((AUTHORIZATION, PREFIX)),
-        1 if dpop_at != 0 => Some((DPOP, dpop_at)),
+        0 => Some((AUTHORIZATION, authorization)),
+        1 => dpop.map(|d| (DPOP, d)),
         _ => None,
     }
 }
 
 unsafe fn free_headers(headers: *mut mcp_oauth_headers) {
-    if let Some(bytes) = unsafe { headers_bytes(headers) } {
-        let raw = std::ptr::slice_from_raw_parts_mut(headers.cast::<u8>(), bytes.len());
+    if let Some((_, _, total)) = unsafe { headers_parts(headers) } {
+        let raw = std::ptr::slice_from_raw_parts_mut(headers.cast::<u8>(), total);
         // SAFETY: made by `Box::into_raw` of a boxed slice of this length,
         // given back once.
         let mut owned = unsafe { Box::from_raw(raw) };
@@ -240,8 +240,8 @@ unsafe fn free_headers(headers: *mut mcp_oauth_headers) {
 /// 0 when `headers` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_count(headers: *const mcp_oauth_headers) -> usize {
-    boundary::guard_value(0, || match unsafe { headers_bytes(headers) } {
-        Some(bytes) => (0..).take_while(|i| header_entry(bytes, *i).is_some()).count(),
+    boundary::guard_value(0, || match unsafe { headers_parts(headers) } {
+        Some((_, dpop, _)) => 1 + usize::from(dpop.is_some()),
         None => 0,
     })
 }
@@ -252,9 +252,7 @@ pub unsafe extern "C" fn mcp_oauth_headers_count(headers: *const mcp_oauth_heade
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_name(headers: *const mcp_oauth_headers, index: usize) -> *const c_char {
     boundary::guard_value(std::ptr::null(), || {
-        unsafe { headers_bytes(headers) }
-            .and_then(|bytes| header_entry(bytes, index))
-            .map_or(std::ptr::null(), |(name, _)| name.as_ptr())
+        unsafe { header_entry(headers, index) }.map_or(std::ptr::null(), |(name, _)| name.as_ptr())
     })
 }
 
@@ -264,9 +262,7 @@ pub unsafe extern "C" fn mcp_oauth_headers_name(headers: *const mcp_oauth_header
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_value(headers: *const mcp_oauth_headers, index: usize) -> *const c_char {
     boundary::guard_value(std::ptr::null(), || {
-        unsafe { headers_bytes(headers) }
-            .and_then(|bytes| header_entry(bytes, index).map(|(_, at)| bytes[at..].as_ptr().cast()))
-            .unwrap_or(std::ptr::null())
+        unsafe { header_entry(headers, index) }.map_or(std::ptr::null(), |(_, value)| value.as_ptr())
     })
 }
 
@@ -276,7 +272,8 @@ pub unsafe extern "C" fn mcp_oauth_headers_value(headers: *const mcp_oauth_heade
 /// bound to a key (DPoP). NULL when `headers` is NULL. Borrowed from `headers`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_authorization(headers: *const mcp_oauth_headers) -> *const c_char {
-    unsafe { mcp_oauth_headers_value(headers, 0) }
+    // The buffer starts with it.
+    headers.cast()
 }
 
 /// Free a headers object, overwriting its values first. NULL is a no-op.
