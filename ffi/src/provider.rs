@@ -146,24 +146,28 @@ pub struct mcp_oauth_headers {
 }
 
 // The headers object is one allocation, a `Box<[u8]>` the handle points
-// at, made from the core's own `Authorization` string (grown in place by two
-// bytes): the header mode's hot path allocates no more than when it
-// returned a bare string.
+// at. Without a DPoP proof it is the core's own `Authorization` string grown
+// in place by its NUL: the header mode's hot path allocates no more than when
+// it returned a bare string.
 //
-//   [Authorization value] NUL [flag: 0, or 1 when a DPoP value follows]
-//   [DPoP value NUL]
+//   [Authorization value] NUL                         no DPoP proof
+//   0x01 [Authorization value] NUL [DPoP value] NUL   with one
 //
-// The values hold no NUL (checked), so their lengths, and the buffer's, are
-// found again with `strlen`. The names are static.
+// A header value never starts with the control byte 0x01 (checked), and
+// holds no NUL (checked), so the layout, the lengths and the buffer's size
+// are found again from the bytes. The names are static.
+
+/// Marks the layout with a DPoP value.
+const WITH_DPOP: u8 = 0x01;
 
 /// The names, in the order of the values.
 const AUTHORIZATION: &CStr = c"authorization";
 const DPOP: &CStr = c"dpop";
 
-fn holds_nul(value: &[u8], name: &str) -> Result<(), Failure> {
-    if value.contains(&0) {
+fn check_value(value: &[u8], name: &str) -> Result<(), Failure> {
+    if value.contains(&0) || value.first() == Some(&WITH_DPOP) {
         return Err(Failure::flow(format!(
-            "the {name} header value holds a NUL byte and cannot be passed to C"
+            "the {name} header value holds a NUL or control byte and cannot be passed to C"
         )));
     }
     Ok(())
@@ -171,22 +175,31 @@ fn holds_nul(value: &[u8], name: &str) -> Result<(), Failure> {
 
 /// A headers object made from the core's, owned by the caller.
 fn headers_into_raw(h: AuthHeaders) -> Result<*mut mcp_oauth_headers, Failure> {
-    let dpop = h.dpop().map(|d| zeroize::Zeroizing::new(d.as_bytes().to_vec()));
-    let mut buf = h.into_authorization().into_bytes();
-    if let Err(e) =
-        holds_nul(&buf, "authorization").and_then(|()| dpop.as_ref().map_or(Ok(()), |d| holds_nul(d, "dpop")))
-    {
-        zeroize::Zeroize::zeroize(&mut buf);
-        return Err(e);
-    }
-    buf.reserve_exact(2 + dpop.as_ref().map_or(0, |d| d.len() + 1));
-    buf.push(0);
-    buf.push(u8::from(dpop.is_some()));
-    if let Some(d) = &dpop {
-        buf.extend_from_slice(d);
-        buf.push(0);
-    }
-    Ok(Box::into_raw(buf.into_boxed_slice()).cast::<mcp_oauth_headers>())
+    let bytes = match h.dpop() {
+        None => {
+            let mut buf = h.into_authorization().into_bytes();
+            if let Err(e) = check_value(&buf, "authorization") {
+                zeroize::Zeroize::zeroize(&mut buf);
+                return Err(e);
+            }
+            buf.reserve_exact(1);
+            buf.push(0);
+            buf.into_boxed_slice()
+        }
+        Some(dpop) => {
+            let authorization = h.authorization().as_bytes();
+            check_value(authorization, "authorization")?;
+            check_value(dpop.as_bytes(), "dpop")?;
+            let mut buf = Vec::with_capacity(authorization.len() + dpop.len() + 3);
+            buf.push(WITH_DPOP);
+            buf.extend_from_slice(authorization);
+            buf.push(0);
+            buf.extend_from_slice(dpop.as_bytes());
+            buf.push(0);
+            buf.into_boxed_slice()
+        }
+    };
+    Ok(Box::into_raw(bytes).cast::<mcp_oauth_headers>())
 }
 
 fn optional_headers_into_raw(h: Option<AuthHeaders>) -> Result<*mut mcp_oauth_headers, Failure> {
@@ -202,17 +215,16 @@ unsafe fn headers_parts<'a>(headers: *const mcp_oauth_headers) -> Option<(&'a CS
     }
     let base = headers.cast::<c_char>();
     // SAFETY: a non-NULL handle points at a live buffer laid out by
-    // `headers_into_raw`: NUL-terminated values, with the flag between.
+    // `headers_into_raw`.
     unsafe {
-        let authorization = CStr::from_ptr(base);
-        let flag_at = authorization.to_bytes_with_nul().len();
-        let mut total = flag_at + 1;
-        let dpop = (*base.add(flag_at) != 0).then(|| {
-            let d = CStr::from_ptr(base.add(total));
-            total += d.to_bytes_with_nul().len();
-            d
-        });
-        Some((authorization, dpop, total))
+        if *base.cast::<u8>() != WITH_DPOP {
+            let authorization = CStr::from_ptr(base);
+            return Some((authorization, None, authorization.to_bytes_with_nul().len()));
+        }
+        let authorization = CStr::from_ptr(base.add(1));
+        let dpop_at = 1 + authorization.to_bytes_with_nul().len();
+        let dpop = CStr::from_ptr(base.add(dpop_at));
+        Some((authorization, Some(dpop), dpop_at + dpop.to_bytes_with_nul().len()))
     }
 }
 
@@ -272,8 +284,14 @@ pub unsafe extern "C" fn mcp_oauth_headers_value(headers: *const mcp_oauth_heade
 /// bound to a key (DPoP). NULL when `headers` is NULL. Borrowed from `headers`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_authorization(headers: *const mcp_oauth_headers) -> *const c_char {
-    // The buffer starts with it.
-    headers.cast()
+    // Nothing here can panic. SAFETY: a non-NULL handle points at a buffer
+    // laid out by `headers_into_raw`, whose value starts at once or after
+    // the DPoP marker.
+    match unsafe { headers.cast::<u8>().as_ref() } {
+        None => std::ptr::null(),
+        Some(&WITH_DPOP) => unsafe { headers.cast::<c_char>().add(1) },
+        Some(_) => headers.cast(),
+    }
 }
 
 /// Free a headers object, overwriting its values first. NULL is a no-op.
@@ -631,4 +649,62 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize_async(
             Ok(None)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe fn read(h: *const mcp_oauth_headers) -> Vec<(String, String)> {
+        let n = unsafe { mcp_oauth_headers_count(h) };
+        (0..n)
+            .map(|i| unsafe {
+                (
+                    CStr::from_ptr(mcp_oauth_headers_name(h, i))
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                    CStr::from_ptr(mcp_oauth_headers_value(h, i))
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn headers_objects_hold_every_header_and_refuse_what_c_cannot_carry() {
+        let h = headers_into_raw(AuthHeaders::authorization_only("Bearer abc".into())).unwrap_or_else(|_| panic!());
+        unsafe {
+            assert_eq!(read(h), [("authorization".into(), "Bearer abc".into())]);
+            assert_eq!(CStr::from_ptr(mcp_oauth_headers_authorization(h)), c"Bearer abc");
+            assert!(mcp_oauth_headers_value(h, 1).is_null() && mcp_oauth_headers_name(h, 1).is_null());
+            mcp_oauth_headers_free(h);
+        }
+
+        let h = headers_into_raw(AuthHeaders::with_proof("DPoP abc".into(), "eyJ.proof".into()))
+            .unwrap_or_else(|_| panic!());
+        unsafe {
+            assert_eq!(
+                read(h),
+                [
+                    ("authorization".into(), "DPoP abc".into()),
+                    ("dpop".into(), "eyJ.proof".into())
+                ]
+            );
+            assert_eq!(CStr::from_ptr(mcp_oauth_headers_authorization(h)), c"DPoP abc");
+            assert!(mcp_oauth_headers_value(h, 2).is_null());
+            mcp_oauth_headers_free(h);
+        }
+
+        for bad in [
+            AuthHeaders::authorization_only("Bearer a\0b".into()),
+            AuthHeaders::authorization_only("\u{1}Bearer".into()),
+            AuthHeaders::with_proof("DPoP abc".into(), "p\0".into()),
+        ] {
+            assert!(headers_into_raw(bad).is_err());
+        }
+        assert!(optional_headers_into_raw(None).is_ok_and(|p| p.is_null()));
+    }
 }
