@@ -22,9 +22,9 @@
  *   duration of the call unless stated. A required NULL pointer gives
  *   MCP_OAUTH_RESULT_NULL_PARAMETER; bad UTF-8 gives
  *   MCP_OAUTH_RESULT_INVALID_UTF8.
- * - A `char *` the library returns through a `char **` output is owned by the
- *   caller and freed with `mcp_oauth_string_free`. A `const char *` it returns
- *   is borrowed (its lifetime is documented on the function).
+ * - A `const char *` the library returns is borrowed (its lifetime is
+ *   documented on the function). Tokens only ever come inside an
+ *   `mcp_oauth_headers`, whose values are overwritten when it is freed.
  * - No panic crosses the boundary: it is reported as MCP_OAUTH_RESULT_PANIC.
  * - Threads: a provider may be used from many threads at once. The library
  *   runs one runtime per process (two worker threads plus a pool for the
@@ -42,14 +42,17 @@
  *   mcp_oauth_error *err = NULL;
  *   if (mcp_oauth_config_builder_build(b, &p, &err) != MCP_OAUTH_RESULT_OK) { ... }
  *
- *   char *auth = NULL;                      // before each request
- *   mcp_oauth_provider_get_authorization(p, &auth, &err);
- *   // send the request, with "Authorization: <auth>" when auth != NULL
- *   // on 401/403, once per request:
- *   bool retry = false; char *again = NULL;
- *   mcp_oauth_provider_handle_response(p, status, www_auth, n, auth, &retry, &again, &err);
- *   // if retry: send it again with "Authorization: <again>"
- *   mcp_oauth_string_free(auth); mcp_oauth_string_free(again);
+ *   mcp_oauth_headers *h = NULL;            // before each request
+ *   mcp_oauth_provider_get_headers(p, "POST", url, &h, &err);
+ *   // send the request with every header of h (none when h is NULL):
+ *   //   for i < mcp_oauth_headers_count(h):
+ *   //     mcp_oauth_headers_name(h, i): mcp_oauth_headers_value(h, i)
+ *   // with its response (any status), once per request:
+ *   bool retry = false; mcp_oauth_headers *again = NULL;
+ *   mcp_oauth_provider_handle_response(p, "POST", url, mcp_oauth_headers_authorization(h),
+ *                                      status, names, values, n, &retry, &again, &err);
+ *   // if retry: send it again with the headers of `again`
+ *   mcp_oauth_headers_free(h); mcp_oauth_headers_free(again);
  *   mcp_oauth_provider_free(p);
  */
 
@@ -133,6 +136,13 @@ enum mcp_oauth_result
    * The library panicked; the operation was abandoned. A bug: please report it.
    */
   MCP_OAUTH_RESULT_PANIC = 12,
+  /**
+   * The server could not answer: a 5xx, a 429, an HTML error page, a
+   * malformed success. An outage, not a refusal: stored tokens are kept,
+   * and a later request tries again (after `mcp_oauth_error_retry_after_ms`
+   * when the server said how long to wait).
+   */
+  MCP_OAUTH_RESULT_SERVER = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -212,6 +222,39 @@ typedef uint32_t mcp_oauth_grant;
 #endif // __cplusplus
 
 /**
+ * What to send as the RFC 8707 `resource` parameter of authorization and
+ * token requests. Passed to `mcp_oauth_config_builder_set_resource_parameter`
+ * as a `uint32_t`.
+ */
+enum mcp_oauth_resource_parameter
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The resource discovered for the MCP server (the MCP specification's
+   * rule; the default).
+   */
+  MCP_OAUTH_RESOURCE_PARAMETER_SEND = 0,
+  /**
+   * No `resource` parameter (for authorization servers that reject it,
+   * such as Microsoft Entra ID in some tenants: AADSTS901002).
+   */
+  MCP_OAUTH_RESOURCE_PARAMETER_OMIT = 1,
+  /**
+   * The value given to the setter instead of the discovered one.
+   */
+  MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mcp_oauth_resource_parameter mcp_oauth_resource_parameter;
+#else
+typedef uint32_t mcp_oauth_resource_parameter;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Where a callback puts the text it answers with (a JSON document or a
  * redirect URL). Valid only during the callback it was passed to; set it
  * with `mcp_oauth_answer_set`.
@@ -227,13 +270,25 @@ typedef struct mcp_oauth_config_builder mcp_oauth_config_builder;
 
 /**
  * The detail of a failure: what kind, in which step, the message, the HTTP
- * status and the OAuth `error`/`error_description` when the server sent
- * them. Created by the library on failure, owned by the caller, freed with
+ * status, the OAuth `error`/`error_description` and the `Retry-After` when
+ * the server sent them. Created by the library on failure, owned by the caller, freed with
  * `mcp_oauth_error_free`. Immutable: it may be read from any thread. Strings
  * returned by its accessors are borrowed from it and valid until it is freed.
  * It never holds a secret.
  */
 typedef struct mcp_oauth_error mcp_oauth_error;
+
+/**
+ * The headers to set on one request: an immutable list of (name, value)
+ * pairs, today `authorization` alone (a DPoP-bound token will add `dpop`).
+ * Names are lower-case (HTTP header names are case-insensitive). Created by
+ * `mcp_oauth_provider_get_headers` and `mcp_oauth_provider_handle_response`,
+ * owned by the caller, freed with `mcp_oauth_headers_free` (which
+ * overwrites the values: they hold a token). May be read from any thread.
+ * Strings returned by its accessors are borrowed from it and valid until it
+ * is freed.
+ */
+typedef struct mcp_oauth_headers mcp_oauth_headers;
 
 /**
  * The OAuth client for one MCP server. Thread-safe: every function taking
@@ -355,13 +410,38 @@ typedef void (*mcp_oauth_log_callback)(void *userdata,
                                        const char *message);
 
 /**
+ * Called once when an asynchronous header-mode operation ends
+ * (`mcp_oauth_provider_get_headers_async`,
+ * `mcp_oauth_provider_handle_response_async`).
+ *
+ * - `userdata`: as given when the operation was started.
+ * - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
+ * - `headers`: on success, the headers to set (see each `_async`
+ *   function), or NULL when there are none; NULL on failure. Borrowed:
+ *   valid only during the call, freed (and overwritten) by the library
+ *   afterwards; copy what you need, and never log the values.
+ * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
+ *   during the call.
+ *
+ * Runs on a thread of the library's blocking pool, never on the thread that
+ * started the operation; completions of different operations may run
+ * concurrently. It may block briefly, may start other `_async` operations
+ * and may free the provider, but a blocking function of this library
+ * returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK` there.
+ */
+typedef void (*mcp_oauth_headers_completion)(void *userdata,
+                                             mcp_oauth_result result,
+                                             const struct mcp_oauth_headers *headers,
+                                             const struct mcp_oauth_error *error);
+
+/**
  * Called once when an asynchronous operation ends.
  *
  * - `userdata`: as given when the operation was started.
  * - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
- * - `value`: on success, the operation's string result or NULL (see each
- *   `_async` function); NULL on failure. Borrowed: valid only during the
- *   call (copy it; it may hold a token).
+ * - `value`: NULL so far (`mcp_oauth_provider_authorize_async` has no
+ *   result); reserved for an operation with a string result. Borrowed:
+ *   valid only during the call.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
  *   during the call.
  *
@@ -387,13 +467,6 @@ extern "C" {
 const char *mcp_oauth_version(void);
 
 /**
- * Free a string the library returned through a `char **` output. The bytes
- * are overwritten before the memory is released (they may hold a token).
- * `NULL` is a no-op. Never pass a string that did not come from this library.
- */
-void mcp_oauth_string_free(char *s);
-
-/**
  * Answer a callback with `text` (NUL-terminated UTF-8), which is copied:
  * the caller keeps ownership. Calling it again replaces the previous answer.
  *
@@ -403,8 +476,9 @@ mcp_oauth_result mcp_oauth_answer_set(struct mcp_oauth_answer *answer, const cha
 
 /**
  * A new builder with the defaults: the authorization-code grant, in-memory
- * storage, no handler, a 30 s timeout per HTTP request, PKCE and resource
- * checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
+ * storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
+ * person to authorize, 30 s of waiting for another process's refresh, the
+ * discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
  * or `mcp_oauth_config_builder_free`. Never NULL.
  */
 struct mcp_oauth_config_builder *mcp_oauth_config_builder_new(void);
@@ -449,16 +523,25 @@ mcp_oauth_result mcp_oauth_config_builder_set_client_metadata_url(struct mcp_oau
 
 /**
  * Pre-registered client credentials. `client_id` is required;
- * `client_secret` (confidential clients) and `auth_method` (`"none"`,
- * `"client_secret_basic"`, `"client_secret_post"`; chosen from the server's
- * metadata when NULL) may be NULL. All copied.
+ * `client_secret` (confidential clients), `auth_method` (`"none"`,
+ * `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`;
+ * chosen from the server's metadata when NULL) and `issuer` may be NULL.
+ *
+ * `issuer` pins the credentials to the authorization server they were
+ * registered with (e.g. `"https://auth.example.com"`): metadata from any
+ * other issuer is then refused, so the secret never goes to another server.
+ * Recommended whenever `client_secret` is set. Checked (an http(s) URL) by
+ * `mcp_oauth_config_builder_build`.
+ *
+ * All copied; a second call replaces the first.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_config_builder *builder,
                                                             const char *client_id,
                                                             const char *client_secret,
-                                                            const char *auth_method);
+                                                            const char *auth_method,
+                                                            const char *issuer);
 
 /**
  * A private key for `private_key_jwt` client authentication (RFC 7523): the
@@ -496,6 +579,66 @@ mcp_oauth_result mcp_oauth_config_builder_set_scope(struct mcp_oauth_config_buil
  */
 mcp_oauth_result mcp_oauth_config_builder_set_timeout_ms(struct mcp_oauth_config_builder *builder,
                                                          uint64_t timeout_ms);
+
+/**
+ * The deadline of the person's part of an interactive authorization, from
+ * sending them to the authorization endpoint to the redirect coming back,
+ * in milliseconds (default 300000, five minutes).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_authorization_timeout_ms(struct mcp_oauth_config_builder *builder,
+                                                                       uint64_t timeout_ms);
+
+/**
+ * How long to wait, in milliseconds, for another process that is refreshing
+ * the tokens of the same store (the file store shares them between
+ * processes) before giving up with `MCP_OAUTH_RESULT_STORAGE` (default
+ * 30000). 0 means: do not wait.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_lease_wait_ms(struct mcp_oauth_config_builder *builder,
+                                                            uint64_t wait_ms);
+
+/**
+ * The RFC 8707 `resource` parameter: a `mcp_oauth_resource_parameter`
+ * value. `value` is the resource to send with
+ * `MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE` (required, copied) and must be
+ * NULL otherwise.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder; `value` with OVERRIDE),
+ * `MCP_OAUTH_RESULT_INVALID_UTF8`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an
+ * unknown mode, an empty override, or a value with SEND or OMIT).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_resource_parameter(struct mcp_oauth_config_builder *builder,
+                                                                 uint32_t mode,
+                                                                 const char *value);
+
+/**
+ * Add a parameter to the authorization request (e.g. Auth0's `audience`).
+ * Callable several times; parameters are sent in the order added. An extra
+ * parameter never replaces one the protocol sets (`client_id`, `state`,
+ * `code_challenge`, ...). Both copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
+ */
+mcp_oauth_result mcp_oauth_config_builder_add_authorization_param(struct mcp_oauth_config_builder *builder,
+                                                                  const char *name,
+                                                                  const char *value);
+
+/**
+ * Add a parameter to every token request (code exchange, refresh, client
+ * credentials). Callable several times; never replaces a parameter the
+ * protocol sets. Both copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
+ */
+mcp_oauth_result mcp_oauth_config_builder_add_token_param(struct mcp_oauth_config_builder *builder,
+                                                          const char *name,
+                                                          const char *value);
 
 /**
  * Accept authorization servers whose metadata omits
@@ -593,7 +736,9 @@ mcp_oauth_result mcp_oauth_config_builder_set_handler_callbacks(struct mcp_oauth
  * `redirect_uri` is where to listen: `http` on `127.0.0.1`, `[::1]` or
  * `localhost`; port 0 picks a free port. NULL means
  * `"http://127.0.0.1:0/callback"`. `timeout_ms` bounds the wait for the
- * person (0 means 300000, five minutes). The receiver is bound by
+ * person (0 means the authorization timeout,
+ * `mcp_oauth_config_builder_set_authorization_timeout_ms`, five minutes by
+ * default). The receiver is bound by
  * `mcp_oauth_config_builder_build`, which also sets the client metadata's
  * `redirect_uris` to the bound URI (`mcp_oauth_provider_redirect_uri` tells
  * it). Copied.
@@ -643,7 +788,7 @@ mcp_oauth_result mcp_oauth_error_code(const struct mcp_oauth_error *error);
 
 /**
  * The kind of failure, as a stable lower-case name: the name of its result
- * code (`"flow"`, `"registration"`, `"token"`, `"network"`,
+ * code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
  * `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
  * `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`).
  * A static string; NULL when `error` is NULL.
@@ -697,6 +842,18 @@ const char *mcp_oauth_error_oauth_error(const struct mcp_oauth_error *error);
 const char *mcp_oauth_error_oauth_error_description(const struct mcp_oauth_error *error);
 
 /**
+ * How long the server asked the client to wait before trying again (its
+ * `Retry-After`, as sent with a 429 or 503), in milliseconds.
+ *
+ * Returns true and writes `*retry_after_ms_out` when the server said (0 is
+ * then a real answer: "now"); returns false and writes nothing when it did
+ * not, or when `error` or `retry_after_ms_out` is NULL. Mostly set on
+ * errors of kind `"server"`.
+ */
+bool mcp_oauth_error_retry_after_ms(const struct mcp_oauth_error *error,
+                                    uint64_t *retry_after_ms_out);
+
+/**
  * Free an error object. NULL is a no-op.
  */
 void mcp_oauth_error_free(struct mcp_oauth_error *error);
@@ -733,56 +890,115 @@ void mcp_oauth_provider_free(struct mcp_oauth_provider *provider);
 const char *mcp_oauth_provider_redirect_uri(const struct mcp_oauth_provider *provider);
 
 /**
- * Header mode, before each request: the `Authorization` header value to
- * send (e.g. `"Bearer eyJ..."`).
+ * How many headers to set (at least 1).
+ * 0 when `headers` is NULL.
+ */
+size_t mcp_oauth_headers_count(const struct mcp_oauth_headers *headers);
+
+/**
+ * The lower-case name of header `index` (`"authorization"`, then `"dpop"`
+ * for a DPoP-bound token), or NULL when `headers` is NULL or `index` is not
+ * below `mcp_oauth_headers_count`. A static string.
+ */
+const char *mcp_oauth_headers_name(const struct mcp_oauth_headers *headers, size_t index);
+
+/**
+ * The value of header `index` (it may hold a token: never log it), or NULL
+ * when `headers` is NULL or `index` is not below `mcp_oauth_headers_count`.
+ * Borrowed from `headers`.
+ */
+const char *mcp_oauth_headers_value(const struct mcp_oauth_headers *headers, size_t index);
+
+/**
+ * The `Authorization` value (e.g. `"Bearer eyJ..."`): a shortcut for the
+ * host that sets that header alone. Setting every header of
+ * `mcp_oauth_headers_name`/`_value` is what keeps working when the token is
+ * bound to a key (DPoP). NULL when `headers` is NULL. Borrowed from `headers`.
+ */
+const char *mcp_oauth_headers_authorization(const struct mcp_oauth_headers *headers);
+
+/**
+ * Free a headers object, overwriting its values first. NULL is a no-op.
+ */
+void mcp_oauth_headers_free(struct mcp_oauth_headers *headers);
+
+/**
+ * Header mode, before each request: the headers to set on it.
  *
- * With a valid token held this is fast: no I/O, no lock held by other
- * requests. On first use it loads stored tokens; it refreshes a token about
- * to expire. It never starts the interactive flow: with no usable token,
- * `*header_out` is NULL, the request goes out without `Authorization`, and
+ * - `method`: the request's HTTP method (e.g. `"POST"`).
+ * - `url`: the request's absolute URL. Headers are only ever given for the
+ *   MCP server's origin (scheme, host and port of the configured server
+ *   URL); for any other URL `*headers_out` is NULL.
+ *
+ * With a valid token held this is fast: no I/O, no lock, no waiting. On
+ * first use it loads stored tokens; it refreshes a token about to expire.
+ * It never starts the interactive flow: with no usable token,
+ * `*headers_out` is NULL, the request goes out without `Authorization`, and
  * the server's 401 (given to `mcp_oauth_provider_handle_response`) starts it.
  *
- * On success `*header_out` is the header value (owned by the caller; free
- * with `mcp_oauth_string_free`) or NULL. On failure nothing is written to
- * `header_out` and, when `err_out` is not NULL, `*err_out` is a new error.
+ * On success `*headers_out` is a new headers object (owned by the caller;
+ * free with `mcp_oauth_headers_free`) or NULL. On failure nothing is
+ * written to `headers_out` and, when `err_out` is not NULL, `*err_out` is a
+ * new error. A refresh that fails because the authorization server is down
+ * gives `MCP_OAUTH_RESULT_SERVER` or `MCP_OAUTH_RESULT_NETWORK`; the stored
+ * tokens are kept.
  *
  * Blocking when it must load or refresh. From a library callback it always
  * returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
- * (one rule, whatever the state): use `mcp_oauth_provider_get_authorization_async` there.
+ * (one rule, whatever the state): use `mcp_oauth_provider_get_headers_async` there.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of loading and refreshing.
  */
-mcp_oauth_result mcp_oauth_provider_get_authorization(const struct mcp_oauth_provider *provider,
-                                                      char **header_out,
-                                                      struct mcp_oauth_error **err_out);
+mcp_oauth_result mcp_oauth_provider_get_headers(const struct mcp_oauth_provider *provider,
+                                                const char *method,
+                                                const char *url,
+                                                struct mcp_oauth_headers **headers_out,
+                                                struct mcp_oauth_error **err_out);
 
 /**
- * Header mode, after a response: hand the provider the response's status
- * and its `WWW-Authenticate` values, and learn whether to send the request
- * again. On 401 it refreshes or runs the whole flow (discovery,
- * registration, the person's authorization through the handlers, the token
- * exchange); on 403 `insufficient_scope` it steps up the scopes. Call it at
- * most once per request: after a retry, give a second 401/403 to the
- * application.
+ * Header mode, after a response: hand the provider the request and its
+ * response, and learn whether to send the request again. On 401 it
+ * refreshes or runs the whole flow (discovery, registration, the person's
+ * authorization through the handlers, the token exchange); on 403
+ * `insufficient_scope` it steps up the scopes; any other status needs
+ * nothing. Call it at most once per request: after a retry, give a second
+ * 401/403 to the application.
  *
- * - `status`: the HTTP status (any; 2xx/3xx reset the step-up counter).
- * - `www_authenticate`, `count`: every `WWW-Authenticate` value of the
- *   response (borrowed; may be NULL when `count` is 0).
- * - `sent_header`: the `Authorization` value the request carried, or NULL.
+ * - `method`, `url`: the request's, as given to `mcp_oauth_provider_get_headers`.
+ * - `sent_authorization`: the `Authorization` value the request carried,
+ *   or NULL when it carried none (it tells a token the server refused from
+ *   one another request has already replaced).
+ * - `status`: the response's HTTP status.
+ * - `header_names`, `header_values`, `header_count`: the response's
+ *   headers, two arrays of `header_count` strings (names in any case; a
+ *   header repeated is given once per value). Pass them all: the provider
+ *   reads every `WWW-Authenticate`, and will read others. Both arrays may be
+ *   NULL when `header_count` is 0. Every string must be UTF-8.
  *
  * On success `*retry_out` tells whether to retry; when true,
- * `*header_out` is the new header value (owned by the caller; free with
- * `mcp_oauth_string_free`), otherwise NULL. On failure nothing is written to
- * the outputs and, when `err_out` is not NULL, `*err_out` is a new error.
+ * `*headers_out` is a new headers object to send the retry with (owned by
+ * the caller; free with `mcp_oauth_headers_free`), otherwise NULL. On
+ * failure nothing is written to the outputs and, when `err_out` is not
+ * NULL, `*err_out` is a new error.
  *
  * Blocking (possibly for minutes, while a person authorizes): returns
  * `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from a library callback.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (including a NULL array with a
+ * count above 0, or a NULL string in one), `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of the flow.
  */
 mcp_oauth_result mcp_oauth_provider_handle_response(const struct mcp_oauth_provider *provider,
+                                                    const char *method,
+                                                    const char *url,
+                                                    const char *sent_authorization,
                                                     uint16_t status,
-                                                    const char *const *www_authenticate,
-                                                    size_t count,
-                                                    const char *sent_header,
+                                                    const char *const *header_names,
+                                                    const char *const *header_values,
+                                                    size_t header_count,
                                                     bool *retry_out,
-                                                    char **header_out,
+                                                    struct mcp_oauth_headers **headers_out,
                                                     struct mcp_oauth_error **err_out);
 
 /**
@@ -798,23 +1014,27 @@ mcp_oauth_result mcp_oauth_provider_authorize(const struct mcp_oauth_provider *p
                                               struct mcp_oauth_error **err_out);
 
 /**
- * `mcp_oauth_provider_get_authorization`, without waiting: `completion`
- * gets the header value (or NULL when there is no usable token) as `value`.
+ * `mcp_oauth_provider_get_headers`, without waiting: `completion` gets the
+ * headers to set, or NULL when there is no usable token (or the URL is not
+ * the MCP server's). `method` and `url` are copied before this returns.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
  * `completion` is called exactly once, even if the provider is freed
  * meanwhile. Any other result means it did not start and `completion`
  * will not be called. Callable from any thread, including library callbacks.
  *
- * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, method, url,
+ * completion), `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
-mcp_oauth_result mcp_oauth_provider_get_authorization_async(const struct mcp_oauth_provider *provider,
-                                                            mcp_oauth_completion completion,
-                                                            void *userdata);
+mcp_oauth_result mcp_oauth_provider_get_headers_async(const struct mcp_oauth_provider *provider,
+                                                      const char *method,
+                                                      const char *url,
+                                                      mcp_oauth_headers_completion completion,
+                                                      void *userdata);
 
 /**
  * `mcp_oauth_provider_handle_response`, without waiting: `completion` gets
- * the new header value as `value` when the request should be sent again,
+ * the headers to send the request again with when it should be retried,
  * NULL when not. The arguments are copied before this returns.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
@@ -825,11 +1045,14 @@ mcp_oauth_result mcp_oauth_provider_get_authorization_async(const struct mcp_oau
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
 mcp_oauth_result mcp_oauth_provider_handle_response_async(const struct mcp_oauth_provider *provider,
+                                                          const char *method,
+                                                          const char *url,
+                                                          const char *sent_authorization,
                                                           uint16_t status,
-                                                          const char *const *www_authenticate,
-                                                          size_t count,
-                                                          const char *sent_header,
-                                                          mcp_oauth_completion completion,
+                                                          const char *const *header_names,
+                                                          const char *const *header_values,
+                                                          size_t header_count,
+                                                          mcp_oauth_headers_completion completion,
                                                           void *userdata);
 
 /**

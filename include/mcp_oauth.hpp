@@ -4,7 +4,7 @@
  *   - unique_ptr aliases with the right deleters for every handle;
  *   - mcp_oauth::error, an exception carrying the C error object's fields;
  *   - mcp_oauth::check(rc, err), which throws it;
- *   - a few wrappers for the calls whose outputs are owned strings.
+ *   - wrappers for header mode, whose outputs are owned headers objects.
  * Everything else is the C API, used directly on `.get()`.
  *
  * Before 1.0 there is no ABI stability: rebuild against each release.
@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mcp_oauth.h"
@@ -32,14 +33,14 @@ struct provider_deleter {
 struct error_deleter {
     void operator()(mcp_oauth_error *e) const noexcept { mcp_oauth_error_free(e); }
 };
-struct string_deleter {
-    void operator()(char *s) const noexcept { mcp_oauth_string_free(s); }
+struct headers_deleter {
+    void operator()(mcp_oauth_headers *h) const noexcept { mcp_oauth_headers_free(h); }
 };
 
 using builder_ptr = std::unique_ptr<mcp_oauth_config_builder, builder_deleter>;
 using provider_ptr = std::unique_ptr<mcp_oauth_provider, provider_deleter>;
 using error_ptr = std::unique_ptr<mcp_oauth_error, error_deleter>;
-using string_ptr = std::unique_ptr<char, string_deleter>;
+using headers_ptr = std::unique_ptr<mcp_oauth_headers, headers_deleter>;
 
 /* A failed call: the result code and a copy of the error object's fields. */
 class error : public std::runtime_error {
@@ -52,6 +53,9 @@ public:
             step_ = str(mcp_oauth_error_step(detail));
             http_status_ = mcp_oauth_error_http_status(detail);
             oauth_error_ = str(mcp_oauth_error_oauth_error(detail));
+            uint64_t ms = 0;
+            if (mcp_oauth_error_retry_after_ms(detail, &ms))
+                retry_after_ms_ = ms;
         } else {
             kind_ = str(mcp_oauth_result_name(static_cast<uint32_t>(code)));
         }
@@ -62,6 +66,8 @@ public:
     const std::string &step() const noexcept { return step_; }
     uint16_t http_status() const noexcept { return http_status_; }
     const std::string &oauth_error() const noexcept { return oauth_error_; }
+    /* The server's Retry-After, in milliseconds, when it sent one. */
+    std::optional<uint64_t> retry_after_ms() const noexcept { return retry_after_ms_; }
 
 private:
     static std::string str(const char *s) { return s ? std::string(s) : std::string(); }
@@ -75,6 +81,7 @@ private:
     mcp_oauth_result code_;
     std::string kind_, step_, oauth_error_;
     uint16_t http_status_ = 0;
+    std::optional<uint64_t> retry_after_ms_;
 };
 
 /* Throw mcp_oauth::error unless `rc` is OK; takes ownership of `err`. */
@@ -96,33 +103,38 @@ inline provider_ptr build(builder_ptr builder)
     return provider_ptr(p);
 }
 
-/* The Authorization header value, or nothing when no token is held yet. */
-inline std::optional<std::string> get_authorization(const provider_ptr &p)
+/* The headers for a request (walk them with mcp_oauth_headers_count/_name/
+ * _value on .get()), or an empty pointer when no token is held yet. */
+inline headers_ptr get_headers(const provider_ptr &p, const std::string &method, const std::string &url)
 {
-    char *h = nullptr;
+    mcp_oauth_headers *h = nullptr;
     mcp_oauth_error *err = nullptr;
-    check(mcp_oauth_provider_get_authorization(p.get(), &h, &err), err);
-    string_ptr owned(h);
-    return owned ? std::optional<std::string>(owned.get()) : std::nullopt;
+    check(mcp_oauth_provider_get_headers(p.get(), method.c_str(), url.c_str(), &h, &err), err);
+    return headers_ptr(h);
 }
 
-/* The header to retry with, or nothing when the request should not be retried. */
-inline std::optional<std::string> handle_response(const provider_ptr &p, uint16_t status,
-                                                  const std::vector<std::string> &www_authenticate,
-                                                  const std::optional<std::string> &sent)
+/* The headers to retry with, or an empty pointer when the request should not
+ * be retried. `response_headers` holds every (name, value) of the response;
+ * `sent` is what get_headers gave for the request (may be empty). */
+inline headers_ptr handle_response(const provider_ptr &p, const std::string &method, const std::string &url,
+                                   const headers_ptr &sent, uint16_t status,
+                                   const std::vector<std::pair<std::string, std::string>> &response_headers)
 {
-    std::vector<const char *> values;
-    values.reserve(www_authenticate.size());
-    for (const auto &v : www_authenticate)
-        values.push_back(v.c_str());
+    std::vector<const char *> names, values;
+    names.reserve(response_headers.size());
+    values.reserve(response_headers.size());
+    for (const auto &h : response_headers) {
+        names.push_back(h.first.c_str());
+        values.push_back(h.second.c_str());
+    }
     bool retry = false;
-    char *h = nullptr;
+    mcp_oauth_headers *again = nullptr;
     mcp_oauth_error *err = nullptr;
-    check(mcp_oauth_provider_handle_response(p.get(), status, values.data(), values.size(),
-                                             sent ? sent->c_str() : nullptr, &retry, &h, &err),
+    check(mcp_oauth_provider_handle_response(p.get(), method.c_str(), url.c_str(),
+                                             mcp_oauth_headers_authorization(sent.get()), status, names.data(),
+                                             values.data(), names.size(), &retry, &again, &err),
           err);
-    string_ptr owned(h);
-    return retry && owned ? std::optional<std::string>(owned.get()) : std::nullopt;
+    return headers_ptr(again);
 }
 
 inline void authorize(const provider_ptr &p)

@@ -15,6 +15,15 @@ int main()
     auto provider = mcp_oauth::build(std::move(builder));
     std::printf("C++ wrapper: provider built (libmcp_oauth %s)\n", mcp_oauth_version());
 
+    // Header mode without a token: no headers, and a 200 needs no retry.
+    auto headers = mcp_oauth::get_headers(provider, "POST", "https://mcp.example.com/mcp");
+    auto again = mcp_oauth::handle_response(provider, "POST", "https://mcp.example.com/mcp", headers, 200,
+                                            {{"Content-Type", "application/json"}});
+    if (headers || again) {
+        std::printf("FAIL: headers without a token\n");
+        return 1;
+    }
+
     try {
         auto b = mcp_oauth::make_builder(); // no server URL: build must fail
         mcp_oauth::build(std::move(b));

@@ -12,10 +12,11 @@
  * request carries the MCP-Protocol-Version header (with Mcp-Method, Mcp-Name) and, in
  * params._meta, the protocol version, the client's capabilities and its info.
  *
- * Authorization, per request: ask the provider for the Authorization header
- * (none before the first authorization), send; on 401/403 give the status
- * and WWW-Authenticate values to the provider, which runs the OAuth flow and
- * says whether to send again, once.
+ * Authorization, per request: ask the provider for the headers of the request
+ * (method and URL; none before the first authorization), send; on 401/403 give
+ * the request and the response (status and every header, collected by
+ * libcurl's header callback) to the provider, which runs the OAuth flow and
+ * says whether to send again, once, and with which headers.
  *
  *   mcp_client [options] SERVER_URL      (mcp_client --help for the options)
  */
@@ -37,7 +38,7 @@
 #define DEFAULT_PROTOCOL_VERSION "2025-06-18"
 /* The first protocol version without initialize (stateless requests). */
 #define STATELESS_PROTOCOL_VERSION "2026-07-28"
-#define MAX_HEADER_VALUES 16
+#define MAX_RESPONSE_HEADERS 64
 
 /* ------------------------------------------------------------------ options */
 
@@ -47,6 +48,7 @@ struct options {
     const char *client_id;
     const char *client_secret;
     const char *auth_method;
+    const char *issuer;
     const char *private_key_file;
     const char *signing_alg;
     const char *client_metadata_url;
@@ -81,6 +83,8 @@ static void usage(FILE *out)
             "  --client-id ID           pre-registered client ID\n"
             "  --client-secret SECRET   its secret (confidential clients)\n"
             "  --auth-method METHOD     none, client_secret_basic or client_secret_post\n"
+            "  --issuer URL             the authorization server the client ID belongs to\n"
+            "                           (its credentials go to no other)\n"
             "  --private-key FILE       PKCS#8 PEM key for private_key_jwt (with --client-id)\n"
             "  --signing-alg ALG        its JWT algorithm (default ES256)\n"
             "  --client-metadata-url U  a Client ID Metadata Document URL to use as client_id\n"
@@ -127,6 +131,8 @@ static int parse_options(int argc, char **argv, struct options *o)
             VALUE(client_secret);
         } else if (!strcmp(a, "--auth-method")) {
             VALUE(auth_method);
+        } else if (!strcmp(a, "--issuer")) {
+            VALUE(issuer);
         } else if (!strcmp(a, "--private-key")) {
             VALUE(private_key_file);
         } else if (!strcmp(a, "--signing-alg")) {
@@ -219,6 +225,9 @@ static void print_oauth_error(const char *what, mcp_oauth_result rc, mcp_oauth_e
                     mcp_oauth_error_oauth_error_description(err) ? mcp_oauth_error_oauth_error_description(err) : "");
         if (mcp_oauth_error_url(err))
             fprintf(stderr, "  url:     %s\n", mcp_oauth_error_url(err));
+        uint64_t retry_after_ms = 0;
+        if (mcp_oauth_error_retry_after_ms(err, &retry_after_ms))
+            fprintf(stderr, "  retry after: %llu ms\n", (unsigned long long)retry_after_ms);
     }
 }
 
@@ -257,18 +266,37 @@ struct response {
     struct buffer body;
     char *content_type;
     char *session_id;
-    char *www_authenticate[MAX_HEADER_VALUES];
-    size_t www_authenticate_count;
+    /* Every header, for the provider (it reads WWW-Authenticate, and more). */
+    char *header_names[MAX_RESPONSE_HEADERS];
+    char *header_values[MAX_RESPONSE_HEADERS];
+    size_t header_count;
 };
+
+static void forget_headers(struct response *r)
+{
+    for (size_t i = 0; i < r->header_count; i++) {
+        free(r->header_names[i]);
+        free(r->header_values[i]);
+    }
+    r->header_count = 0;
+}
 
 static void response_clear(struct response *r)
 {
     free(r->body.data);
     free(r->content_type);
     free(r->session_id);
-    for (size_t i = 0; i < r->www_authenticate_count; i++)
-        free(r->www_authenticate[i]);
+    forget_headers(r);
     memset(r, 0, sizeof *r);
+}
+
+/* The first value of header `name`, or NULL. */
+static const char *response_header(const struct response *r, const char *name)
+{
+    for (size_t i = 0; i < r->header_count; i++)
+        if (!strcasecmp(r->header_names[i], name))
+            return r->header_values[i];
+    return NULL;
 }
 
 /* The value of header line `line` if its name is `name`, trimmed, else NULL. */
@@ -291,6 +319,28 @@ static char *header_value(const char *line, size_t len, const char *name)
     return out;
 }
 
+/* Keep header line `line` ("Name: value") as a name and a trimmed value. */
+static void keep_header(struct response *r, const char *line, size_t len)
+{
+    const char *colon = memchr(line, ':', len);
+    if (!colon || colon == line || r->header_count == MAX_RESPONSE_HEADERS)
+        return;
+    size_t n = (size_t)(colon - line);
+    char *name = malloc(n + 1);
+    if (!name)
+        return;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    char *value = header_value(line, len, name);
+    if (!value) {
+        free(name);
+        return;
+    }
+    r->header_names[r->header_count] = name;
+    r->header_values[r->header_count++] = value;
+}
+
+/* libcurl's header callback: one call per header line, status line included. */
 static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
 {
     struct response *r = userdata;
@@ -298,15 +348,11 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     char *v;
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* A new response (after a 100 Continue): forget the previous headers. */
-        for (size_t i = 0; i < r->www_authenticate_count; i++)
-            free(r->www_authenticate[i]);
-        r->www_authenticate_count = 0;
-    } else if ((v = header_value(line, len, "WWW-Authenticate"))) {
-        if (r->www_authenticate_count < MAX_HEADER_VALUES)
-            r->www_authenticate[r->www_authenticate_count++] = v;
-        else
-            free(v);
-    } else if ((v = header_value(line, len, "Mcp-Session-Id"))) {
+        forget_headers(r);
+        return len;
+    }
+    keep_header(r, line, len);
+    if ((v = header_value(line, len, "Mcp-Session-Id"))) {
         free(r->session_id);
         r->session_id = v;
     } else if ((v = header_value(line, len, "Content-Type"))) {
@@ -353,16 +399,21 @@ static char *format_header(const char *name, const char *value)
     return h;
 }
 
-/* One POST of `body` (a `method` message) with `authorization` (may be NULL). */
-static int send_once(struct session *s, const char *method, const char *body, const char *authorization,
+/* One POST of `body` (a `method` message) with the provider's headers `auth`
+ * (may be NULL: none before the first authorization). */
+static int send_once(struct session *s, const char *method, const char *body, const mcp_oauth_headers *auth,
                      struct response *r)
 {
     struct curl_slist *headers = NULL;
-    char *auth = NULL, *sid = NULL, *ver = NULL, *meth = NULL, *name = NULL;
+    char *oauth[4] = {NULL};
+    size_t oauth_count = mcp_oauth_headers_count(auth);
+    char *sid = NULL, *ver = NULL, *meth = NULL, *name = NULL;
     headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Accept: application/json, text/event-stream");
-    if (authorization)
-        headers = curl_slist_append(headers, (auth = format_header("Authorization", authorization)));
+    /* Every header the provider gives (Authorization; DPoP with a bound token). */
+    for (size_t i = 0; i < oauth_count && i < 4; i++)
+        headers = curl_slist_append(
+            headers, (oauth[i] = format_header(mcp_oauth_headers_name(auth, i), mcp_oauth_headers_value(auth, i))));
     if (s->session_id)
         headers = curl_slist_append(headers, (sid = format_header("Mcp-Session-Id", s->session_id)));
     if (s->protocol_version)
@@ -383,12 +434,13 @@ static int send_once(struct session *s, const char *method, const char *body, co
     curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(s->curl, CURLOPT_TIMEOUT, 120L);
     CURLcode cc = curl_easy_perform(s->curl);
-    if (auth) {
-        /* The header held a token: do not leave it in freed memory. */
-        memset(auth, 0, strlen(auth));
-    }
     curl_slist_free_all(headers);
-    free(auth);
+    for (size_t i = 0; i < 4; i++) {
+        /* They held a token: do not leave it in freed memory. */
+        if (oauth[i])
+            memset(oauth[i], 0, strlen(oauth[i]));
+        free(oauth[i]);
+    }
     free(sid);
     free(ver);
     free(meth);
@@ -401,38 +453,35 @@ static int send_once(struct session *s, const char *method, const char *body, co
     return 0;
 }
 
-static void free_secret(char *s)
-{
-    mcp_oauth_string_free(s); /* overwrites before freeing */
-}
-
-/* POST `body`, with authorization from the provider; on 401/403 let the
- * provider handle it, and send again once when it says so. */
+/* POST `body`, with the headers from the provider; on 401/403 let the
+ * provider handle the response, and send again once when it says so. */
 static int post(struct session *s, const char *method, const char *body, struct response *r)
 {
+    const char *url = s->opts->server_url;
     mcp_oauth_error *err = NULL;
-    char *authorization = NULL;
-    mcp_oauth_result rc = mcp_oauth_provider_get_authorization(s->provider, &authorization, &err);
+    mcp_oauth_headers *auth = NULL;
+    mcp_oauth_result rc = mcp_oauth_provider_get_headers(s->provider, "POST", url, &auth, &err);
     if (rc != MCP_OAUTH_RESULT_OK) {
-        print_oauth_error("getting the Authorization header", rc, err);
+        print_oauth_error("getting the authorization headers", rc, err);
         mcp_oauth_error_free(err);
         return -1;
     }
-    if (send_once(s, method, body, authorization, r) != 0) {
-        free_secret(authorization);
+    if (send_once(s, method, body, auth, r) != 0) {
+        mcp_oauth_headers_free(auth); /* overwrites before freeing */
         return -1;
     }
     if (r->status == 401 || r->status == 403) {
-        note("%s: HTTP %ld%s%s", method, r->status, r->www_authenticate_count ? ", WWW-Authenticate: " : "",
-             r->www_authenticate_count ? r->www_authenticate[0] : "");
+        const char *challenge = response_header(r, "WWW-Authenticate");
+        note("%s: HTTP %ld%s%s", method, r->status, challenge ? ", WWW-Authenticate: " : "", challenge ? challenge : "");
         note("handing the response to libmcp_oauth (this may run the OAuth flow)");
         bool retry = false;
-        char *again = NULL;
-        rc = mcp_oauth_provider_handle_response(s->provider, (uint16_t)r->status,
-                                                (const char *const *)r->www_authenticate,
-                                                r->www_authenticate_count, authorization, &retry, &again, &err);
-        free_secret(authorization);
-        authorization = NULL;
+        mcp_oauth_headers *again = NULL;
+        rc = mcp_oauth_provider_handle_response(
+            s->provider, "POST", url, mcp_oauth_headers_authorization(auth), (uint16_t)r->status,
+            (const char *const *)r->header_names, (const char *const *)r->header_values, r->header_count, &retry,
+            &again, &err);
+        mcp_oauth_headers_free(auth);
+        auth = NULL;
         if (rc != MCP_OAUTH_RESULT_OK) {
             print_oauth_error("authorization", rc, err);
             mcp_oauth_error_free(err);
@@ -442,12 +491,12 @@ static int post(struct session *s, const char *method, const char *body, struct 
             note("authorized; sending %s again", method);
             response_clear(r);
             int ok = send_once(s, method, body, again, r);
-            free_secret(again);
+            mcp_oauth_headers_free(again);
             if (ok != 0)
                 return -1;
         }
     }
-    free_secret(authorization);
+    mcp_oauth_headers_free(auth);
     if (r->session_id && (!s->session_id || strcmp(r->session_id, s->session_id) != 0)) {
         free(s->session_id);
         s->session_id = strdup(r->session_id);
@@ -744,7 +793,8 @@ static mcp_oauth_provider *make_provider(const struct options *o)
     if (rc == MCP_OAUTH_RESULT_OK && o->scope)
         rc = mcp_oauth_config_builder_set_scope(b, o->scope);
     if (rc == MCP_OAUTH_RESULT_OK && o->client_id)
-        rc = mcp_oauth_config_builder_set_static_client(b, o->client_id, o->client_secret, o->auth_method);
+        rc = mcp_oauth_config_builder_set_static_client(b, o->client_id, o->client_secret, o->auth_method,
+                                                        o->issuer); /* NULL: not pinned */
     if (rc == MCP_OAUTH_RESULT_OK && o->private_key_file) {
         char *pem = read_secret_file(o->private_key_file);
         if (!pem) {

@@ -46,8 +46,13 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, name: &'static str) -> Result
         return Err(Failure::null(name));
     }
     // SAFETY: the caller passes a NUL-terminated string that outlives the call.
-    let s = unsafe { CStr::from_ptr(p) };
-    s.to_str().map_err(|_| Failure::invalid_utf8(name))
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    // Methods and URLs, on the header path, are ASCII: checked inline.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| Failure::invalid_utf8(name))
 }
 
 /// An optional string argument: NULL is `None`.
@@ -72,18 +77,6 @@ pub(crate) fn to_cstring(s: &str) -> CString {
         let mut bytes = e.into_vec();
         bytes.retain(|b| *b != 0);
         CString::new(bytes).unwrap_or_default()
-    })
-}
-
-/// A secret string handed to C as an owned `char *`: refuse rather than
-/// alter it when it holds a NUL.
-pub(crate) fn secret_to_raw(s: String, what: &'static str) -> Result<*mut c_char, Failure> {
-    CString::new(s).map(CString::into_raw).map_err(|e| {
-        let mut v = e.into_vec();
-        zeroize::Zeroize::zeroize(&mut v);
-        Failure::flow(format!(
-            "the {what} holds a NUL byte and cannot be returned as a C string"
-        ))
     })
 }
 

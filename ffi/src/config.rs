@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mcp_oauth_client::{
     AuthorizationHandler, BrowserLoopbackHandler, Error as CoreError, FileStorage, GrantKind, JwtSigner,
-    LoopbackReceiver, MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, Secret, StaticClient,
-    TokenStorage,
+    LoopbackReceiver, MemoryStorage, OAuthClientMetadata, OAuthClientProvider, ProviderConfig, ResourceParameter,
+    Secret, StaticClient, TokenStorage,
 };
 
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
@@ -29,6 +29,22 @@ pub enum mcp_oauth_grant {
     ClientCredentials = 1,
 }
 
+/// What to send as the RFC 8707 `resource` parameter of authorization and
+/// token requests. Passed to `mcp_oauth_config_builder_set_resource_parameter`
+/// as a `uint32_t`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum mcp_oauth_resource_parameter {
+    /// The resource discovered for the MCP server (the MCP specification's
+    /// rule; the default).
+    Send = 0,
+    /// No `resource` parameter (for authorization servers that reject it,
+    /// such as Microsoft Entra ID in some tenants: AADSTS901002).
+    Omit = 1,
+    /// The value given to the setter instead of the discovered one.
+    Override = 2,
+}
+
 /// A provider's configuration, being assembled. Not thread-safe: use it from
 /// one thread at a time. Consumed by `mcp_oauth_config_builder_build`, or
 /// freed with `mcp_oauth_config_builder_free`.
@@ -45,7 +61,11 @@ enum StorageChoice {
 enum HandlerChoice {
     None,
     Callbacks(CallbackHandler),
-    Loopback { redirect_uri: String, timeout: Duration },
+    /// `timeout` None: the authorization timeout.
+    Loopback {
+        redirect_uri: String,
+        timeout: Option<Duration>,
+    },
 }
 
 pub(crate) struct Builder {
@@ -56,6 +76,11 @@ pub(crate) struct Builder {
     client_assertion_signer: Option<Arc<JwtSigner>>,
     scope: Option<String>,
     timeout: Option<Duration>,
+    authorization_timeout: Option<Duration>,
+    lease_wait: Option<Duration>,
+    resource_parameter: ResourceParameter,
+    extra_authorization_params: Vec<(String, String)>,
+    extra_token_params: Vec<(String, String)>,
     assume_s256_when_pkce_unadvertised: bool,
     skip_resource_check: bool,
     protocol_version: Option<String>,
@@ -70,8 +95,6 @@ impl BoxHandle for mcp_oauth_config_builder {
 
 /// The loopback redirect URI used when none is given.
 const DEFAULT_LOOPBACK: &str = "http://127.0.0.1:0/callback";
-/// How long the loopback receiver waits for the person by default.
-const DEFAULT_LOOPBACK_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn with_builder(
     builder: *mut mcp_oauth_config_builder,
@@ -84,8 +107,9 @@ fn with_builder(
 }
 
 /// A new builder with the defaults: the authorization-code grant, in-memory
-/// storage, no handler, a 30 s timeout per HTTP request, PKCE and resource
-/// checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
+/// storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
+/// person to authorize, 30 s of waiting for another process's refresh, the
+/// discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
 /// or `mcp_oauth_config_builder_free`. Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builder {
@@ -98,6 +122,11 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             client_assertion_signer: None,
             scope: None,
             timeout: None,
+            authorization_timeout: None,
+            lease_wait: None,
+            resource_parameter: ResourceParameter::Send,
+            extra_authorization_params: Vec::new(),
+            extra_token_params: Vec::new(),
             assume_s256_when_pkce_unadvertised: false,
             skip_resource_check: false,
             protocol_version: None,
@@ -166,9 +195,17 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_client_metadata_url(
 }
 
 /// Pre-registered client credentials. `client_id` is required;
-/// `client_secret` (confidential clients) and `auth_method` (`"none"`,
-/// `"client_secret_basic"`, `"client_secret_post"`; chosen from the server's
-/// metadata when NULL) may be NULL. All copied.
+/// `client_secret` (confidential clients), `auth_method` (`"none"`,
+/// `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`;
+/// chosen from the server's metadata when NULL) and `issuer` may be NULL.
+///
+/// `issuer` pins the credentials to the authorization server they were
+/// registered with (e.g. `"https://auth.example.com"`): metadata from any
+/// other issuer is then refused, so the secret never goes to another server.
+/// Recommended whenever `client_secret` is set. Checked (an http(s) URL) by
+/// `mcp_oauth_config_builder_build`.
+///
+/// All copied; a second call replaces the first.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
 #[unsafe(no_mangle)]
@@ -177,15 +214,18 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
     client_id: *const c_char,
     client_secret: *const c_char,
     auth_method: *const c_char,
+    issuer: *const c_char,
 ) -> mcp_oauth_result {
     with_builder(builder, |b| {
         let client_id = unsafe { str_arg(client_id, "client_id") }?.to_string();
         let client_secret = unsafe { opt_str_arg(client_secret, "client_secret") }?.map(Secret::new);
         let token_endpoint_auth_method = unsafe { opt_str_arg(auth_method, "auth_method") }?.map(str::to_string);
+        let issuer = unsafe { opt_str_arg(issuer, "issuer") }?.map(str::to_string);
         b.static_client = Some(StaticClient {
             client_id,
             client_secret,
             token_endpoint_auth_method,
+            issuer,
         });
         Ok(())
     })
@@ -248,6 +288,136 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_timeout_ms(
             return Err(Failure::invalid_argument("timeout_ms must be greater than zero"));
         }
         b.timeout = Some(Duration::from_millis(timeout_ms));
+        Ok(())
+    })
+}
+
+/// The deadline of the person's part of an interactive authorization, from
+/// sending them to the authorization endpoint to the redirect coming back,
+/// in milliseconds (default 300000, five minutes).
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_authorization_timeout_ms(
+    builder: *mut mcp_oauth_config_builder,
+    timeout_ms: u64,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        if timeout_ms == 0 {
+            return Err(Failure::invalid_argument(
+                "authorization timeout_ms must be greater than zero",
+            ));
+        }
+        b.authorization_timeout = Some(Duration::from_millis(timeout_ms));
+        Ok(())
+    })
+}
+
+/// How long to wait, in milliseconds, for another process that is refreshing
+/// the tokens of the same store (the file store shares them between
+/// processes) before giving up with `MCP_OAUTH_RESULT_STORAGE` (default
+/// 30000). 0 means: do not wait.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_lease_wait_ms(
+    builder: *mut mcp_oauth_config_builder,
+    wait_ms: u64,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.lease_wait = Some(Duration::from_millis(wait_ms));
+        Ok(())
+    })
+}
+
+/// The RFC 8707 `resource` parameter: a `mcp_oauth_resource_parameter`
+/// value. `value` is the resource to send with
+/// `MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE` (required, copied) and must be
+/// NULL otherwise.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder; `value` with OVERRIDE),
+/// `MCP_OAUTH_RESULT_INVALID_UTF8`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an
+/// unknown mode, an empty override, or a value with SEND or OMIT).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_resource_parameter(
+    builder: *mut mcp_oauth_config_builder,
+    mode: u32,
+    value: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let value = unsafe { opt_str_arg(value, "value") }?;
+        b.resource_parameter = match (mode, value) {
+            (m, None) if m == mcp_oauth_resource_parameter::Send as u32 => ResourceParameter::Send,
+            (m, None) if m == mcp_oauth_resource_parameter::Omit as u32 => ResourceParameter::Omit,
+            (m, Some(v)) if m == mcp_oauth_resource_parameter::Override as u32 => {
+                if v.is_empty() {
+                    return Err(Failure::invalid_argument("the override resource must not be empty"));
+                }
+                ResourceParameter::Override(v.to_string())
+            }
+            (m, None) if m == mcp_oauth_resource_parameter::Override as u32 => {
+                return Err(Failure::null("value"));
+            }
+            (m, Some(_)) if m <= mcp_oauth_resource_parameter::Omit as u32 => {
+                return Err(Failure::invalid_argument(
+                    "a resource value is only taken with MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE",
+                ));
+            }
+            (other, _) => {
+                return Err(Failure::invalid_argument(format!(
+                    "unknown resource parameter mode {other}"
+                )));
+            }
+        };
+        Ok(())
+    })
+}
+
+/// A name/value pair the copied extra parameters are made of.
+unsafe fn param_args(name: *const c_char, value: *const c_char) -> Result<(String, String), Failure> {
+    let name = unsafe { str_arg(name, "name") }?;
+    let value = unsafe { str_arg(value, "value") }?;
+    if name.is_empty() {
+        return Err(Failure::invalid_argument("a parameter name must not be empty"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Add a parameter to the authorization request (e.g. Auth0's `audience`).
+/// Callable several times; parameters are sent in the order added. An extra
+/// parameter never replaces one the protocol sets (`client_id`, `state`,
+/// `code_challenge`, ...). Both copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_add_authorization_param(
+    builder: *mut mcp_oauth_config_builder,
+    name: *const c_char,
+    value: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let param = unsafe { param_args(name, value) }?;
+        b.extra_authorization_params.push(param);
+        Ok(())
+    })
+}
+
+/// Add a parameter to every token request (code exchange, refresh, client
+/// credentials). Callable several times; never replaces a parameter the
+/// protocol sets. Both copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_add_token_param(
+    builder: *mut mcp_oauth_config_builder,
+    name: *const c_char,
+    value: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        let param = unsafe { param_args(name, value) }?;
+        b.extra_token_params.push(param);
         Ok(())
     })
 }
@@ -401,7 +571,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_handler_callbacks(
 /// `redirect_uri` is where to listen: `http` on `127.0.0.1`, `[::1]` or
 /// `localhost`; port 0 picks a free port. NULL means
 /// `"http://127.0.0.1:0/callback"`. `timeout_ms` bounds the wait for the
-/// person (0 means 300000, five minutes). The receiver is bound by
+/// person (0 means the authorization timeout,
+/// `mcp_oauth_config_builder_set_authorization_timeout_ms`, five minutes by
+/// default). The receiver is bound by
 /// `mcp_oauth_config_builder_build`, which also sets the client metadata's
 /// `redirect_uris` to the bound URI (`mcp_oauth_provider_redirect_uri` tells
 /// it). Copied.
@@ -417,11 +589,7 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_loopback_handler(
         let redirect_uri = unsafe { opt_str_arg(redirect_uri, "redirect_uri") }?
             .unwrap_or(DEFAULT_LOOPBACK)
             .to_string();
-        let timeout = if timeout_ms == 0 {
-            DEFAULT_LOOPBACK_TIMEOUT
-        } else {
-            Duration::from_millis(timeout_ms)
-        };
+        let timeout = (timeout_ms != 0).then(|| Duration::from_millis(timeout_ms));
         b.handler = HandlerChoice::Loopback { redirect_uri, timeout };
         Ok(())
     })
@@ -464,10 +632,37 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     let server_url = b
         .server_url
         .ok_or_else(|| CoreError::config("the server URL is not set"))?;
+    // The client metadata is put in last: the loopback receiver's bound URI
+    // goes into it, and the receiver's default wait is the configured
+    // authorization timeout.
+    let mut config = ProviderConfig::new(server_url, OAuthClientMetadata::new(Vec::new()));
+    config.client_metadata_url = b.client_metadata_url;
+    config.static_client = b.static_client;
+    config.client_assertion = b
+        .client_assertion_signer
+        .map(|s| s as Arc<dyn mcp_oauth_client::AssertionProvider>);
+    config.grant = b.grant;
+    if let Some(t) = b.timeout {
+        config.timeout = t;
+    }
+    if let Some(t) = b.authorization_timeout {
+        config.authorization_timeout = t;
+    }
+    if let Some(w) = b.lease_wait {
+        config.lease_wait = w;
+    }
+    config.resource_parameter = b.resource_parameter;
+    config.extra_authorization_params = b.extra_authorization_params;
+    config.extra_token_params = b.extra_token_params;
+    config.assume_s256_when_pkce_unadvertised = b.assume_s256_when_pkce_unadvertised;
+    config.skip_resource_check = b.skip_resource_check;
+    config.protocol_version = b.protocol_version;
+
     let (handler, redirect_uri): (Option<Arc<dyn AuthorizationHandler>>, Option<String>) = match b.handler {
         HandlerChoice::None => (None, None),
         HandlerChoice::Callbacks(h) => (Some(Arc::new(h)), None),
         HandlerChoice::Loopback { redirect_uri, timeout } => {
+            let timeout = timeout.unwrap_or(config.authorization_timeout);
             let receiver = block_on(LoopbackReceiver::bind(&redirect_uri, timeout))??;
             let bound = receiver.redirect_uri().to_string();
             (
@@ -489,29 +684,17 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     if let Some(scope) = b.scope {
         metadata.scope = Some(scope);
     }
+    config.client_metadata = metadata;
     let storage: Arc<dyn TokenStorage> = match b.storage {
         StorageChoice::Memory => Arc::new(MemoryStorage::new()),
         StorageChoice::File(dir) => {
             let dir = dir.or_else(FileStorage::default_dir).ok_or_else(|| {
                 CoreError::storage("no token directory given and neither XDG_STATE_HOME nor HOME is set")
             })?;
-            Arc::new(FileStorage::new(dir, &server_url)?)
+            Arc::new(FileStorage::new(dir, &config.server_url)?)
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
     };
-    let mut config = ProviderConfig::new(server_url, metadata);
-    config.client_metadata_url = b.client_metadata_url;
-    config.static_client = b.static_client;
-    config.client_assertion = b
-        .client_assertion_signer
-        .map(|s| s as Arc<dyn mcp_oauth_client::AssertionProvider>);
-    config.grant = b.grant;
-    if let Some(t) = b.timeout {
-        config.timeout = t;
-    }
-    config.assume_s256_when_pkce_unadvertised = b.assume_s256_when_pkce_unadvertised;
-    config.skip_resource_check = b.skip_resource_check;
-    config.protocol_version = b.protocol_version;
     let core = OAuthClientProvider::new(config, storage, handler)?;
     Ok(Provider {
         core,

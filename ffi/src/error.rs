@@ -43,6 +43,11 @@ pub enum mcp_oauth_result {
     WouldDeadlock = 11,
     /// The library panicked; the operation was abandoned. A bug: please report it.
     Panic = 12,
+    /// The server could not answer: a 5xx, a 429, an HTML error page, a
+    /// malformed success. An outage, not a refusal: stored tokens are kept,
+    /// and a later request tries again (after `mcp_oauth_error_retry_after_ms`
+    /// when the server said how long to wait).
+    Server = 13,
 }
 
 impl mcp_oauth_result {
@@ -61,6 +66,7 @@ impl mcp_oauth_result {
             Self::Handler => c"handler",
             Self::WouldDeadlock => c"would_deadlock",
             Self::Panic => c"panic",
+            Self::Server => c"server",
         }
     }
 
@@ -79,6 +85,7 @@ impl mcp_oauth_result {
             10 => Self::Handler,
             11 => Self::WouldDeadlock,
             12 => Self::Panic,
+            13 => Self::Server,
             _ => return None,
         })
     }
@@ -143,6 +150,7 @@ fn code_of(e: &CoreError) -> mcp_oauth_result {
         ErrorKind::Registration => mcp_oauth_result::Registration,
         ErrorKind::Token => mcp_oauth_result::Token,
         ErrorKind::Network => mcp_oauth_result::Network,
+        ErrorKind::Server => mcp_oauth_result::Server,
         ErrorKind::InvalidConfiguration => mcp_oauth_result::InvalidConfiguration,
         ErrorKind::Storage => mcp_oauth_result::Storage,
         ErrorKind::Handler => mcp_oauth_result::Handler,
@@ -151,8 +159,8 @@ fn code_of(e: &CoreError) -> mcp_oauth_result {
 }
 
 /// The detail of a failure: what kind, in which step, the message, the HTTP
-/// status and the OAuth `error`/`error_description` when the server sent
-/// them. Created by the library on failure, owned by the caller, freed with
+/// status, the OAuth `error`/`error_description` and the `Retry-After` when
+/// the server sent them. Created by the library on failure, owned by the caller, freed with
 /// `mcp_oauth_error_free`. Immutable: it may be read from any thread. Strings
 /// returned by its accessors are borrowed from it and valid until it is freed.
 /// It never holds a secret.
@@ -169,6 +177,7 @@ pub(crate) struct ErrorObject {
     status: u16,
     oauth_error: Option<CString>,
     oauth_error_description: Option<CString>,
+    retry_after_ms: Option<u64>,
 }
 
 impl BoxHandle for mcp_oauth_error {
@@ -187,6 +196,9 @@ impl From<Failure> for ErrorObject {
                 status: e.status().unwrap_or(0),
                 oauth_error: e.oauth().map(|o| to_cstring(&o.error)),
                 oauth_error_description: e.oauth().and_then(|o| o.error_description.as_deref()).map(to_cstring),
+                retry_after_ms: e
+                    .retry_after()
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             },
             Failure::Local { code, message } => ErrorObject {
                 code,
@@ -197,6 +209,7 @@ impl From<Failure> for ErrorObject {
                 status: 0,
                 oauth_error: None,
                 oauth_error_description: None,
+                retry_after_ms: None,
             },
         }
     }
@@ -234,7 +247,7 @@ pub unsafe extern "C" fn mcp_oauth_error_code(error: *const mcp_oauth_error) -> 
 }
 
 /// The kind of failure, as a stable lower-case name: the name of its result
-/// code (`"flow"`, `"registration"`, `"token"`, `"network"`,
+/// code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
 /// `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
 /// `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`).
 /// A static string; NULL when `error` is NULL.
@@ -307,6 +320,33 @@ pub unsafe extern "C" fn mcp_oauth_error_oauth_error(error: *const mcp_oauth_err
 pub unsafe extern "C" fn mcp_oauth_error_oauth_error_description(error: *const mcp_oauth_error) -> *const c_char {
     boundary::guard_value(std::ptr::null(), || {
         unsafe { mcp_oauth_error::borrow(error) }.map_or(std::ptr::null(), |e| opt_ptr(&e.oauth_error_description))
+    })
+}
+
+/// How long the server asked the client to wait before trying again (its
+/// `Retry-After`, as sent with a 429 or 503), in milliseconds.
+///
+/// Returns true and writes `*retry_after_ms_out` when the server said (0 is
+/// then a real answer: "now"); returns false and writes nothing when it did
+/// not, or when `error` or `retry_after_ms_out` is NULL. Mostly set on
+/// errors of kind `"server"`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_retry_after_ms(
+    error: *const mcp_oauth_error,
+    retry_after_ms_out: *mut u64,
+) -> bool {
+    boundary::guard_value(false, || {
+        let Some(ms) = unsafe { mcp_oauth_error::borrow(error) }.and_then(|e| e.retry_after_ms) else {
+            return false;
+        };
+        // SAFETY: a non-NULL output points to writable storage for one u64.
+        match unsafe { retry_after_ms_out.as_mut() } {
+            Some(out) => {
+                *out = ms;
+                true
+            }
+            None => false,
+        }
     })
 }
 

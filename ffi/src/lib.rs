@@ -15,8 +15,9 @@
 //!   explaining take an optional `mcp_oauth_error **err_out`.
 //! - No panic crosses the boundary: a panic is reported as
 //!   `MCP_OAUTH_RESULT_PANIC`.
-//! - Strings are NUL-terminated UTF-8. A string the library returns through a
-//!   `char **` is owned by the caller and freed with [`mcp_oauth_string_free`].
+//! - Strings are NUL-terminated UTF-8. Strings the library returns are
+//!   borrowed from the object they come from (a token only ever comes in an
+//!   `mcp_oauth_headers`, overwritten when freed).
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
@@ -41,22 +42,6 @@ use std::ffi::c_char;
 #[unsafe(no_mangle)]
 pub extern "C" fn mcp_oauth_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
-}
-
-/// Free a string the library returned through a `char **` output. The bytes
-/// are overwritten before the memory is released (they may hold a token).
-/// `NULL` is a no-op. Never pass a string that did not come from this library.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn mcp_oauth_string_free(s: *mut c_char) {
-    boundary::guard_void(|| {
-        if !s.is_null() {
-            // SAFETY: the caller passes a string this library produced with
-            // `CString::into_raw`, at most once.
-            let owned = unsafe { std::ffi::CString::from_raw(s) };
-            let mut bytes = owned.into_bytes();
-            zeroize::Zeroize::zeroize(&mut bytes);
-        }
-    })
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::future::Future;
 use std::sync::Arc;
 
-use mcp_oauth_client::{Error as CoreError, OAuthClientProvider, ResponseAction, runtime};
+use mcp_oauth_client::{
+    AuthHeaders, Error as CoreError, OAuthClientProvider, RequestInfo, ResponseAction, ResponseInfo, runtime,
+};
 
-use crate::boundary::{self, ArcHandle, opt_str_arg, out_arg, secret_to_raw, str_arg};
+use crate::boundary::{self, ArcHandle, opt_str_arg, out_arg, str_arg};
 use crate::error::{ErrorObject, Failure, mcp_oauth_error, mcp_oauth_result};
 
 /// The OAuth client for one MCP server. Thread-safe: every function taking
@@ -29,9 +31,9 @@ impl ArcHandle for mcp_oauth_provider {
 ///
 /// - `userdata`: as given when the operation was started.
 /// - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
-/// - `value`: on success, the operation's string result or NULL (see each
-///   `_async` function); NULL on failure. Borrowed: valid only during the
-///   call (copy it; it may hold a token).
+/// - `value`: NULL so far (`mcp_oauth_provider_authorize_async` has no
+///   result); reserved for an operation with a string result. Borrowed:
+///   valid only during the call.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
 ///   during the call.
 ///
@@ -63,26 +65,36 @@ fn provider_ref<'a>(p: *const mcp_oauth_provider) -> Result<&'a Provider, Failur
     unsafe { mcp_oauth_provider::borrow(p) }.ok_or_else(|| Failure::null("provider"))
 }
 
-fn action_header(action: ResponseAction) -> Option<String> {
-    match action {
-        ResponseAction::Retry(h) => Some(h),
-        _ => None,
-    }
-}
-
-/// Copy the `WWW-Authenticate` values out of the caller's array.
-unsafe fn www_authenticate_arg(values: *const *const c_char, count: usize) -> Result<Vec<String>, Failure> {
+/// Copy the response's headers out of the caller's arrays.
+unsafe fn response_headers_arg(
+    names: *const *const c_char,
+    values: *const *const c_char,
+    count: usize,
+) -> Result<Vec<(String, String)>, Failure> {
     if count == 0 {
         return Ok(Vec::new());
     }
-    if values.is_null() {
-        return Err(Failure::null("www_authenticate"));
+    if names.is_null() {
+        return Err(Failure::null("header_names"));
     }
-    // SAFETY: the caller passes `count` readable pointers.
-    let slice = unsafe { std::slice::from_raw_parts(values, count) };
-    slice
+    if values.is_null() {
+        return Err(Failure::null("header_values"));
+    }
+    // SAFETY: the caller passes `count` readable pointers in each array.
+    let (names, values) = unsafe {
+        (
+            std::slice::from_raw_parts(names, count),
+            std::slice::from_raw_parts(values, count),
+        )
+    };
+    names
         .iter()
-        .map(|p| unsafe { str_arg(*p, "www_authenticate[i]") }.map(str::to_string))
+        .zip(values)
+        .map(|(n, v)| {
+            let n = unsafe { str_arg(*n, "header_names[i]") }?;
+            let v = unsafe { str_arg(*v, "header_values[i]") }?;
+            Ok((n.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -121,94 +133,296 @@ pub unsafe extern "C" fn mcp_oauth_provider_redirect_uri(provider: *const mcp_oa
     })
 }
 
-/// Header mode, before each request: the `Authorization` header value to
-/// send (e.g. `"Bearer eyJ..."`).
+/// The headers to set on one request: an immutable list of (name, value)
+/// pairs, today `authorization` alone (a DPoP-bound token will add `dpop`).
+/// Names are lower-case (HTTP header names are case-insensitive). Created by
+/// `mcp_oauth_provider_get_headers` and `mcp_oauth_provider_handle_response`,
+/// owned by the caller, freed with `mcp_oauth_headers_free` (which
+/// overwrites the values: they hold a token). May be read from any thread.
+/// Strings returned by its accessors are borrowed from it and valid until it
+/// is freed.
+pub struct mcp_oauth_headers {
+    _private: [u8; 0],
+}
+
+// The headers object is one allocation, a `Box<[u8]>` the handle points
+// at. Without a DPoP proof it is the core's own `Authorization` string grown
+// in place by its NUL: the header mode's hot path allocates no more than when
+// it returned a bare string.
+//
+//   [Authorization value] NUL                         no DPoP proof
+//   0x01 [Authorization value] NUL [DPoP value] NUL   with one
+//
+// A header value never starts with the control byte 0x01 (checked), and
+// holds no NUL (checked), so the layout, the lengths and the buffer's size
+// are found again from the bytes. The names are static.
+
+/// Marks the layout with a DPoP value.
+const WITH_DPOP: u8 = 0x01;
+
+/// The names, in the order of the values.
+const AUTHORIZATION: &CStr = c"authorization";
+const DPOP: &CStr = c"dpop";
+
+fn check_value(value: &[u8], name: &str) -> Result<(), Failure> {
+    if value.contains(&0) || value.first() == Some(&WITH_DPOP) {
+        return Err(Failure::flow(format!(
+            "the {name} header value holds a NUL or control byte and cannot be passed to C"
+        )));
+    }
+    Ok(())
+}
+
+/// A headers object made from the core's, owned by the caller.
+fn headers_into_raw(h: AuthHeaders) -> Result<*mut mcp_oauth_headers, Failure> {
+    let bytes = match h.dpop() {
+        None => {
+            let mut buf = h.into_authorization().into_bytes();
+            if let Err(e) = check_value(&buf, "authorization") {
+                zeroize::Zeroize::zeroize(&mut buf);
+                return Err(e);
+            }
+            buf.reserve_exact(1);
+            buf.push(0);
+            buf.into_boxed_slice()
+        }
+        Some(dpop) => {
+            let authorization = h.authorization().as_bytes();
+            check_value(authorization, "authorization")?;
+            check_value(dpop.as_bytes(), "dpop")?;
+            let mut buf = Vec::with_capacity(authorization.len() + dpop.len() + 3);
+            buf.push(WITH_DPOP);
+            buf.extend_from_slice(authorization);
+            buf.push(0);
+            buf.extend_from_slice(dpop.as_bytes());
+            buf.push(0);
+            buf.into_boxed_slice()
+        }
+    };
+    Ok(Box::into_raw(bytes).cast::<mcp_oauth_headers>())
+}
+
+fn optional_headers_into_raw(h: Option<AuthHeaders>) -> Result<*mut mcp_oauth_headers, Failure> {
+    h.map_or(Ok(std::ptr::null_mut()), headers_into_raw)
+}
+
+/// The values of a headers object: the `Authorization` value and the DPoP
+/// proof, if any, each without its NUL, and the length of the whole buffer.
+/// NULL is `None`.
+unsafe fn headers_parts<'a>(headers: *const mcp_oauth_headers) -> Option<(&'a CStr, Option<&'a CStr>, usize)> {
+    if headers.is_null() {
+        return None;
+    }
+    let base = headers.cast::<c_char>();
+    // SAFETY: a non-NULL handle points at a live buffer laid out by
+    // `headers_into_raw`.
+    unsafe {
+        if *base.cast::<u8>() != WITH_DPOP {
+            let authorization = CStr::from_ptr(base);
+            return Some((authorization, None, authorization.to_bytes_with_nul().len()));
+        }
+        let authorization = CStr::from_ptr(base.add(1));
+        let dpop_at = 1 + authorization.to_bytes_with_nul().len();
+        let dpop = CStr::from_ptr(base.add(dpop_at));
+        Some((authorization, Some(dpop), dpop_at + dpop.to_bytes_with_nul().len()))
+    }
+}
+
+/// The name and value of header `index`.
+unsafe fn header_entry<'a>(headers: *const mcp_oauth_headers, index: usize) -> Option<(&'static CStr, &'a CStr)> {
+    let (authorization, dpop, _) = unsafe { headers_parts(headers) }?;
+    match index {
+        0 => Some((AUTHORIZATION, authorization)),
+        1 => dpop.map(|d| (DPOP, d)),
+        _ => None,
+    }
+}
+
+unsafe fn free_headers(headers: *mut mcp_oauth_headers) {
+    if let Some((_, _, total)) = unsafe { headers_parts(headers) } {
+        let raw = std::ptr::slice_from_raw_parts_mut(headers.cast::<u8>(), total);
+        // SAFETY: made by `Box::into_raw` of a boxed slice of this length,
+        // given back once.
+        let mut owned = unsafe { Box::from_raw(raw) };
+        zeroize::Zeroize::zeroize(&mut *owned);
+    }
+}
+
+/// How many headers to set (at least 1).
+/// 0 when `headers` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_headers_count(headers: *const mcp_oauth_headers) -> usize {
+    boundary::guard_value(0, || match unsafe { headers_parts(headers) } {
+        Some((_, dpop, _)) => 1 + usize::from(dpop.is_some()),
+        None => 0,
+    })
+}
+
+/// The lower-case name of header `index` (`"authorization"`, then `"dpop"`
+/// for a DPoP-bound token), or NULL when `headers` is NULL or `index` is not
+/// below `mcp_oauth_headers_count`. A static string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_headers_name(headers: *const mcp_oauth_headers, index: usize) -> *const c_char {
+    boundary::guard_value(std::ptr::null(), || {
+        unsafe { header_entry(headers, index) }.map_or(std::ptr::null(), |(name, _)| name.as_ptr())
+    })
+}
+
+/// The value of header `index` (it may hold a token: never log it), or NULL
+/// when `headers` is NULL or `index` is not below `mcp_oauth_headers_count`.
+/// Borrowed from `headers`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_headers_value(headers: *const mcp_oauth_headers, index: usize) -> *const c_char {
+    boundary::guard_value(std::ptr::null(), || {
+        unsafe { header_entry(headers, index) }.map_or(std::ptr::null(), |(_, value)| value.as_ptr())
+    })
+}
+
+/// The `Authorization` value (e.g. `"Bearer eyJ..."`): a shortcut for the
+/// host that sets that header alone. Setting every header of
+/// `mcp_oauth_headers_name`/`_value` is what keeps working when the token is
+/// bound to a key (DPoP). NULL when `headers` is NULL. Borrowed from `headers`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_headers_authorization(headers: *const mcp_oauth_headers) -> *const c_char {
+    // Nothing here can panic. SAFETY: a non-NULL handle points at a buffer
+    // laid out by `headers_into_raw`, whose value starts at once or after
+    // the DPoP marker.
+    match unsafe { headers.cast::<u8>().as_ref() } {
+        None => std::ptr::null(),
+        Some(&WITH_DPOP) => unsafe { headers.cast::<c_char>().add(1) },
+        Some(_) => headers.cast(),
+    }
+}
+
+/// Free a headers object, overwriting its values first. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_headers_free(headers: *mut mcp_oauth_headers) {
+    boundary::guard_void(|| unsafe { free_headers(headers) })
+}
+
+/// Header mode, before each request: the headers to set on it.
 ///
-/// With a valid token held this is fast: no I/O, no lock held by other
-/// requests. On first use it loads stored tokens; it refreshes a token about
-/// to expire. It never starts the interactive flow: with no usable token,
-/// `*header_out` is NULL, the request goes out without `Authorization`, and
+/// - `method`: the request's HTTP method (e.g. `"POST"`).
+/// - `url`: the request's absolute URL. Headers are only ever given for the
+///   MCP server's origin (scheme, host and port of the configured server
+///   URL); for any other URL `*headers_out` is NULL.
+///
+/// With a valid token held this is fast: no I/O, no lock, no waiting. On
+/// first use it loads stored tokens; it refreshes a token about to expire.
+/// It never starts the interactive flow: with no usable token,
+/// `*headers_out` is NULL, the request goes out without `Authorization`, and
 /// the server's 401 (given to `mcp_oauth_provider_handle_response`) starts it.
 ///
-/// On success `*header_out` is the header value (owned by the caller; free
-/// with `mcp_oauth_string_free`) or NULL. On failure nothing is written to
-/// `header_out` and, when `err_out` is not NULL, `*err_out` is a new error.
+/// On success `*headers_out` is a new headers object (owned by the caller;
+/// free with `mcp_oauth_headers_free`) or NULL. On failure nothing is
+/// written to `headers_out` and, when `err_out` is not NULL, `*err_out` is a
+/// new error. A refresh that fails because the authorization server is down
+/// gives `MCP_OAUTH_RESULT_SERVER` or `MCP_OAUTH_RESULT_NETWORK`; the stored
+/// tokens are kept.
 ///
 /// Blocking when it must load or refresh. From a library callback it always
 /// returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
-/// (one rule, whatever the state): use `mcp_oauth_provider_get_authorization_async` there.
+/// (one rule, whatever the state): use `mcp_oauth_provider_get_headers_async` there.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of loading and refreshing.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mcp_oauth_provider_get_authorization(
+pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
     provider: *const mcp_oauth_provider,
-    header_out: *mut *mut c_char,
+    method: *const c_char,
+    url: *const c_char,
+    headers_out: *mut *mut mcp_oauth_headers,
     err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
     boundary::guard(err_out, || {
         let p = provider_ref(provider)?;
-        let out = unsafe { out_arg(header_out, "header_out") }?;
+        let method = unsafe { str_arg(method, "method") }?;
+        let url = unsafe { str_arg(url, "url") }?;
+        let out = unsafe { out_arg(headers_out, "headers_out") }?;
         // The same rule everywhere: no blocking function works from a
         // library thread, even when this call would not have waited.
         if runtime::inside_runtime() {
             return Err(Failure::would_deadlock());
         }
-        let header = match p.core.cached_authorization() {
+        let headers = match p.core.cached_headers(method, url) {
             Some(h) => Some(h),
-            None => block_on(p.core.authorization())??,
+            None => block_on(p.core.headers(&RequestInfo::new(method, url)))??,
         };
-        *out = match header {
-            Some(h) => secret_to_raw(h, "authorization header")?,
-            None => std::ptr::null_mut(),
-        };
+        *out = optional_headers_into_raw(headers)?;
         Ok(())
     })
 }
 
-/// Header mode, after a response: hand the provider the response's status
-/// and its `WWW-Authenticate` values, and learn whether to send the request
-/// again. On 401 it refreshes or runs the whole flow (discovery,
-/// registration, the person's authorization through the handlers, the token
-/// exchange); on 403 `insufficient_scope` it steps up the scopes. Call it at
-/// most once per request: after a retry, give a second 401/403 to the
-/// application.
+/// Header mode, after a response: hand the provider the request and its
+/// response, and learn whether to send the request again. On 401 it
+/// refreshes or runs the whole flow (discovery, registration, the person's
+/// authorization through the handlers, the token exchange); on 403
+/// `insufficient_scope` it steps up the scopes; any other status needs
+/// nothing. Call it at most once per request: after a retry, give a second
+/// 401/403 to the application.
 ///
-/// - `status`: the HTTP status (any; 2xx/3xx reset the step-up counter).
-/// - `www_authenticate`, `count`: every `WWW-Authenticate` value of the
-///   response (borrowed; may be NULL when `count` is 0).
-/// - `sent_header`: the `Authorization` value the request carried, or NULL.
+/// - `method`, `url`: the request's, as given to `mcp_oauth_provider_get_headers`.
+/// - `sent_authorization`: the `Authorization` value the request carried,
+///   or NULL when it carried none (it tells a token the server refused from
+///   one another request has already replaced).
+/// - `status`: the response's HTTP status.
+/// - `header_names`, `header_values`, `header_count`: the response's
+///   headers, two arrays of `header_count` strings (names in any case; a
+///   header repeated is given once per value). Pass them all: the provider
+///   reads every `WWW-Authenticate`, and will read others. Both arrays may be
+///   NULL when `header_count` is 0. Every string must be UTF-8.
 ///
 /// On success `*retry_out` tells whether to retry; when true,
-/// `*header_out` is the new header value (owned by the caller; free with
-/// `mcp_oauth_string_free`), otherwise NULL. On failure nothing is written to
-/// the outputs and, when `err_out` is not NULL, `*err_out` is a new error.
+/// `*headers_out` is a new headers object to send the retry with (owned by
+/// the caller; free with `mcp_oauth_headers_free`), otherwise NULL. On
+/// failure nothing is written to the outputs and, when `err_out` is not
+/// NULL, `*err_out` is a new error.
 ///
 /// Blocking (possibly for minutes, while a person authorizes): returns
 /// `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from a library callback.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (including a NULL array with a
+/// count above 0, or a NULL string in one), `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of the flow.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_provider_handle_response(
     provider: *const mcp_oauth_provider,
+    method: *const c_char,
+    url: *const c_char,
+    sent_authorization: *const c_char,
     status: u16,
-    www_authenticate: *const *const c_char,
-    count: usize,
-    sent_header: *const c_char,
+    header_names: *const *const c_char,
+    header_values: *const *const c_char,
+    header_count: usize,
     retry_out: *mut bool,
-    header_out: *mut *mut c_char,
+    headers_out: *mut *mut mcp_oauth_headers,
     err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
     boundary::guard(err_out, || {
         let p = provider_ref(provider)?;
-        let values = unsafe { www_authenticate_arg(www_authenticate, count) }?;
-        let sent = unsafe { opt_str_arg(sent_header, "sent_header") }?;
+        let method = unsafe { str_arg(method, "method") }?;
+        let url = unsafe { str_arg(url, "url") }?;
+        let sent = unsafe { opt_str_arg(sent_authorization, "sent_authorization") }?;
+        let response_headers = unsafe { response_headers_arg(header_names, header_values, header_count) }?;
         let retry = unsafe { out_arg(retry_out, "retry_out") }?;
-        let out = unsafe { out_arg(header_out, "header_out") }?;
-        let action = block_on(p.core.handle_response(status, &values, sent))??;
-        let header = match action_header(action) {
-            Some(h) => secret_to_raw(h, "authorization header")?,
-            None => std::ptr::null_mut(),
-        };
-        *retry = !header.is_null();
-        *out = header;
+        let out = unsafe { out_arg(headers_out, "headers_out") }?;
+        let request = RequestInfo::new(method, url).with_authorization(sent);
+        let action = block_on(
+            p.core
+                .handle_response(&request, &ResponseInfo::new(status, &response_headers)),
+        )??;
+        let headers = optional_headers_into_raw(retry_headers(action))?;
+        *retry = !headers.is_null();
+        *out = headers;
         Ok(())
     })
+}
+
+fn retry_headers(action: ResponseAction) -> Option<AuthHeaders> {
+    match action {
+        ResponseAction::Retry(h) => Some(h),
+        _ => None,
+    }
 }
 
 /// Run discovery and the whole flow now, before any request (a "log in"
@@ -230,8 +444,46 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize(
     })
 }
 
+/// Called once when an asynchronous header-mode operation ends
+/// (`mcp_oauth_provider_get_headers_async`,
+/// `mcp_oauth_provider_handle_response_async`).
+///
+/// - `userdata`: as given when the operation was started.
+/// - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
+/// - `headers`: on success, the headers to set (see each `_async`
+///   function), or NULL when there are none; NULL on failure. Borrowed:
+///   valid only during the call, freed (and overwritten) by the library
+///   afterwards; copy what you need, and never log the values.
+/// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
+///   during the call.
+///
+/// Runs on a thread of the library's blocking pool, never on the thread that
+/// started the operation; completions of different operations may run
+/// concurrently. It may block briefly, may start other `_async` operations
+/// and may free the provider, but a blocking function of this library
+/// returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK` there.
+pub type mcp_oauth_headers_completion = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        result: mcp_oauth_result,
+        headers: *const mcp_oauth_headers,
+        error: *const mcp_oauth_error,
+    ),
+>;
+
+type PlainCallback = unsafe extern "C" fn(*mut c_void, mcp_oauth_result, *const c_char, *const mcp_oauth_error);
+type HeadersCallback =
+    unsafe extern "C" fn(*mut c_void, mcp_oauth_result, *const mcp_oauth_headers, *const mcp_oauth_error);
+
+/// The host's completion, of either shape.
+enum Callback {
+    /// `mcp_oauth_completion`, whose `value` is always NULL so far.
+    Plain(PlainCallback),
+    Headers(HeadersCallback),
+}
+
 struct Completion {
-    callback: unsafe extern "C" fn(*mut c_void, mcp_oauth_result, *const c_char, *const mcp_oauth_error),
+    callback: Callback,
     userdata: *mut c_void,
 }
 // The host promises (in the header) that its completion and userdata may be
@@ -239,27 +491,29 @@ struct Completion {
 unsafe impl Send for Completion {}
 
 impl Completion {
-    fn call(self, outcome: Result<Option<String>, Failure>) {
-        let (callback, userdata) = (self.callback, self.userdata);
-        match outcome {
-            Ok(value) => {
-                let value = match value.map(CString::new).transpose() {
-                    Ok(v) => v.map(|c| zeroize::Zeroizing::new(c.into_bytes_with_nul())),
-                    Err(_) => {
-                        let failure = Failure::flow("the result holds a NUL byte and cannot be passed to C");
-                        return self.call(Err(failure));
-                    }
-                };
-                let ptr = value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr().cast());
+    fn call(self, outcome: Result<Option<AuthHeaders>, Failure>) {
+        let userdata = self.userdata;
+        let outcome = outcome.and_then(optional_headers_into_raw);
+        match (outcome, &self.callback) {
+            (Ok(headers), Callback::Headers(callback)) => {
                 // SAFETY: the host's completion, with pointers alive until it returns.
-                unsafe { callback(userdata, mcp_oauth_result::Ok, ptr, std::ptr::null()) };
+                unsafe { callback(userdata, mcp_oauth_result::Ok, headers, std::ptr::null()) };
+                unsafe { free_headers(headers) };
             }
-            Err(f) => {
+            (Ok(headers), Callback::Plain(callback)) => {
+                unsafe { free_headers(headers) };
+                // SAFETY: as above.
+                unsafe { callback(userdata, mcp_oauth_result::Ok, std::ptr::null(), std::ptr::null()) };
+            }
+            (Err(f), callback) => {
                 let error = Box::new(ErrorObject::from(f));
                 let code = error.code();
                 let ptr: *const mcp_oauth_error = (&*error as *const ErrorObject).cast();
                 // SAFETY: as above.
-                unsafe { callback(userdata, code, std::ptr::null(), ptr) };
+                match callback {
+                    Callback::Headers(cb) => unsafe { cb(userdata, code, std::ptr::null(), ptr) },
+                    Callback::Plain(cb) => unsafe { cb(userdata, code, std::ptr::null(), ptr) },
+                }
             }
         }
     }
@@ -269,14 +523,13 @@ impl Completion {
 /// blocking pool, after which the operation's provider reference is dropped.
 fn spawn_op<Fut>(
     provider: *const mcp_oauth_provider,
-    completion: mcp_oauth_completion,
+    callback: Callback,
     userdata: *mut c_void,
     op: impl FnOnce(Arc<Provider>) -> Fut,
 ) -> Result<(), Failure>
 where
-    Fut: Future<Output = Result<Option<String>, CoreError>> + Send + 'static,
+    Fut: Future<Output = Result<Option<AuthHeaders>, CoreError>> + Send + 'static,
 {
-    let callback = completion.ok_or_else(|| Failure::null("completion"))?;
     let p = unsafe { mcp_oauth_provider::clone_arc(provider) }.ok_or_else(|| Failure::null("provider"))?;
     let rt = runtime::shared()?;
     let fut = op(p.clone());
@@ -296,30 +549,43 @@ where
     Ok(())
 }
 
-/// `mcp_oauth_provider_get_authorization`, without waiting: `completion`
-/// gets the header value (or NULL when there is no usable token) as `value`.
+fn headers_callback(completion: mcp_oauth_headers_completion) -> Result<Callback, Failure> {
+    completion
+        .map(Callback::Headers)
+        .ok_or_else(|| Failure::null("completion"))
+}
+
+/// `mcp_oauth_provider_get_headers`, without waiting: `completion` gets the
+/// headers to set, or NULL when there is no usable token (or the URL is not
+/// the MCP server's). `method` and `url` are copied before this returns.
 ///
 /// Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
 /// `completion` is called exactly once, even if the provider is freed
 /// meanwhile. Any other result means it did not start and `completion`
 /// will not be called. Callable from any thread, including library callbacks.
 ///
-/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, method, url,
+/// completion), `MCP_OAUTH_RESULT_INVALID_UTF8`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn mcp_oauth_provider_get_authorization_async(
+pub unsafe extern "C" fn mcp_oauth_provider_get_headers_async(
     provider: *const mcp_oauth_provider,
-    completion: mcp_oauth_completion,
+    method: *const c_char,
+    url: *const c_char,
+    completion: mcp_oauth_headers_completion,
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
     boundary::guard_code(|| {
-        spawn_op(provider, completion, userdata, |p| async move {
-            p.core.authorization().await
+        let method = unsafe { str_arg(method, "method") }?.to_string();
+        let url = unsafe { str_arg(url, "url") }?.to_string();
+        let callback = headers_callback(completion)?;
+        spawn_op(provider, callback, userdata, |p| async move {
+            p.core.headers(&RequestInfo::new(&method, &url)).await
         })
     })
 }
 
 /// `mcp_oauth_provider_handle_response`, without waiting: `completion` gets
-/// the new header value as `value` when the request should be sent again,
+/// the headers to send the request again with when it should be retried,
 /// NULL when not. The arguments are copied before this returns.
 ///
 /// Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
@@ -331,22 +597,30 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_authorization_async(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_provider_handle_response_async(
     provider: *const mcp_oauth_provider,
+    method: *const c_char,
+    url: *const c_char,
+    sent_authorization: *const c_char,
     status: u16,
-    www_authenticate: *const *const c_char,
-    count: usize,
-    sent_header: *const c_char,
-    completion: mcp_oauth_completion,
+    header_names: *const *const c_char,
+    header_values: *const *const c_char,
+    header_count: usize,
+    completion: mcp_oauth_headers_completion,
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
     boundary::guard_code(|| {
-        let values = unsafe { www_authenticate_arg(www_authenticate, count) }?;
-        let sent = unsafe { opt_str_arg(sent_header, "sent_header") }?.map(|s| zeroize::Zeroizing::new(s.to_string()));
-        spawn_op(provider, completion, userdata, move |p| async move {
+        let method = unsafe { str_arg(method, "method") }?.to_string();
+        let url = unsafe { str_arg(url, "url") }?.to_string();
+        let sent = unsafe { opt_str_arg(sent_authorization, "sent_authorization") }?
+            .map(|s| zeroize::Zeroizing::new(s.to_string()));
+        let response_headers = unsafe { response_headers_arg(header_names, header_values, header_count) }?;
+        let callback = headers_callback(completion)?;
+        spawn_op(provider, callback, userdata, move |p| async move {
+            let request = RequestInfo::new(&method, &url).with_authorization(sent.as_deref().map(String::as_str));
             let action = p
                 .core
-                .handle_response(status, &values, sent.as_deref().map(String::as_str))
+                .handle_response(&request, &ResponseInfo::new(status, &response_headers))
                 .await?;
-            Ok(action_header(action))
+            Ok(retry_headers(action))
         })
     })
 }
@@ -367,9 +641,70 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize_async(
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
     boundary::guard_code(|| {
-        spawn_op(provider, completion, userdata, |p| async move {
+        let callback = completion
+            .map(Callback::Plain)
+            .ok_or_else(|| Failure::null("completion"))?;
+        spawn_op(provider, callback, userdata, |p| async move {
             p.core.authorize().await?;
             Ok(None)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe fn read(h: *const mcp_oauth_headers) -> Vec<(String, String)> {
+        let n = unsafe { mcp_oauth_headers_count(h) };
+        (0..n)
+            .map(|i| unsafe {
+                (
+                    CStr::from_ptr(mcp_oauth_headers_name(h, i))
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                    CStr::from_ptr(mcp_oauth_headers_value(h, i))
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn headers_objects_hold_every_header_and_refuse_what_c_cannot_carry() {
+        let h = headers_into_raw(AuthHeaders::authorization_only("Bearer abc".into())).unwrap_or_else(|_| panic!());
+        unsafe {
+            assert_eq!(read(h), [("authorization".into(), "Bearer abc".into())]);
+            assert_eq!(CStr::from_ptr(mcp_oauth_headers_authorization(h)), c"Bearer abc");
+            assert!(mcp_oauth_headers_value(h, 1).is_null() && mcp_oauth_headers_name(h, 1).is_null());
+            mcp_oauth_headers_free(h);
+        }
+
+        let h = headers_into_raw(AuthHeaders::with_proof("DPoP abc".into(), "eyJ.proof".into()))
+            .unwrap_or_else(|_| panic!());
+        unsafe {
+            assert_eq!(
+                read(h),
+                [
+                    ("authorization".into(), "DPoP abc".into()),
+                    ("dpop".into(), "eyJ.proof".into())
+                ]
+            );
+            assert_eq!(CStr::from_ptr(mcp_oauth_headers_authorization(h)), c"DPoP abc");
+            assert!(mcp_oauth_headers_value(h, 2).is_null());
+            mcp_oauth_headers_free(h);
+        }
+
+        for bad in [
+            AuthHeaders::authorization_only("Bearer a\0b".into()),
+            AuthHeaders::authorization_only("\u{1}Bearer".into()),
+            AuthHeaders::with_proof("DPoP abc".into(), "p\0".into()),
+        ] {
+            assert!(headers_into_raw(bad).is_err());
+        }
+        assert!(optional_headers_into_raw(None).is_ok_and(|p| p.is_null()));
+    }
 }

@@ -3,11 +3,12 @@
  *   - the first provider creation in the process, which starts the library's
  *     runtime (with the loopback receiver bound), and a second one;
  *   - the first header-mode call (loads the token from host storage);
- *   - nanoseconds per header-mode mcp_oauth_provider_get_authorization with a
- *     valid token (including mcp_oauth_string_free of the result), from one
- *     thread and from 8 threads at once.
+ *   - nanoseconds per header-mode mcp_oauth_provider_get_headers with a
+ *     valid token (including reading the Authorization value and
+ *     mcp_oauth_headers_free of the result), from one thread and from 8
+ *     threads at once.
  *
- *   cargo build --release -p mcp-oauth-client-ffi && make -C tests/c bench && tests/c/build-bench/bench
+ *   cargo build --release -p mcp-oauth-client-ffi && make -C tests/c bench && tests/c/build-bench/bench [calls]
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include "mcp_oauth.h"
+
+static const char *const URL = "https://mcp.example.com/mcp";
 
 static double now_ns(void)
 {
@@ -52,7 +55,7 @@ static int get_none(void *userdata, mcp_oauth_answer *answer)
 static mcp_oauth_provider *make(int loopback)
 {
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
-    mcp_oauth_config_builder_set_server_url(b, "https://mcp.example.com/mcp");
+    mcp_oauth_config_builder_set_server_url(b, URL);
     mcp_oauth_storage_callbacks cb = {
         .get_tokens = get_tokens, .set_tokens = set_json, .get_client_info = get_none, .set_client_info = set_json};
     mcp_oauth_config_builder_set_storage_callbacks(b, &cb);
@@ -76,10 +79,11 @@ static void *loop(void *arg)
 {
     (void)arg;
     for (long i = 0; i < calls_per_thread; i++) {
-        char *h = NULL;
-        if (mcp_oauth_provider_get_authorization(shared, &h, NULL) != MCP_OAUTH_RESULT_OK || !h)
+        mcp_oauth_headers *h = NULL;
+        if (mcp_oauth_provider_get_headers(shared, "POST", URL, &h, NULL) != MCP_OAUTH_RESULT_OK || !h ||
+            !mcp_oauth_headers_authorization(h))
             abort();
-        mcp_oauth_string_free(h);
+        mcp_oauth_headers_free(h);
     }
     return NULL;
 }
@@ -113,22 +117,22 @@ int main(int argc, char **argv)
 
     shared = make(0);
     t0 = now_ns();
-    char *h = NULL;
-    mcp_oauth_provider_get_authorization(shared, &h, NULL);
-    printf("first get_authorization (loads the token from host storage):     %8.3f ms\n", (now_ns() - t0) / 1e6);
-    mcp_oauth_string_free(h);
+    mcp_oauth_headers *h = NULL;
+    mcp_oauth_provider_get_headers(shared, "POST", URL, &h, NULL);
+    printf("first get_headers (loads the token from host storage):           %8.3f ms\n", (now_ns() - t0) / 1e6);
+    mcp_oauth_headers_free(h);
 
     calls_per_thread = total / 10; /* warm-up */
     run_threads(1);
 
     calls_per_thread = total;
     double one = run_threads(1);
-    printf("get_authorization, valid token, 1 thread:  %7.1f ns/call (%ld calls)\n", one / (double)total, total);
+    printf("get_headers, valid token, 1 thread:  %7.1f ns/call (%ld calls)\n", one / (double)total, total);
 
     calls_per_thread = total / 8;
     double eight = run_threads(8);
     long done = calls_per_thread * 8;
-    printf("get_authorization, valid token, 8 threads: %7.1f ns/call per thread, %7.1f ns/call aggregate "
+    printf("get_headers, valid token, 8 threads: %7.1f ns/call per thread, %7.1f ns/call aggregate "
            "(%ld calls; %ld online CPUs)\n",
            eight / (double)calls_per_thread, eight / (double)done, done, sysconf(_SC_NPROCESSORS_ONLN));
     mcp_oauth_provider_free(shared);

@@ -3,19 +3,27 @@
  * invalid UTF-8, invalid configuration, storage callbacks that fail or answer
  * bad JSON, handler callbacks that fail, use from 8 threads at once, freeing a
  * provider while an asynchronous operation is in flight, and blocking calls
- * from inside library callbacks (MCP_OAUTH_RESULT_WOULD_DEADLOCK).
+ * from inside library callbacks (MCP_OAUTH_RESULT_WOULD_DEADLOCK), the setters
+ * refusing bad input, and, against an in-process mock authorization server,
+ * a token endpoint that is down (MCP_OAUTH_RESULT_SERVER with Retry-After),
+ * the extra token parameter, the resource parameter and the issuer pin.
  *
  * Needs the peers for the handler tests: MCP_URL (tests/c/run.sh sets it).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* strcasestr */
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 
 static const char *mcp_url;
+static const char *const URL = "https://mcp.example.com/mcp";
 
 static void sleep_ms(long ms)
 {
@@ -45,14 +53,14 @@ static int store_get_tokens(void *userdata, mcp_oauth_answer *answer)
     if (s->delay_ms)
         sleep_ms(s->delay_ms);
     if (s->reenter) {
-        char *h = NULL;
+        mcp_oauth_headers *h = NULL;
         mcp_oauth_error *err = NULL;
-        mcp_oauth_result rc = mcp_oauth_provider_get_authorization(s->reenter, &h, &err);
+        mcp_oauth_result rc = mcp_oauth_provider_get_headers(s->reenter, "POST", URL, &h, &err);
         atomic_store(&s->reenter_get_rc, (int)rc);
         atomic_store(&s->reenter_kind_ok, err && !strcmp(mcp_oauth_error_kind(err), "would_deadlock") &&
                                               *mcp_oauth_error_message(err));
         mcp_oauth_error_free(err);
-        mcp_oauth_string_free(h);
+        mcp_oauth_headers_free(h);
         atomic_store(&s->reenter_authorize_rc, (int)mcp_oauth_provider_authorize(s->reenter, NULL));
     }
     if (s->get_tokens_rc != 0)
@@ -133,14 +141,14 @@ static void test_version_and_names(void)
 static void test_null_arguments(void)
 {
     mcp_oauth_error *err = NULL;
-    char *h = NULL;
+    mcp_oauth_headers *h = NULL;
     bool retry = false;
 
     /* Frees of NULL are no-ops. */
     mcp_oauth_config_builder_free(NULL);
     mcp_oauth_provider_free(NULL);
     mcp_oauth_error_free(NULL);
-    mcp_oauth_string_free(NULL);
+    mcp_oauth_headers_free(NULL);
     CHECK(1, "every _free(NULL) is a no-op");
 
     CHECK_CODE("set_server_url(NULL builder)", mcp_oauth_config_builder_set_server_url(NULL, "https://x/mcp"),
@@ -150,7 +158,7 @@ static void test_null_arguments(void)
     CHECK_CODE("set_server_url(NULL url)", mcp_oauth_config_builder_set_server_url(b, NULL), MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK_CODE("set_client_metadata_json(NULL)", mcp_oauth_config_builder_set_client_metadata_json(b, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("set_static_client(NULL id)", mcp_oauth_config_builder_set_static_client(b, NULL, "s", NULL),
+    CHECK_CODE("set_static_client(NULL id)", mcp_oauth_config_builder_set_static_client(b, NULL, "s", NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK_CODE("set_storage_callbacks(NULL)", mcp_oauth_config_builder_set_storage_callbacks(b, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
@@ -179,12 +187,12 @@ static void test_null_arguments(void)
     CHECK(p == NULL, "no output on failure");
 
     err = NULL;
-    CHECK_FAILURE("get_authorization(NULL provider)", mcp_oauth_provider_get_authorization(NULL, &h, &err),
+    CHECK_FAILURE("get_headers(NULL provider)", mcp_oauth_provider_get_headers(NULL, "POST", URL, &h, &err),
                   MCP_OAUTH_RESULT_NULL_PARAMETER, err);
     CHECK(h == NULL, "header_out untouched on failure");
     err = NULL;
     CHECK_FAILURE("handle_response(NULL provider)",
-                  mcp_oauth_provider_handle_response(NULL, 401, NULL, 0, NULL, &retry, &h, &err),
+                  mcp_oauth_provider_handle_response(NULL, "POST", URL, NULL, 401, NULL, NULL, 0, &retry, &h, &err),
                   MCP_OAUTH_RESULT_NULL_PARAMETER, err);
     err = NULL;
     CHECK_FAILURE("authorize(NULL provider)", mcp_oauth_provider_authorize(NULL, &err), MCP_OAUTH_RESULT_NULL_PARAMETER,
@@ -197,22 +205,82 @@ static void test_null_arguments(void)
     struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
     p = provider_with_store("https://mcp.example.com/mcp", &st);
     err = NULL;
-    CHECK_FAILURE("get_authorization(NULL header_out)", mcp_oauth_provider_get_authorization(p, NULL, &err),
+    CHECK_FAILURE("get_headers(NULL header_out)", mcp_oauth_provider_get_headers(p, "POST", URL, NULL, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    const char *names[] = {"WWW-Authenticate", "Content-Type"};
+    const char *values[] = {"Bearer", NULL};
+    CHECK_FAILURE("handle_response(NULL names, count 1)",
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 401, NULL, values, 1, &retry, &h, &err),
                   MCP_OAUTH_RESULT_NULL_PARAMETER, err);
     err = NULL;
     CHECK_FAILURE("handle_response(NULL values, count 1)",
-                  mcp_oauth_provider_handle_response(p, 401, NULL, 1, NULL, &retry, &h, &err),
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 401, names, NULL, 1, &retry, &h, &err),
                   MCP_OAUTH_RESULT_NULL_PARAMETER, err);
-    const char *values[] = {"Bearer", NULL};
     err = NULL;
     CHECK_FAILURE("handle_response(NULL value inside)",
-                  mcp_oauth_provider_handle_response(p, 401, values, 2, NULL, &retry, &h, &err),
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 401, names, values, 2, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    const char *null_name[] = {NULL};
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL name inside)",
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 401, null_name, values, 1, &retry, &h, &err),
                   MCP_OAUTH_RESULT_NULL_PARAMETER, err);
     err = NULL;
     CHECK_FAILURE("handle_response(NULL retry_out)",
-                  mcp_oauth_provider_handle_response(p, 200, NULL, 0, NULL, NULL, &h, &err),
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 200, NULL, NULL, 0, NULL, &h, &err),
                   MCP_OAUTH_RESULT_NULL_PARAMETER, err);
-    CHECK_CODE("get_authorization_async(NULL completion)", mcp_oauth_provider_get_authorization_async(p, NULL, NULL),
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL headers_out)",
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 200, NULL, NULL, 0, &retry, NULL, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL method)",
+                  mcp_oauth_provider_handle_response(p, NULL, URL, NULL, 200, NULL, NULL, 0, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(NULL url)",
+                  mcp_oauth_provider_handle_response(p, "POST", NULL, NULL, 200, NULL, NULL, 0, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("get_headers(NULL method)", mcp_oauth_provider_get_headers(p, NULL, URL, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    err = NULL;
+    CHECK_FAILURE("get_headers(NULL url)", mcp_oauth_provider_get_headers(p, "POST", NULL, &h, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    CHECK(h == NULL, "headers_out untouched on failure");
+
+    /* A response without headers: count 0 with NULL arrays, or with arrays. */
+    retry = true;
+    err = NULL;
+    mcp_oauth_result rc =
+        mcp_oauth_provider_handle_response(p, "POST", URL, "Bearer abc", 200, NULL, NULL, 0, &retry, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && !retry && h == NULL, "handle_response(200, 0 headers, NULL arrays): no retry");
+    retry = true;
+    rc = mcp_oauth_provider_handle_response(p, "GET", URL, NULL, 404, names, values, 0, &retry, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && !retry && h == NULL, "handle_response(404, count 0 with arrays): no retry");
+    mcp_oauth_error_free(err);
+
+    /* Headers are given only for the MCP server's origin. */
+    err = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && mcp_oauth_headers_count(h) == 1 &&
+              !strcmp(mcp_oauth_headers_name(h, 0), "authorization") &&
+              !strcmp(mcp_oauth_headers_value(h, 0), "Bearer abc") &&
+              mcp_oauth_headers_value(h, 0) == mcp_oauth_headers_authorization(h) &&
+              mcp_oauth_headers_name(h, 1) == NULL && mcp_oauth_headers_value(h, 1) == NULL,
+          "get_headers: one header, authorization: Bearer abc");
+    mcp_oauth_headers_free(h);
+    h = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "GET", "https://elsewhere.example.com/mcp", &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h == NULL, "get_headers for another origin: OK, no headers");
+    mcp_oauth_error_free(err);
+    CHECK(mcp_oauth_headers_count(NULL) == 0 && mcp_oauth_headers_name(NULL, 0) == NULL &&
+              mcp_oauth_headers_value(NULL, 0) == NULL && mcp_oauth_headers_authorization(NULL) == NULL,
+          "headers accessors accept NULL");
+    CHECK_CODE("get_headers_async(NULL completion)", mcp_oauth_provider_get_headers_async(p, "POST", URL, NULL, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("get_headers_async(NULL url)", mcp_oauth_provider_get_headers_async(p, "POST", NULL, NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK(mcp_oauth_provider_redirect_uri(p) == NULL, "redirect_uri is NULL without the loopback receiver");
     CHECK(mcp_oauth_provider_redirect_uri(NULL) == NULL, "redirect_uri(NULL) is NULL");
@@ -238,17 +306,42 @@ static void test_invalid_utf8(void)
 
     struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
     mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
+    const char *names[] = {"WWW-Authenticate"};
     const char *values[] = {"Bearer error=\"invalid_token\", realm=\"\xe9t\xe9\""};
     bool retry = false;
-    char *h = NULL;
+    mcp_oauth_headers *h = NULL;
     mcp_oauth_error *err = NULL;
     CHECK_FAILURE("handle_response(invalid UTF-8 WWW-Authenticate)",
-                  mcp_oauth_provider_handle_response(p, 401, values, 1, NULL, &retry, &h, &err),
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 401, names, values, 1, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    const char *bad_names[] = {"X-\xff"};
+    const char *good_values[] = {"Bearer"};
+    err = NULL;
+    CHECK_FAILURE("handle_response(invalid UTF-8 header name)",
+                  mcp_oauth_provider_handle_response(p, "POST", URL, NULL, 401, bad_names, good_values, 1, &retry, &h,
+                                                     &err),
                   MCP_OAUTH_RESULT_INVALID_UTF8, err);
     err = NULL;
     CHECK_FAILURE("handle_response(invalid UTF-8 sent header)",
-                  mcp_oauth_provider_handle_response(p, 401, NULL, 0, "Bearer \xff", &retry, &h, &err),
+                  mcp_oauth_provider_handle_response(p, "POST", URL, "Bearer \xff", 401, NULL, NULL, 0, &retry, &h, &err),
                   MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(invalid UTF-8 method)",
+                  mcp_oauth_provider_handle_response(p, "P\xc3", URL, NULL, 401, NULL, NULL, 0, &retry, &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    err = NULL;
+    CHECK_FAILURE("handle_response(invalid UTF-8 url)",
+                  mcp_oauth_provider_handle_response(p, "POST", "https://mcp.example.com/\x80", NULL, 401, NULL, NULL, 0,
+                                                     &retry, &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    err = NULL;
+    CHECK_FAILURE("get_headers(invalid UTF-8 method)", mcp_oauth_provider_get_headers(p, "\xff", URL, &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    err = NULL;
+    CHECK_FAILURE("get_headers(invalid UTF-8 url)",
+                  mcp_oauth_provider_get_headers(p, "POST", "https://mcp.example.com/\xfe", &h, &err),
+                  MCP_OAUTH_RESULT_INVALID_UTF8, err);
+    CHECK(h == NULL, "no headers on failure");
     mcp_oauth_provider_free(p);
 }
 
@@ -337,18 +430,18 @@ static void test_invalid_configuration(void)
 
 static void test_storage_failures(void)
 {
-    char *h = NULL;
+    mcp_oauth_headers *h = NULL;
     mcp_oauth_error *err = NULL;
 
     /* Bad JSON from get_tokens: a storage error that does not echo the JSON. */
     struct store bad = {.tokens = "{\"access_token\": \"SECRET-TOKEN\", "};
     mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &bad);
-    mcp_oauth_result rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    mcp_oauth_result rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
     CHECK(err && strstr(mcp_oauth_error_message(err), "does not parse") &&
               !strstr(mcp_oauth_error_display(err), "SECRET"),
           "bad JSON: message says so without the JSON (%s)", err ? mcp_oauth_error_display(err) : "");
     CHECK(err && mcp_oauth_error_step(err) && !strcmp(mcp_oauth_error_step(err), "storage"), "bad JSON: step storage");
-    CHECK_FAILURE("get_authorization with bad JSON from get_tokens", rc, MCP_OAUTH_RESULT_STORAGE, err);
+    CHECK_FAILURE("get_headers with bad JSON from get_tokens", rc, MCP_OAUTH_RESULT_STORAGE, err);
     CHECK(h == NULL, "no header on failure");
     mcp_oauth_provider_free(p);
 
@@ -356,7 +449,7 @@ static void test_storage_failures(void)
     struct store shape = {.tokens = "{\"token_type\": \"Bearer\"}"};
     p = provider_with_store("https://mcp.example.com/mcp", &shape);
     err = NULL;
-    CHECK_FAILURE("get_authorization with a token missing access_token", mcp_oauth_provider_get_authorization(p, &h, &err),
+    CHECK_FAILURE("get_headers with a token missing access_token", mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err),
                   MCP_OAUTH_RESULT_STORAGE, err);
     mcp_oauth_provider_free(p);
 
@@ -364,9 +457,9 @@ static void test_storage_failures(void)
     struct store failing = {.get_tokens_rc = -3};
     p = provider_with_store("https://mcp.example.com/mcp", &failing);
     err = NULL;
-    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
     CHECK(err && strstr(mcp_oauth_error_message(err), "returned -3"), "failing callback: message has its return value");
-    CHECK_FAILURE("get_authorization with failing get_tokens", rc, MCP_OAUTH_RESULT_STORAGE, err);
+    CHECK_FAILURE("get_headers with failing get_tokens", rc, MCP_OAUTH_RESULT_STORAGE, err);
     mcp_oauth_provider_free(p);
     CHECK(atomic_load(&failing.releases) == 1, "storage released once");
 
@@ -374,7 +467,7 @@ static void test_storage_failures(void)
     struct store empty = {0};
     p = provider_with_store("https://mcp.example.com/mcp", &empty);
     err = NULL;
-    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
     CHECK(rc == MCP_OAUTH_RESULT_OK && h == NULL, "empty store: OK and no header");
     mcp_oauth_error_free(err);
     mcp_oauth_provider_free(p);
@@ -383,9 +476,9 @@ static void test_storage_failures(void)
     struct store good = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
     p = provider_with_store("https://mcp.example.com/mcp", &good);
     err = NULL;
-    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(h, "Bearer abc"), "stored token gives its header (%s)", h ? h : "NULL");
-    mcp_oauth_string_free(h);
+    rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(mcp_oauth_headers_authorization(h), "Bearer abc"), "stored token gives its header (%s)", h ? mcp_oauth_headers_authorization(h) : "NULL");
+    mcp_oauth_headers_free(h);
     mcp_oauth_error_free(err);
     mcp_oauth_provider_free(p);
 }
@@ -547,15 +640,16 @@ static void *hammer(void *arg)
 {
     struct thread_arg *a = arg;
     for (int i = 0; i < CALLS_PER_THREAD; i++) {
-        char *h = NULL;
-        mcp_oauth_result rc = mcp_oauth_provider_get_authorization(a->p, &h, NULL);
-        if (rc != MCP_OAUTH_RESULT_OK || !h || strcmp(h, "Bearer abc") != 0)
+        mcp_oauth_headers *h = NULL;
+        mcp_oauth_result rc = mcp_oauth_provider_get_headers(a->p, "POST", URL, &h, NULL);
+        if (rc != MCP_OAUTH_RESULT_OK || !h || strcmp(mcp_oauth_headers_authorization(h), "Bearer abc") != 0)
             a->failures++;
-        mcp_oauth_string_free(h);
+        mcp_oauth_headers_free(h);
         if (i % 1000 == 0) {
             bool retry = true;
             h = NULL;
-            rc = mcp_oauth_provider_handle_response(a->p, 200, NULL, 0, "Bearer abc", &retry, &h, NULL);
+            rc = mcp_oauth_provider_handle_response(a->p, "POST", URL, "Bearer abc", 200, NULL, NULL, 0, &retry, &h,
+                                                    NULL);
             if (rc != MCP_OAUTH_RESULT_OK || retry || h)
                 a->failures++;
         }
@@ -613,8 +707,10 @@ static void waiter_destroy(struct waiter *w)
     pthread_cond_destroy(&w->cv);
 }
 
-static void on_done(void *userdata, mcp_oauth_result result, const char *value, const mcp_oauth_error *error)
+static void on_done(void *userdata, mcp_oauth_result result, const mcp_oauth_headers *headers,
+                    const mcp_oauth_error *error)
 {
+    const char *value = mcp_oauth_headers_authorization(headers);
     struct waiter *w = userdata;
     /* Take the provider to re-enter under the lock, so that only the first
      * completion re-enters even when the nested one finishes first. */
@@ -623,13 +719,13 @@ static void on_done(void *userdata, mcp_oauth_result result, const char *value, 
     w->reenter = NULL; /* the nested completion only counts */
     pthread_mutex_unlock(&w->mu);
     if (reenter) {
-        char *h = NULL;
-        mcp_oauth_result blocking = mcp_oauth_provider_get_authorization(reenter, &h, NULL);
-        mcp_oauth_string_free(h);
+        mcp_oauth_headers *h = NULL;
+        mcp_oauth_result blocking = mcp_oauth_provider_get_headers(reenter, "POST", URL, &h, NULL);
+        mcp_oauth_headers_free(h);
         pthread_mutex_lock(&w->mu);
         w->reenter_blocking = blocking;
         pthread_mutex_unlock(&w->mu);
-        mcp_oauth_result async = mcp_oauth_provider_get_authorization_async(reenter, on_done, w);
+        mcp_oauth_result async = mcp_oauth_provider_get_headers_async(reenter, "POST", URL, on_done, w);
         pthread_mutex_lock(&w->mu);
         w->reenter_async = async;
         pthread_mutex_unlock(&w->mu);
@@ -669,7 +765,7 @@ static void test_free_while_in_flight(void)
     mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
     struct waiter w;
     waiter_init(&w);
-    CHECK(mcp_oauth_provider_get_authorization_async(p, on_done, &w) == MCP_OAUTH_RESULT_OK, "get_authorization_async starts");
+    CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "get_headers_async starts");
     mcp_oauth_provider_free(p); /* while get_tokens sleeps */
     CHECK(atomic_load(&st.releases) == 0, "storage not released while the operation runs");
     CHECK(wait_calls(&w, 1, 5000) == 1, "the completion fires after the provider was freed");
@@ -684,7 +780,7 @@ static void test_free_while_in_flight(void)
     struct store failing = {.get_tokens_rc = 4, .delay_ms = 200};
     p = provider_with_store("https://mcp.example.com/mcp", &failing);
     waiter_init(&w);
-    CHECK(mcp_oauth_provider_get_authorization_async(p, on_done, &w) == MCP_OAUTH_RESULT_OK, "a failing operation starts");
+    CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "a failing operation starts");
     mcp_oauth_provider_free(p);
     CHECK(wait_calls(&w, 1, 5000) == 1, "its completion fires after the free");
     CHECK(w.result == MCP_OAUTH_RESULT_STORAGE && !strcmp(w.kind, "storage"), "with the storage error (%s)", w.kind);
@@ -699,13 +795,13 @@ static void test_would_deadlock(void)
     struct store st = {.tokens = "{\"access_token\": \"abc\", \"token_type\": \"Bearer\"}"};
     mcp_oauth_provider *p = provider_with_store("https://mcp.example.com/mcp", &st);
     st.reenter = p;
-    char *h = NULL;
+    mcp_oauth_headers *h = NULL;
     mcp_oauth_error *err = NULL;
-    mcp_oauth_result rc = mcp_oauth_provider_get_authorization(p, &h, &err);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(h, "Bearer abc"), "the outer call still succeeds");
-    mcp_oauth_string_free(h);
+    mcp_oauth_result rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(mcp_oauth_headers_authorization(h), "Bearer abc"), "the outer call still succeeds");
+    mcp_oauth_headers_free(h);
     mcp_oauth_error_free(err);
-    CHECK_CODE("get_authorization from a storage callback", (mcp_oauth_result)atomic_load(&st.reenter_get_rc),
+    CHECK_CODE("get_headers from a storage callback", (mcp_oauth_result)atomic_load(&st.reenter_get_rc),
                MCP_OAUTH_RESULT_WOULD_DEADLOCK);
     CHECK(atomic_load(&st.reenter_kind_ok), "its error object has kind would_deadlock and a message");
     CHECK_CODE("authorize from a storage callback", (mcp_oauth_result)atomic_load(&st.reenter_authorize_rc),
@@ -715,27 +811,387 @@ static void test_would_deadlock(void)
     struct waiter w;
     waiter_init(&w);
     w.reenter = p;
-    CHECK(mcp_oauth_provider_get_authorization_async(p, on_done, &w) == MCP_OAUTH_RESULT_OK, "async starts");
+    CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "async starts");
     CHECK(wait_calls(&w, 2, 5000) == 2, "outer and nested completions both fire");
-    CHECK_CODE("get_authorization from a completion", w.reenter_blocking, MCP_OAUTH_RESULT_WOULD_DEADLOCK);
-    CHECK_CODE("get_authorization_async from a completion", w.reenter_async, MCP_OAUTH_RESULT_OK);
+    CHECK_CODE("get_headers from a completion", w.reenter_blocking, MCP_OAUTH_RESULT_WOULD_DEADLOCK);
+    CHECK_CODE("get_headers_async from a completion", w.reenter_async, MCP_OAUTH_RESULT_OK);
     CHECK(w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.value, "Bearer abc"), "nested completion has the header");
     waiter_destroy(&w);
 
     /* handle_response_async: a 200 needs no retry (value NULL); bad input
      * is refused before anything starts. */
     waiter_init(&w);
-    CHECK(mcp_oauth_provider_handle_response_async(p, 200, NULL, 0, "Bearer abc", on_done, &w) == MCP_OAUTH_RESULT_OK,
+    CHECK(mcp_oauth_provider_handle_response_async(p, "POST", URL, "Bearer abc", 200, NULL, NULL, 0, on_done, &w) ==
+              MCP_OAUTH_RESULT_OK,
           "handle_response_async starts");
     CHECK(wait_calls(&w, 1, 5000) == 1 && w.result == MCP_OAUTH_RESULT_OK && w.value[0] == '\0',
           "handle_response_async(200): OK, no retry header");
+    const char *bad_names[] = {"WWW-Authenticate"};
     const char *bad[] = {"Bearer \xff"};
     CHECK_CODE("handle_response_async(invalid UTF-8)",
-               mcp_oauth_provider_handle_response_async(p, 401, bad, 1, NULL, on_done, &w), MCP_OAUTH_RESULT_INVALID_UTF8);
+               mcp_oauth_provider_handle_response_async(p, "POST", URL, NULL, 401, bad_names, bad, 1, on_done, &w),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK_CODE("handle_response_async(NULL method)",
+               mcp_oauth_provider_handle_response_async(p, NULL, URL, NULL, 401, NULL, NULL, 0, on_done, &w),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("handle_response_async(NULL names, count 1)",
+               mcp_oauth_provider_handle_response_async(p, "POST", URL, NULL, 401, NULL, bad, 1, on_done, &w),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("get_headers_async(invalid UTF-8 url)",
+               mcp_oauth_provider_get_headers_async(p, "POST", "https://\xff/", on_done, &w),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
     sleep_ms(100);
     CHECK(w.calls == 1, "a refused async operation never calls its completion");
     waiter_destroy(&w);
     mcp_oauth_provider_free(p);
+}
+
+/* ------------------------------------------------------------ new settings */
+
+static void test_new_setters(void)
+{
+    CHECK_CODE("set_authorization_timeout_ms(NULL builder)", mcp_oauth_config_builder_set_authorization_timeout_ms(NULL, 1),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_lease_wait_ms(NULL builder)", mcp_oauth_config_builder_set_lease_wait_ms(NULL, 1),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_resource_parameter(NULL builder)",
+               mcp_oauth_config_builder_set_resource_parameter(NULL, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("add_authorization_param(NULL builder)", mcp_oauth_config_builder_add_authorization_param(NULL, "a", "b"),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("add_token_param(NULL builder)", mcp_oauth_config_builder_add_token_param(NULL, "a", "b"),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    CHECK_CODE("set_authorization_timeout_ms(0)", mcp_oauth_config_builder_set_authorization_timeout_ms(b, 0),
+               MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_authorization_timeout_ms(60000)", mcp_oauth_config_builder_set_authorization_timeout_ms(b, 60000),
+               MCP_OAUTH_RESULT_OK);
+    CHECK_CODE("set_lease_wait_ms(0): do not wait", mcp_oauth_config_builder_set_lease_wait_ms(b, 0), MCP_OAUTH_RESULT_OK);
+
+    CHECK_CODE("set_resource_parameter(OVERRIDE, NULL)",
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("set_resource_parameter(OVERRIDE, \"\")",
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, ""),
+               MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_resource_parameter(OVERRIDE, invalid UTF-8)",
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://\xff"),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK_CODE("set_resource_parameter(SEND, a value)",
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_SEND, "https://x"),
+               MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_resource_parameter(99)", mcp_oauth_config_builder_set_resource_parameter(b, 99, NULL),
+               MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_resource_parameter(OMIT)",
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL),
+               MCP_OAUTH_RESULT_OK);
+    CHECK_CODE("set_resource_parameter(OVERRIDE, value)",
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://api.x"),
+               MCP_OAUTH_RESULT_OK);
+
+    CHECK_CODE("add_authorization_param(NULL name)", mcp_oauth_config_builder_add_authorization_param(b, NULL, "v"),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("add_authorization_param(NULL value)", mcp_oauth_config_builder_add_authorization_param(b, "n", NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("add_authorization_param(empty name)", mcp_oauth_config_builder_add_authorization_param(b, "", "v"),
+               MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("add_authorization_param(invalid UTF-8)", mcp_oauth_config_builder_add_authorization_param(b, "n", "\xc3("),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK_CODE("add_token_param(NULL name)", mcp_oauth_config_builder_add_token_param(b, NULL, "v"),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("add_token_param(empty name)", mcp_oauth_config_builder_add_token_param(b, "", "v"),
+               MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("add_token_param(invalid UTF-8 name)", mcp_oauth_config_builder_add_token_param(b, "\x80", "v"),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK(mcp_oauth_config_builder_add_authorization_param(b, "audience", "a") == MCP_OAUTH_RESULT_OK &&
+              mcp_oauth_config_builder_add_authorization_param(b, "prompt", "consent") == MCP_OAUTH_RESULT_OK &&
+              mcp_oauth_config_builder_add_token_param(b, "audience", "a") == MCP_OAUTH_RESULT_OK &&
+              mcp_oauth_config_builder_add_token_param(b, "x", "") == MCP_OAUTH_RESULT_OK,
+          "extra parameters: several calls");
+    CHECK_CODE("set_static_client(invalid UTF-8 issuer)",
+               mcp_oauth_config_builder_set_static_client(b, "id", "secret", NULL, "https://\xfe"),
+               MCP_OAUTH_RESULT_INVALID_UTF8);
+    CHECK_CODE("set_static_client(issuer)",
+               mcp_oauth_config_builder_set_static_client(b, "id", "secret", NULL, "https://auth.example.com"),
+               MCP_OAUTH_RESULT_OK);
+    mcp_oauth_config_builder_free(b);
+
+    /* An issuer that is not a URL is refused by build. */
+    b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, URL);
+    mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
+    mcp_oauth_config_builder_set_static_client(b, "id", "secret", NULL, "not a url");
+    mcp_oauth_provider *p = NULL;
+    mcp_oauth_error *err = NULL;
+    CHECK_FAILURE("build with an issuer that is not a URL", mcp_oauth_config_builder_build(b, &p, &err),
+                  MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+    CHECK(p == NULL, "no provider on failure");
+
+    CHECK(!strcmp(mcp_oauth_result_name(MCP_OAUTH_RESULT_SERVER), "server") && MCP_OAUTH_RESULT_SERVER == 13,
+          "result_name(SERVER) is server, number 13");
+    uint64_t ms = 42;
+    CHECK(!mcp_oauth_error_retry_after_ms(NULL, &ms) && ms == 42, "retry_after_ms(NULL error): false, nothing written");
+}
+
+/* ------------------------------------------------------------ a mock authorization server */
+
+/* A tiny HTTP/1.1 server on 127.0.0.1 (one connection at a time, Connection:
+ * close): the MCP server's protected resource metadata, the authorization
+ * server's metadata, and a token endpoint that is down (503 with Retry-After,
+ * an HTML page) or answers a token. It records the last token request's body. */
+struct mock {
+    int listener;
+    int port;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    bool token_down;
+    int token_requests;
+    char last_token_body[4096];
+    atomic_bool stop;
+};
+
+static void mock_respond(int fd, const char *status, const char *extra, const char *type, const char *body)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n", status,
+                     type, strlen(body), extra);
+    if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0)
+        return;
+}
+
+static void mock_serve(struct mock *m, int fd)
+{
+    char req[8192];
+    size_t len = 0;
+    char *end = NULL;
+    while (len < sizeof req - 1) {
+        ssize_t r = read(fd, req + len, sizeof req - 1 - len);
+        if (r <= 0)
+            return;
+        len += (size_t)r;
+        req[len] = '\0';
+        if ((end = strstr(req, "\r\n\r\n")))
+            break;
+    }
+    if (!end)
+        return;
+    size_t content_length = 0;
+    const char *cl = strcasestr(req, "\r\ncontent-length:");
+    if (cl && cl < end)
+        content_length = (size_t)strtoul(cl + 17, NULL, 10);
+    size_t have = len - (size_t)(end + 4 - req);
+    while (have < content_length && len < sizeof req - 1) {
+        ssize_t r = read(fd, req + len, sizeof req - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        have += (size_t)r;
+        req[len] = '\0';
+    }
+    char base[64], body[1024];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", m->port);
+    if (!strncmp(req, "GET /.well-known/oauth-protected-resource", 41)) {
+        snprintf(body, sizeof body, "{\"resource\": \"%s/mcp\", \"authorization_servers\": [\"%s\"]}", base, base);
+        mock_respond(fd, "200 OK", "", "application/json", body);
+    } else if (!strncmp(req, "GET /.well-known/oauth-authorization-server ", 44)) {
+        snprintf(body, sizeof body,
+                 "{\"issuer\": \"%s\", \"authorization_endpoint\": \"%s/authorize\", \"token_endpoint\": \"%s/token\", "
+                 "\"response_types_supported\": [\"code\"], \"grant_types_supported\": [\"client_credentials\"], "
+                 "\"code_challenge_methods_supported\": [\"S256\"], "
+                 "\"token_endpoint_auth_methods_supported\": [\"client_secret_post\"]}",
+                 base, base, base);
+        mock_respond(fd, "200 OK", "", "application/json", body);
+    } else if (!strncmp(req, "POST /token ", 12)) {
+        pthread_mutex_lock(&m->mu);
+        m->token_requests++;
+        snprintf(m->last_token_body, sizeof m->last_token_body, "%s", end + 4);
+        bool down = m->token_down;
+        pthread_mutex_unlock(&m->mu);
+        if (down)
+            mock_respond(fd, "503 Service Unavailable", "Retry-After: 7\r\n", "text/html",
+                         "<html><body>down for maintenance</body></html>");
+        else
+            mock_respond(fd, "200 OK", "Cache-Control: no-store\r\n", "application/json",
+                         "{\"access_token\": \"mock-token\", \"token_type\": \"Bearer\", \"expires_in\": 3600}");
+    } else {
+        mock_respond(fd, "404 Not Found", "", "text/plain", "not found");
+    }
+}
+
+static void *mock_loop(void *arg)
+{
+    struct mock *m = arg;
+    while (!atomic_load(&m->stop)) {
+        int fd = accept(m->listener, NULL, NULL);
+        if (fd < 0)
+            continue;
+        if (!atomic_load(&m->stop))
+            mock_serve(m, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int mock_start(struct mock *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+    m->listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof addr;
+    if (m->listener < 0 || bind(m->listener, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(m->listener, 16) != 0 || getsockname(m->listener, (struct sockaddr *)&addr, &alen) != 0)
+        return -1;
+    m->port = ntohs(addr.sin_port);
+    return pthread_create(&m->thread, NULL, mock_loop, m);
+}
+
+static void mock_stop(struct mock *m)
+{
+    atomic_store(&m->stop, true);
+    /* Wake accept() with one last connection. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)m->port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0) {
+        if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+            perror("mock_stop: connect");
+        close(fd);
+    }
+    pthread_join(m->thread, NULL);
+    close(m->listener);
+    pthread_mutex_destroy(&m->mu);
+}
+
+/* A client-credentials provider for the mock; `configure` adds settings. */
+static mcp_oauth_provider *mock_provider(const struct mock *m, const char *issuer_pin,
+                                         void (*configure)(mcp_oauth_config_builder *))
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/mcp", m->port);
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, url);
+    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS);
+    mcp_oauth_config_builder_set_static_client(b, "mock-client", "mock-secret", NULL, issuer_pin);
+    mcp_oauth_config_builder_set_timeout_ms(b, 5000);
+    if (configure)
+        configure(b);
+    mcp_oauth_provider *p = NULL;
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && p, "build a client-credentials provider for the mock (%s)",
+          err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    return p;
+}
+
+static void configure_extras(mcp_oauth_config_builder *b)
+{
+    mcp_oauth_config_builder_add_token_param(b, "audience", "https://api.example.com");
+    mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://api.example.com/");
+}
+
+static void configure_omit(mcp_oauth_config_builder *b)
+{
+    mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL);
+}
+
+static void test_mock_server(void)
+{
+    struct mock m;
+    if (mock_start(&m) != 0) {
+        CHECK(0, "the mock authorization server starts");
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/mcp", m.port);
+
+    /* The token endpoint is down: kind server, its status and Retry-After. */
+    m.token_down = true;
+    mcp_oauth_provider *p = mock_provider(&m, NULL, NULL);
+    mcp_oauth_headers *h = NULL;
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = mcp_oauth_provider_get_headers(p, "POST", url, &h, &err);
+    uint64_t ms = 0;
+    bool said = err && mcp_oauth_error_retry_after_ms(err, &ms);
+    CHECK(said && ms == 7000, "503 Retry-After: 7 gives retry_after_ms 7000 (%llu)", (unsigned long long)ms);
+    CHECK(err && mcp_oauth_error_http_status(err) == 503 && !strstr(mcp_oauth_error_display(err), "mock-secret"),
+          "the error has HTTP 503 and no secret (%s)", err ? mcp_oauth_error_display(err) : "");
+    CHECK(!mcp_oauth_error_retry_after_ms(err, NULL), "retry_after_ms with a NULL output: false");
+    CHECK_FAILURE("get_headers with the token endpoint down", rc, MCP_OAUTH_RESULT_SERVER, err);
+    CHECK(h == NULL, "no headers on failure");
+
+    /* Back up: the same provider gets a token. */
+    pthread_mutex_lock(&m.mu);
+    m.token_down = false;
+    pthread_mutex_unlock(&m.mu);
+    err = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "POST", url, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && !strcmp(mcp_oauth_headers_authorization(h), "Bearer mock-token"),
+          "after the outage: Bearer mock-token (%s)", err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_headers_free(h);
+    mcp_oauth_error_free(err);
+    pthread_mutex_lock(&m.mu);
+    CHECK(strstr(m.last_token_body, "resource=http%3A%2F%2F127.0.0.1") != NULL,
+          "by default the discovered resource is sent (%s)", m.last_token_body);
+    pthread_mutex_unlock(&m.mu);
+    mcp_oauth_provider_free(p);
+
+    /* An extra token parameter and an overridden resource reach the token endpoint. */
+    p = mock_provider(&m, NULL, configure_extras);
+    h = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "POST", url, &h, NULL);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h, "a token with extra settings");
+    mcp_oauth_headers_free(h);
+    pthread_mutex_lock(&m.mu);
+    CHECK(strstr(m.last_token_body, "audience=https%3A%2F%2Fapi.example.com") != NULL,
+          "the extra token parameter is sent (%s)", m.last_token_body);
+    CHECK(strstr(m.last_token_body, "resource=https%3A%2F%2Fapi.example.com%2F") != NULL &&
+              !strstr(m.last_token_body, "127.0.0.1"),
+          "the overridden resource is sent instead of the discovered one");
+    pthread_mutex_unlock(&m.mu);
+    mcp_oauth_provider_free(p);
+
+    /* An omitted resource is not sent. */
+    p = mock_provider(&m, NULL, configure_omit);
+    h = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "POST", url, &h, NULL);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h, "a token without resource");
+    mcp_oauth_headers_free(h);
+    pthread_mutex_lock(&m.mu);
+    CHECK(!strstr(m.last_token_body, "resource="), "no resource parameter (%s)", m.last_token_body);
+    pthread_mutex_unlock(&m.mu);
+    mcp_oauth_provider_free(p);
+
+    /* Credentials pinned to another issuer never reach this one. */
+    pthread_mutex_lock(&m.mu);
+    int before = m.token_requests;
+    pthread_mutex_unlock(&m.mu);
+    p = mock_provider(&m, "https://auth.elsewhere.example.com", NULL);
+    err = NULL;
+    h = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "POST", url, &h, &err);
+    CHECK(err && mcp_oauth_error_message(err) && strstr(mcp_oauth_error_message(err), "pinned"),
+          "a pinned issuer refuses another's metadata (%s)", err ? mcp_oauth_error_display(err) : "");
+    CHECK_FAILURE("get_headers with credentials pinned to another issuer", rc, MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
+    pthread_mutex_lock(&m.mu);
+    CHECK(m.token_requests == before, "no token request reached the other issuer");
+    pthread_mutex_unlock(&m.mu);
+    mcp_oauth_provider_free(p);
+
+    /* Pinned to this issuer: works. */
+    char issuer_url[64];
+    snprintf(issuer_url, sizeof issuer_url, "http://127.0.0.1:%d", m.port);
+    p = mock_provider(&m, issuer_url, NULL);
+    h = NULL;
+    rc = mcp_oauth_provider_get_headers(p, "POST", url, &h, NULL);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h, "credentials pinned to this issuer get a token");
+    mcp_oauth_headers_free(h);
+    mcp_oauth_provider_free(p);
+
+    mock_stop(&m);
 }
 
 int main(void)
@@ -751,5 +1207,7 @@ int main(void)
     test_threads();
     test_free_while_in_flight();
     test_would_deadlock();
+    test_new_setters();
+    test_mock_server();
     return check_finish();
 }

@@ -69,44 +69,50 @@ int main(void)
     CHECK(uri && !strncmp(uri, "http://127.0.0.1:", 17) && !strstr(uri, ":0/"), "loopback bound at %s",
           uri ? uri : "(null)");
 
-    /* No token yet: OK, no header. */
-    char *h = NULL;
+    /* No token yet: OK, no headers. */
+    mcp_oauth_headers *h = NULL;
     mcp_oauth_error *err = NULL;
-    mcp_oauth_result rc = mcp_oauth_provider_get_authorization(p, &h, &err);
+    mcp_oauth_result rc = mcp_oauth_provider_get_headers(p, "POST", mcp_url, &h, &err);
     CHECK(rc == MCP_OAUTH_RESULT_OK && h == NULL, "no token before the flow");
     mcp_oauth_error_free(err);
 
-    /* The server's 401 runs the flow. */
+    /* The server's 401 runs the flow: the response's headers as the HTTP
+     * stack gives them, WWW-Authenticate among others. */
     char challenge[1024];
     snprintf(challenge, sizeof challenge,
              "Bearer error=\"invalid_token\", error_description=\"Authentication required\", resource_metadata=\"%s\"",
              prm_url);
-    const char *values[] = {challenge};
+    const char *names[] = {"content-type", "www-authenticate", "x-powered-by"};
+    const char *values[] = {"application/json", challenge, "Express"};
     bool retry = false;
-    char *first = NULL;
+    mcp_oauth_headers *first = NULL;
     err = NULL;
-    rc = mcp_oauth_provider_handle_response(p, 401, values, 1, NULL, &retry, &first, &err);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && retry && first && !strncmp(first, "Bearer ", 7),
-          "401 runs the flow and says retry (%s)", err ? mcp_oauth_error_display(err) : "ok");
+    rc = mcp_oauth_provider_handle_response(p, "POST", mcp_url, NULL, 401, names, values, 3, &retry, &first, &err);
+    const char *first_auth = mcp_oauth_headers_authorization(first);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && retry && first_auth && !strncmp(first_auth, "Bearer ", 7) &&
+              mcp_oauth_headers_count(first) == 1,
+          "401 runs the flow and says retry, with the new headers (%s)", err ? mcp_oauth_error_display(err) : "ok");
     mcp_oauth_error_free(err);
 
     err = NULL;
-    rc = mcp_oauth_provider_get_authorization(p, &h, &err);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && h && first && !strcmp(h, first), "get_authorization returns the new token");
-    mcp_oauth_string_free(h);
+    rc = mcp_oauth_provider_get_headers(p, "POST", mcp_url, &h, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && first_auth && !strcmp(mcp_oauth_headers_authorization(h), first_auth),
+          "get_headers returns the new token");
+    mcp_oauth_headers_free(h);
     mcp_oauth_error_free(err);
 
-    char *again = NULL;
+    mcp_oauth_headers *again = NULL;
     retry = true;
-    rc = mcp_oauth_provider_handle_response(p, 200, NULL, 0, first, &retry, &again, NULL);
+    rc = mcp_oauth_provider_handle_response(p, "POST", mcp_url, first_auth, 200, NULL, NULL, 0, &retry, &again, NULL);
     CHECK(rc == MCP_OAUTH_RESULT_OK && !retry && again == NULL, "200: no retry");
 
     /* A second provider on the same file store needs no flow. */
     mcp_oauth_provider *p2 = make_provider();
     h = NULL;
-    rc = mcp_oauth_provider_get_authorization(p2, &h, NULL);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && h && first && !strcmp(h, first), "a second provider loads the token from the file");
-    mcp_oauth_string_free(h);
+    rc = mcp_oauth_provider_get_headers(p2, "POST", mcp_url, &h, NULL);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && h && first_auth && !strcmp(mcp_oauth_headers_authorization(h), first_auth),
+          "a second provider loads the token from the file");
+    mcp_oauth_headers_free(h);
 
     /* authorize_async: the whole flow again, without blocking this thread. */
     struct waiter w = {.calls = 0};
@@ -120,32 +126,39 @@ int main(void)
     pthread_mutex_unlock(&w.mu);
     CHECK(w.calls == 1 && w.result == MCP_OAUTH_RESULT_OK, "authorize_async completes OK");
     h = NULL;
-    rc = mcp_oauth_provider_get_authorization(p2, &h, NULL);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && h && first && strcmp(h, first) != 0, "authorize replaced the token");
+    rc = mcp_oauth_provider_get_headers(p2, "POST", mcp_url, &h, NULL);
+    const char *now_auth = mcp_oauth_headers_authorization(h);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && now_auth && first_auth && strcmp(now_auth, first_auth) != 0,
+          "authorize replaced the token");
 
     /* 403 insufficient_scope: step-up to more scopes. */
     char stepup[1024];
     snprintf(stepup, sizeof stepup,
              "Bearer error=\"insufficient_scope\", scope=\"mcp:read mcp:admin\", resource_metadata=\"%s\"", prm_url);
+    const char *stepup_names[] = {"WWW-Authenticate"};
     const char *stepup_values[] = {stepup};
-    char *stepped = NULL;
+    mcp_oauth_headers *stepped = NULL;
     retry = false;
     err = NULL;
-    rc = mcp_oauth_provider_handle_response(p2, 403, stepup_values, 1, h, &retry, &stepped, &err);
-    CHECK(rc == MCP_OAUTH_RESULT_OK && retry && stepped && h && strcmp(stepped, h) != 0,
+    rc = mcp_oauth_provider_handle_response(p2, "POST", mcp_url, now_auth, 403, stepup_names, stepup_values, 1, &retry,
+                                            &stepped, &err);
+    const char *stepped_auth = mcp_oauth_headers_authorization(stepped);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && retry && stepped_auth && now_auth && strcmp(stepped_auth, now_auth) != 0,
           "403 insufficient_scope steps up (%s)", err ? mcp_oauth_error_display(err) : "ok");
     mcp_oauth_error_free(err);
-    mcp_oauth_string_free(stepped);
-    mcp_oauth_string_free(h);
+    mcp_oauth_headers_free(stepped);
+    mcp_oauth_headers_free(h);
 
     /* A 403 without insufficient_scope is for the application. */
+    const char *plain403_names[] = {"WWW-Authenticate"};
     const char *plain403[] = {"Bearer error=\"invalid_request\""};
     retry = true;
     again = NULL;
-    rc = mcp_oauth_provider_handle_response(p2, 403, plain403, 1, NULL, &retry, &again, NULL);
+    rc = mcp_oauth_provider_handle_response(p2, "POST", mcp_url, NULL, 403, plain403_names, plain403, 1, &retry, &again,
+                                            NULL);
     CHECK(rc == MCP_OAUTH_RESULT_OK && !retry && !again, "other 403: no retry");
 
-    mcp_oauth_string_free(first);
+    mcp_oauth_headers_free(first);
     mcp_oauth_provider_free(p2);
     mcp_oauth_provider_free(p);
     pthread_mutex_destroy(&w.mu);
