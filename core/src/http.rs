@@ -223,8 +223,27 @@ impl ReqwestTransport {
         Self::with_options(&TransportOptions::default())
     }
 
-    /// A transport with `options`.
+    /// A transport with `options`. Without extra CA certificates every
+    /// provider of the process shares one client: loading the operating
+    /// system's roots takes milliseconds, and one pool serves them all.
     pub fn with_options(options: &TransportOptions) -> Result<Self> {
+        if options.extra_root_certificates.is_empty() {
+            static SHARED: std::sync::OnceLock<std::result::Result<reqwest::Client, String>> =
+                std::sync::OnceLock::new();
+            let client = SHARED
+                .get_or_init(|| {
+                    Self::build(options)
+                        .map(|t| t.client)
+                        .map_err(|e| e.message().to_string())
+                })
+                .clone()
+                .map_err(Error::config)?;
+            return Ok(ReqwestTransport { client });
+        }
+        Self::build(options)
+    }
+
+    fn build(options: &TransportOptions) -> Result<Self> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION")))
