@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    AuthHeaders, AuthorizationHandler, GrantKind, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
+    AuthHeaders, AuthorizationHandler, GrantKind, ResourceParameter, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
     RequestInfo, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
 };
 use pyo3::prelude::*;
@@ -115,7 +115,8 @@ impl NativeProvider {
         http_timeout=30.0, authorization_timeout=300.0, client_metadata_url=None, validate_resource=false,
         assume_s256_when_pkce_unadvertised=false, skip_resource_check=false, protocol_version=None,
         client_credentials=false, client_id=None, client_secret=None, token_endpoint_auth_method=None,
-        scope=None, client_assertion=false, issuer=None,
+        scope=None, client_assertion=false, issuer=None, resource_parameter=None,
+        authorization_params=Vec::new(), token_params=Vec::new(), lease_wait=30.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -138,6 +139,10 @@ impl NativeProvider {
         scope: Option<String>,
         client_assertion: bool,
         issuer: Option<String>,
+        resource_parameter: Option<String>,
+        authorization_params: Vec<(String, String)>,
+        token_params: Vec<(String, String)>,
+        lease_wait: f64,
     ) -> PyResult<Self> {
         let bridge = Arc::new(bridge);
         let mut metadata = match &client_metadata_json {
@@ -161,6 +166,24 @@ impl NativeProvider {
         config.skip_resource_check = skip_resource_check;
         config.protocol_version = protocol_version;
         config.task_wrapper = Some(Arc::new(in_starting_call));
+        config.resource_parameter = match resource_parameter.as_deref() {
+            None | Some("send") => ResourceParameter::Send,
+            Some("omit") => ResourceParameter::Omit,
+            Some("") => {
+                return Err(OAuthConfigurationError::new_err(
+                    "resource must be \"send\", \"omit\" or the value to send",
+                ));
+            }
+            Some(value) => ResourceParameter::Override(value.to_string()),
+        };
+        config.extra_authorization_params = authorization_params;
+        config.extra_token_params = token_params;
+        if !lease_wait.is_finite() || lease_wait < 0.0 {
+            return Err(OAuthConfigurationError::new_err(
+                "lease_wait must be a non-negative number of seconds",
+            ));
+        }
+        config.lease_wait = Duration::from_secs_f64(lease_wait);
         if client_credentials {
             config.grant = GrantKind::ClientCredentials;
         }

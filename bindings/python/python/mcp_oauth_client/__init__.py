@@ -23,6 +23,7 @@ from ._provider import (
     ClientCredentialsOAuthProvider,
     OAuthClientProvider,
     PrivateKeyJWTOAuthProvider,
+    ServerSettings,
     TokenStorage,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "OAuthToken",
     "OAuthTokenError",
     "PrivateKeyJWTOAuthProvider",
+    "ServerSettings",
     "SignedJWTParameters",
     "TokenStorage",
     "__version__",

@@ -43,6 +43,10 @@ class NativeProvider:
         scope: str | None = None,
         client_assertion: bool = False,
         issuer: str | None = None,
+        resource_parameter: str | None = None,
+        authorization_params: list[tuple[str, str]] = ...,
+        token_params: list[tuple[str, str]] = ...,
+        lease_wait: float = 30.0,
     ) -> NativeProvider: ...
     @property
     def server_url(self) -> str: ...

@@ -22,14 +22,59 @@ import asyncio
 import atexit
 import math
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from . import _native
 from ._bridge import Bridge
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-__all__ = ["ClientCredentialsOAuthProvider", "OAuthClientProvider", "PrivateKeyJWTOAuthProvider", "TokenStorage"]
+__all__ = [
+    "ClientCredentialsOAuthProvider",
+    "OAuthClientProvider",
+    "PrivateKeyJWTOAuthProvider",
+    "ServerSettings",
+    "TokenStorage",
+]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What some authorization servers need, as data (pass as ``settings=`` to a provider).
+
+    Args:
+        resource: ``"send"`` (the default) sends the discovered resource (RFC 8707) in
+            authorization and token requests, as the MCP spec requires; ``"omit"`` sends
+            none (some Microsoft Entra ID tenants reject it); any other string is sent
+            instead of the discovered one.
+        authorization_params: Extra query parameters of the authorization request
+            (Auth0's ``audience``). They never replace a parameter the protocol sets.
+        token_params: Extra parameters of every token request.
+        lease_wait: Seconds to wait for another process's refresh of the same token
+            store before failing with a storage error.
+    """
+
+    resource: str = "send"
+    authorization_params: Mapping[str, str] = field(default_factory=dict)
+    token_params: Mapping[str, str] = field(default_factory=dict)
+    lease_wait: float = 30.0
+
+    def _native_kwargs(self) -> dict[str, Any]:
+        return {
+            "resource_parameter": self.resource,
+            "authorization_params": list(self.authorization_params.items()),
+            "token_params": list(self.token_params.items()),
+            "lease_wait": float(self.lease_wait),
+        }
+
+
+def _settings_kwargs(settings: ServerSettings | None) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    if not isinstance(settings, ServerSettings):
+        raise TypeError("settings must be a ServerSettings")
+    return settings._native_kwargs()
 
 
 class TokenStorage(Protocol):
@@ -138,6 +183,7 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             omits ``code_challenge_methods_supported`` (and use S256).
         skip_resource_check: Skip the protected resource metadata ``resource`` check.
         protocol_version: Sent as ``MCP-Protocol-Version`` on discovery requests.
+        settings: What the authorization server needs (``ServerSettings``).
 
     Raises:
         ValueError: ``client_metadata_url`` is not HTTPS with a non-root path, or
@@ -163,6 +209,7 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         assume_s256_when_pkce_unadvertised: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
+        settings: ServerSettings | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -181,6 +228,7 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
             skip_resource_check=skip_resource_check,
             protocol_version=protocol_version,
+            **_settings_kwargs(settings),
         )
 
     def __repr__(self) -> str:
@@ -269,6 +317,7 @@ def _machine_native(
     assume_s256_when_pkce_unadvertised: bool,
     skip_resource_check: bool,
     protocol_version: str | None,
+    settings: ServerSettings | None,
     **grant: Any,
 ) -> Any:
     """The native provider of a client credentials grant (no person, no handlers)."""
@@ -281,6 +330,7 @@ def _machine_native(
         skip_resource_check=skip_resource_check,
         protocol_version=protocol_version,
         client_credentials=True,
+        **_settings_kwargs(settings),
         **grant,
     )
 
@@ -312,6 +362,7 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
         assume_s256_when_pkce_unadvertised: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
+        settings: ServerSettings | None = None,
     ) -> None:
         if token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
             raise ValueError("token_endpoint_auth_method must be client_secret_basic or client_secret_post")
@@ -326,6 +377,7 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
             assume_s256_when_pkce_unadvertised,
             skip_resource_check,
             protocol_version,
+            settings,
             client_id=client_id,
             client_secret=client_secret,
             token_endpoint_auth_method=token_endpoint_auth_method,
@@ -373,6 +425,7 @@ class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
         assume_s256_when_pkce_unadvertised: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
+        settings: ServerSettings | None = None,
     ) -> None:
         if not callable(assertion_provider):
             raise TypeError("assertion_provider must be callable: async (audience: str) -> str")
@@ -387,6 +440,7 @@ class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
             assume_s256_when_pkce_unadvertised,
             skip_resource_check,
             protocol_version,
+            settings,
             client_id=client_id,
             token_endpoint_auth_method="private_key_jwt",
             scope=scope if scope is not None else scopes,
