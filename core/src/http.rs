@@ -208,7 +208,9 @@ fn parse_root_certificates(pem: &[u8], source: &str) -> Result<Vec<reqwest::Cert
 /// - Proxies come from the environment: `HTTPS_PROXY`, `HTTP_PROXY`,
 ///   `ALL_PROXY` and `NO_PROXY` (or their lower-case forms; `HTTP_PROXY` is
 ///   ignored under CGI, where a client could set it), and, on macOS and
-///   Windows, the system proxy settings.
+///   Windows, the system proxy settings. They are read when the process's
+///   first transport is built: providers without extra CA certificates share
+///   one client.
 /// - A pooled connection idle for [`POOL_IDLE_TIMEOUT`] is not reused, and a
 ///   GET the server answered by closing a pooled connection is sent once
 ///   more (see [`HttpTransport::send`] on this type).
