@@ -293,7 +293,8 @@ pub fn is_b64token(s: &str) -> bool {
 /// (also when a server sends an error with HTTP 200).
 ///
 /// An OAuth error body (RFC 6749 §5.2) is a refusal: kind `token`, unless the
-/// server also said it is unavailable (5xx or 429). Anything else that is not a
+/// server said it is unavailable (5xx, 429, `server_error` or
+/// `temporarily_unavailable`). Anything else that is not a
 /// usable token (a 5xx or 429, an HTML page, a malformed or hostile 200) is an
 /// outage: kind `server`, with `Retry-After` when given. Nothing of a refused
 /// response is kept.
@@ -307,7 +308,9 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
             .with_retry_after(crate::http::retry_after(resp))
     };
     if let Some(err) = value.as_ref().and_then(oauth_error_fields) {
-        if unavailable {
+        // RFC 6749 §4.1.2.1's codes for a server that cannot answer now, sent
+        // by some token endpoints with a 400: an outage all the same.
+        if unavailable || matches!(err.error.as_str(), "server_error" | "temporarily_unavailable") {
             return Err(outage("the token endpoint is unavailable").with_oauth(err));
         }
         return Err(
