@@ -82,6 +82,11 @@ async fn an_outage_is_not_a_revocation() {
             Reply::json(500, json!({"error": "server_error"})),
             Some(500),
         ),
+        (
+            "400 temporarily_unavailable",
+            Reply::json(400, json!({"error": "temporarily_unavailable"})),
+            Some(400),
+        ),
         ("malformed 200", malformed, Some(200)),
         ("JSON array", Reply::json(200, json!([1, 2])), Some(200)),
     ];
