@@ -178,6 +178,31 @@ fn assert_no_token_errors(state: &Value) {
 
 /// The full flow, once, with the person played headlessly; the tokens and
 /// the registration end up in the file store in `dir`.
+/// A provider on a file store of its own, logged in through a first MCP call.
+struct LoggedIn {
+    dir: tempfile::TempDir,
+    store: FileStorage,
+    handler: Arc<HeadlessHandler>,
+    mcp: Mcp,
+}
+
+impl LoggedIn {
+    async fn start(peers: &Peers) -> LoggedIn {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStorage::new(dir.path(), &peers.mcp_url).unwrap();
+        let handler = Arc::new(HeadlessHandler::default());
+        let p = provider(&peers.mcp_url, dir.path(), handler.clone(), Duration::from_secs(10));
+        let mcp = Mcp::new(&peers.mcp_url, p);
+        assert_eq!(mcp.initialize().await.unwrap().status, 200);
+        LoggedIn {
+            dir,
+            store,
+            handler,
+            mcp,
+        }
+    }
+}
+
 async fn log_in(peers: &Peers, dir: &Path) -> OAuthToken {
     let handler = Arc::new(HeadlessHandler::default());
     let p = provider(&peers.mcp_url, dir, handler.clone(), Duration::from_secs(10));
@@ -572,12 +597,13 @@ async fn an_outage_after_a_restart_keeps_the_refresh_token() {
 async fn invalid_grant_drops_only_the_dead_tokens() {
     init_tracing(false);
     let peers = Peers::start(&["--json-response", "--access-token-ttl", "2"]);
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStorage::new(dir.path(), &peers.mcp_url).unwrap();
-    let handler = Arc::new(HeadlessHandler::default());
-    let p = provider(&peers.mcp_url, dir.path(), handler.clone(), Duration::from_secs(10));
-    let mcp = Mcp::new(&peers.mcp_url, p.clone());
-    assert_eq!(mcp.initialize().await.unwrap().status, 200);
+    let LoggedIn {
+        dir: _dir,
+        store,
+        handler,
+        mcp,
+    } = LoggedIn::start(&peers).await;
+    let p = mcp.provider.clone();
     let client = store.get_client_info().await.unwrap().unwrap();
 
     // One refresh: RT0 is used, RT1 is current.
@@ -651,12 +677,13 @@ async fn invalid_grant_drops_only_the_dead_tokens() {
 async fn a_refresh_whose_caller_is_cancelled_completes() {
     init_tracing(false);
     let peers = Peers::start(&["--json-response", "--access-token-ttl", "2"]);
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStorage::new(dir.path(), &peers.mcp_url).unwrap();
-    let handler = Arc::new(HeadlessHandler::default());
-    let p = provider(&peers.mcp_url, dir.path(), handler.clone(), Duration::from_secs(10));
-    let mcp = Mcp::new(&peers.mcp_url, p.clone());
-    assert_eq!(mcp.initialize().await.unwrap().status, 200);
+    let LoggedIn {
+        dir: _dir,
+        store,
+        handler,
+        mcp,
+    } = LoggedIn::start(&peers).await;
+    let p = mcp.provider.clone();
     let t0 = wait_for_expiry(&store).await;
     long_lived_tokens_from_now_on(&peers).await;
 
