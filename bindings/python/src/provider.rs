@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    AuthHeaders, AuthorizationHandler, GrantKind, ResourceParameter, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
-    RequestInfo, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
+    AuthHeaders, AuthorizationHandler, GrantKind, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
+    RequestInfo, ResourceParameter, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
 };
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
