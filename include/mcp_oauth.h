@@ -974,7 +974,8 @@ mcp_oauth_result mcp_oauth_provider_get_headers(const struct mcp_oauth_provider 
  *   headers, two arrays of `header_count` strings (names in any case; a
  *   header repeated is given once per value). Pass them all: the provider
  *   reads every `WWW-Authenticate`, and will read others. Both arrays may be
- *   NULL when `header_count` is 0. Every string must be UTF-8.
+ *   NULL when `header_count` is 0. They are the server's bytes: one that
+ *   is not UTF-8 is read with replacement characters, never refused.
  *
  * On success `*retry_out` tells whether to retry; when true,
  * `*headers_out` is a new headers object to send the retry with (owned by

@@ -91,11 +91,23 @@ unsafe fn response_headers_arg(
         .iter()
         .zip(values)
         .map(|(n, v)| {
-            let n = unsafe { str_arg(*n, "header_names[i]") }?;
-            let v = unsafe { str_arg(*v, "header_values[i]") }?;
-            Ok((n.to_string(), v.to_string()))
+            let n = unsafe { server_str_arg(*n, "header_names[i]") }?;
+            let v = unsafe { server_str_arg(*v, "header_values[i]") }?;
+            Ok((n, v))
         })
         .collect()
+}
+
+/// A string the server sent (a response header), as the host relays it: the
+/// server's bytes are not the host's input, so one that is not UTF-8 (a
+/// Latin-1 header) is read with replacement characters rather than failing
+/// the call. NULL is still the host's mistake.
+unsafe fn server_str_arg(p: *const c_char, name: &'static str) -> Result<String, Failure> {
+    if p.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: the caller passes a NUL-terminated string that outlives the call.
+    Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
 /// Free a provider (give back the caller's reference). Operations already
@@ -370,7 +382,8 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
 ///   headers, two arrays of `header_count` strings (names in any case; a
 ///   header repeated is given once per value). Pass them all: the provider
 ///   reads every `WWW-Authenticate`, and will read others. Both arrays may be
-///   NULL when `header_count` is 0. Every string must be UTF-8.
+///   NULL when `header_count` is 0. They are the server's bytes: one that
+///   is not UTF-8 is read with replacement characters, never refused.
 ///
 /// On success `*retry_out` tells whether to retry; when true,
 /// `*headers_out` is a new headers object to send the retry with (owned by
