@@ -148,13 +148,21 @@ impl OAuthToken {
     /// Whether the token should be refreshed now: expired, or within a margin
     /// of expiry (a tenth of its lifetime, at most 30 seconds), for clock skew.
     pub fn needs_refresh(&self) -> bool {
-        let Some(at) = self.expires_at else {
-            // A stored `expires_in` of 0 without an absolute expiry: expired.
-            return self.expires_in == Some(0);
-        };
-        let lifetime = self.expires_in.map(|s| s as f64).unwrap_or(300.0);
-        let margin = (lifetime / 10.0).min(30.0);
-        now_unix() + margin >= at
+        self.refresh_at().is_some_and(|at| now_unix() >= at)
+    }
+
+    /// When to refresh, in seconds since the Unix epoch: the absolute expiry
+    /// less the margin (a stored `expires_in` of 0 without an absolute expiry
+    /// means now); `None` when the expiry is unknown.
+    pub fn refresh_at(&self) -> Option<f64> {
+        match self.expires_at {
+            Some(at) => {
+                let lifetime = self.expires_in.map(|s| s as f64).unwrap_or(300.0);
+                Some(at - (lifetime / 10.0).min(30.0))
+            }
+            None if self.expires_in == Some(0) => Some(0.0),
+            None => None,
+        }
     }
 
     /// Whether the token is known to be expired (not merely close to it):

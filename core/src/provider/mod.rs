@@ -120,21 +120,13 @@ pub(crate) struct Held {
     pub(crate) prepared: String,
     /// The store's version of it (`ABSENT` when not stored).
     pub(crate) version: Version,
-    /// When to refresh (expiry minus a margin for clock skew); `None` when
-    /// the expiry is unknown.
+    /// [`OAuthToken::refresh_at`], computed once off the hot path.
     refresh_at: Option<f64>,
 }
 
 impl Held {
     fn new(token: OAuthToken, prepared: String, version: Version) -> Self {
-        let refresh_at = match token.expires_at {
-            Some(at) => {
-                let lifetime = token.expires_in.map(|s| s as f64).unwrap_or(300.0);
-                Some(at - (lifetime / 10.0).min(30.0))
-            }
-            None if token.expires_in == Some(0) => Some(0.0),
-            None => None,
-        };
+        let refresh_at = token.refresh_at();
         Held {
             token,
             prepared,
