@@ -61,6 +61,16 @@ struct Request {
 }
 
 impl Request {
+    /// A request as Python describes it; `timeout` in seconds (see `request_timeout`).
+    fn new(method: String, url: String, authorization: Option<String>, timeout: Option<f64>) -> Self {
+        Request {
+            method,
+            url,
+            authorization,
+            timeout: request_timeout(timeout),
+        }
+    }
+
     fn info(&self) -> RequestInfo<'_> {
         RequestInfo::new(&self.method, &self.url)
             .with_authorization(self.authorization.as_deref())
@@ -234,12 +244,7 @@ impl NativeProvider {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.inner.clone();
-        let r = Request {
-            method,
-            url,
-            authorization: None,
-            timeout: request_timeout(timeout),
-        };
+        let r = Request::new(method, url, None, timeout);
         self.awaitable(
             py,
             async move { p.headers(&r.info()).await.map(|h| h.map(header_list)) },
@@ -261,12 +266,7 @@ impl NativeProvider {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.inner.clone();
-        let r = Request {
-            method,
-            url,
-            authorization,
-            timeout: request_timeout(timeout),
-        };
+        let r = Request::new(method, url, authorization, timeout);
         self.awaitable(py, async move {
             p.handle_response(&r.info(), &ResponseInfo::new(status, &headers))
                 .await
@@ -291,12 +291,7 @@ impl NativeProvider {
         timeout: Option<f64>,
     ) -> PyResult<Option<HeaderList>> {
         let p = self.inner.clone();
-        let r = Request {
-            method,
-            url,
-            authorization: None,
-            timeout: request_timeout(timeout),
-        };
+        let r = Request::new(method, url, None, timeout);
         self.blocking(py, event_loop, async move {
             p.headers(&r.info()).await.map(|h| h.map(header_list))
         })
@@ -317,12 +312,7 @@ impl NativeProvider {
         timeout: Option<f64>,
     ) -> PyResult<Option<HeaderList>> {
         let p = self.inner.clone();
-        let r = Request {
-            method,
-            url,
-            authorization,
-            timeout: request_timeout(timeout),
-        };
+        let r = Request::new(method, url, authorization, timeout);
         self.blocking(py, event_loop, async move {
             p.handle_response(&r.info(), &ResponseInfo::new(status, &headers))
                 .await
