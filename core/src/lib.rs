@@ -52,6 +52,7 @@ pub mod error;
 pub mod handler;
 pub mod http;
 pub mod jwt;
+pub mod keys;
 pub mod model;
 pub mod provider;
 pub mod registration;
@@ -68,6 +69,7 @@ pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step
 pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
 pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError, TransportOptions};
 pub use jwt::{AssertionProvider, JwtSigner, PrivateKeyJwt};
+pub use keys::{Algorithm, CallbackSigner, LocalSigner, PrivateKey, SignFn, Signer};
 pub use model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,

@@ -51,20 +51,21 @@ impl NativeSigner {
     }
 
     /// A signed client assertion for `audience` (the authorization server's issuer).
-    fn client_assertion(&self, issuer: &str, subject: &str, audience: &str) -> String {
-        self.signer
-            .client_assertion(
+    fn client_assertion(&self, issuer: &str, subject: &str, audience: &str) -> PyResult<String> {
+        let signed = self
+            .signer
+            .client_assertion_now(
                 issuer,
                 subject,
                 audience,
                 self.lifetime_secs,
                 self.extra_claims.as_ref(),
             )
-            .expose()
-            .to_string()
+            .ok_or_else(|| to_pyerr(mcp_oauth_client::Error::config("this key signs asynchronously")))?;
+        Ok(signed.map_err(to_pyerr)?.expose().to_string())
     }
 
     fn __repr__(&self) -> String {
-        "NativeSigner(alg='ES256')".into()
+        format!("NativeSigner(alg='{}')", self.signer.signer().algorithm())
     }
 }
