@@ -24,7 +24,7 @@ pub struct mcp_oauth_answer {
     _private: [u8; 0],
 }
 
-pub(crate) struct Answer(Option<Zeroizing<String>>);
+pub(crate) struct Answer(pub(crate) Option<Zeroizing<String>>);
 
 impl BoxHandle for mcp_oauth_answer {
     type Inner = Answer;

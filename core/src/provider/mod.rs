@@ -95,6 +95,16 @@ impl<'a> ResponseInfo<'a> {
         ResponseInfo { status, headers }
     }
 
+    /// Whether this is a resource server's DPoP nonce challenge (401,
+    /// `error="use_dpop_nonce"`, with a `DPoP-Nonce`): the one response that
+    /// may be handed to [`OAuthClientProvider::handle_response`] again after
+    /// a retry, since a retry carrying a new token can meet it first.
+    pub fn is_dpop_nonce_challenge(&self) -> bool {
+        self.status == 401
+            && self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("dpop-nonce"))
+            && find_bearer(&self.challenges()).is_some_and(|c| c.error.as_deref() == Some("use_dpop_nonce"))
+    }
+
     fn challenges(&self) -> Vec<&'a str> {
         self.headers
             .iter()
@@ -371,7 +381,9 @@ impl OAuthClientProvider {
     /// Hand the provider a response to `request` (whose `authorization` is
     /// what it carried). On 401 it refreshes or runs the flow; on 403
     /// `insufficient_scope` it steps up. Call it at most once per request:
-    /// after a retry, pass a second 401/403 to the application.
+    /// after a retry, pass a second 401/403 to the application, except a DPoP
+    /// nonce challenge ([`ResponseInfo::is_dpop_nonce_challenge`]), which may
+    /// be handed over once more.
     pub async fn handle_response(
         &self,
         request: &RequestInfo<'_>,
