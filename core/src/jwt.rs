@@ -82,13 +82,16 @@ impl JwtSigner {
     }
 }
 
-fn typ_jwt() -> serde_json::Map<String, Value> {
+/// The JOSE header fields of a client assertion besides `alg` and `kid`.
+pub fn typ_jwt() -> serde_json::Map<String, Value> {
     let mut h = serde_json::Map::new();
     h.insert("typ".into(), json!("JWT"));
     h
 }
 
-fn assertion_claims(
+/// The claims of an RFC 7523 §3 client assertion (see
+/// [`JwtSigner::client_assertion`]).
+pub fn assertion_claims(
     issuer: &str,
     subject: &str,
     audience: &str,

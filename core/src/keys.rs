@@ -515,27 +515,59 @@ impl Signer for CallbackSigner {
                 ));
             }
         };
-        if sig.is_empty() {
-            return Err(Error::handler(
-                Step::Signing,
-                "the signing callback returned no signature",
-            ));
-        }
-        if self.algorithm == Algorithm::Es256 && sig.len() != 64 {
-            return p256::ecdsa::Signature::from_der(&sig)
-                .map(|s| s.to_bytes().to_vec())
-                .map_err(|_| {
-                    Error::handler(
-                        Step::Signing,
-                        format!(
-                            "the signing callback returned {} bytes: not an ES256 signature (64 bytes r||s, or DER)",
-                            sig.len()
-                        ),
-                    )
-                });
-        }
-        Ok(sig)
+        normalize_signature(self.algorithm, sig)
     }
+}
+
+/// A signature from outside (a host's callback, a KMS) in the JWS form: an
+/// ES256 signature may come DER-encoded and is converted to `r || s`.
+pub fn normalize_signature(algorithm: Algorithm, sig: Vec<u8>) -> Result<Vec<u8>> {
+    if sig.is_empty() {
+        return Err(Error::handler(
+            Step::Signing,
+            "the signing callback returned no signature",
+        ));
+    }
+    if algorithm == Algorithm::Es256 && sig.len() != 64 {
+        return p256::ecdsa::Signature::from_der(&sig)
+            .map(|s| s.to_bytes().to_vec())
+            .map_err(|_| {
+                Error::handler(
+                    Step::Signing,
+                    format!(
+                        "the signing callback returned {} bytes: not an ES256 signature (64 bytes r||s, or DER)",
+                        sig.len()
+                    ),
+                )
+            });
+    }
+    Ok(sig)
+}
+
+/// The signing input of a JWT (`header.claims`, base64url) for a signature
+/// made elsewhere; finish it with [`attach_signature`]. `header` gets `alg`
+/// (and `kid` when given).
+pub fn jwt_signing_input(
+    algorithm: Algorithm,
+    key_id: Option<&str>,
+    mut header: serde_json::Map<String, Value>,
+    claims: &Value,
+) -> String {
+    header.insert("alg".into(), json!(algorithm.as_str()));
+    if let Some(kid) = key_id {
+        header.entry("kid").or_insert_with(|| json!(kid));
+    }
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// The JWT of `input` (from [`jwt_signing_input`]) with `sig` made elsewhere.
+pub fn attach_signature(input: String, algorithm: Algorithm, sig: Vec<u8>) -> Result<String> {
+    let sig = normalize_signature(algorithm, sig)?;
+    Ok(finish(input, &sig))
 }
 
 /// Encode and sign a JWT: `header` gets `alg` (and `kid` when the signer
@@ -561,15 +593,7 @@ pub fn sign_jwt_now(
 }
 
 fn signing_input(signer: &dyn Signer, header: &mut serde_json::Map<String, Value>, claims: &Value) -> String {
-    header.insert("alg".into(), json!(signer.algorithm().as_str()));
-    if let Some(kid) = signer.key_id() {
-        header.entry("kid").or_insert_with(|| json!(kid));
-    }
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(Value::Object(std::mem::take(header)).to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    jwt_signing_input(signer.algorithm(), signer.key_id(), std::mem::take(header), claims)
 }
 
 fn finish(mut input: String, sig: &[u8]) -> String {

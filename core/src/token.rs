@@ -73,7 +73,7 @@ impl Grant {
                 }
             }
             Grant::JwtBearer { assertion, scope } => {
-                push("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+                push("grant_type", crate::sources::JWT_BEARER_GRANT);
                 push("assertion", assertion.expose());
                 if let Some(s) = scope.as_deref().filter(|s| !s.is_empty()) {
                     push("scope", s);

@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_oauth_client::sources::{IdJagExchange, IdentityProvider, JwtBearer, JwtFn, JwtInput, WorkloadToken};
-use mcp_oauth_client::token::ClientAuthentication;
+use mcp_oauth_client::sources::{IdentityProvider, JwtFn, JwtInput};
 use mcp_oauth_client::{
-    Algorithm, CallbackSigner, Dpop, Error as CoreError, JwtSigner, LocalSigner, ProviderConfig, Secret, SignFn,
-    Signer, error::Step,
+    Algorithm, CallbackSigner, Error as CoreError, JwtSigner, LocalSigner, ProviderConfig, Secret, SignFn, Signer,
+    error::Step,
 };
 use zeroize::Zeroizing;
 
@@ -44,10 +43,8 @@ pub(crate) struct M2m {
 impl M2m {
     /// Put the settings into the core's configuration.
     pub(crate) fn apply(self, config: &mut ProviderConfig) -> Result<(), CoreError> {
-        if let Some(signer) = self.dpop {
-            config.binding = Some(Arc::new(Dpop::new(signer)?));
-        } else if self.dpop_generated {
-            config.binding = Some(Arc::new(Dpop::generate()));
+        if self.dpop.is_some() || self.dpop_generated {
+            config.use_dpop(self.dpop)?;
         }
         if let Some(signer) = self.assertion_signer {
             config.client_assertion = Some(Arc::new(JwtSigner::new(signer)));
@@ -62,30 +59,10 @@ impl M2m {
             let id_token = id_token
                 .or(self.id_token_callback)
                 .ok_or_else(|| CoreError::config("enterprise-managed authorization needs the user's ID token"))?;
-            let token_endpoint = url::Url::parse(&endpoint)
-                .map_err(|e| CoreError::config(format!("the IdP token endpoint {endpoint:?} is not a URL ({e})")))?;
-            let client_auth = match (client_id, secret) {
-                (Some(id), Some(s)) => ClientAuthentication::SecretBasic {
-                    client_id: id,
-                    client_secret: s,
-                },
-                (Some(id), None) => ClientAuthentication::None { client_id: id },
-                (None, Some(_)) => return Err(CoreError::config("an IdP client secret needs an IdP client ID")),
-                (None, None) => ClientAuthentication::None {
-                    client_id: String::new(),
-                },
-            };
-            let idp = IdentityProvider {
-                token_endpoint,
-                client_auth,
-                issuer: None,
-            };
-            let scope = config.client_metadata.scope.clone();
-            config.source = Some(Arc::new(JwtBearer::new(Arc::new(IdJagExchange::new(
-                idp, id_token, scope,
-            )))));
+            let idp = IdentityProvider::new(&endpoint, client_id, secret)?;
+            config.use_identity_assertion(idp, id_token);
         } else if let Some(w) = self.workload {
-            config.source = Some(Arc::new(JwtBearer::new(Arc::new(WorkloadToken::new(w)))));
+            config.use_workload_identity(w);
         }
         if config.source.is_some() && config.static_client.is_none() {
             return Err(CoreError::config(

@@ -185,10 +185,42 @@ impl GrantAssertion for WorkloadToken {
 pub struct IdentityProvider {
     /// Its token endpoint (HTTPS, or loopback).
     pub token_endpoint: Url,
-    /// How this client authenticates there (often a client of its own).
-    pub client_auth: ClientAuthentication,
+    /// How this client authenticates there (often a client of its own);
+    /// `None` sends no client credentials.
+    pub client_auth: Option<ClientAuthentication>,
     /// Its issuer, for client assertions; the token endpoint's origin when unset.
     pub issuer: Option<String>,
+}
+
+impl IdentityProvider {
+    /// The IdP at `token_endpoint`, where this client is `client_id` (sent
+    /// in the form) or, with a secret, authenticates with
+    /// `client_secret_basic`; with neither, no client credentials are sent.
+    pub fn new(token_endpoint: &str, client_id: Option<String>, client_secret: Option<Secret>) -> Result<Self> {
+        let token_endpoint = Url::parse(token_endpoint).map_err(|e| {
+            Error::config(format!(
+                "the identity provider's token endpoint {token_endpoint:?} is not a URL ({e})"
+            ))
+        })?;
+        let client_auth = match (client_id.filter(|c| !c.is_empty()), client_secret) {
+            (Some(client_id), Some(client_secret)) => Some(ClientAuthentication::SecretBasic {
+                client_id,
+                client_secret,
+            }),
+            (Some(client_id), None) => Some(ClientAuthentication::None { client_id }),
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "a client secret at the identity provider needs its client ID",
+                ));
+            }
+            (None, None) => None,
+        };
+        Ok(IdentityProvider {
+            token_endpoint,
+            client_auth,
+            issuer: None,
+        })
+    }
 }
 
 impl std::fmt::Debug for IdentityProvider {
@@ -249,15 +281,15 @@ impl GrantAssertion for IdJagExchange {
             .issuer
             .clone()
             .unwrap_or_else(|| endpoint.origin().ascii_serialization());
-        self.idp
-            .client_auth
-            .apply(TokenRequestParts {
+        if let Some(auth) = &self.idp.client_auth {
+            auth.apply(TokenRequestParts {
                 form: &mut form,
                 headers: &mut req.headers,
                 token_endpoint: endpoint,
                 issuer: &issuer,
             })
             .await?;
+        }
         req.body = Some(
             url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(form.iter())

@@ -9,6 +9,9 @@ use crate::error::Result;
 use crate::model::{OAuthToken, Secret};
 use crate::token::Grant;
 
+/// The RFC 7523 JWT-bearer grant type.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// Makes the assertion of a JWT-bearer grant.
 #[async_trait::async_trait]
 pub trait GrantAssertion: Send + Sync {

@@ -24,7 +24,7 @@ pub use identity_assertion::{
     ID_JAG_TYPE, ID_TOKEN_TYPE, IdJagExchange, IdentityProvider, JwtFn, JwtInput, JwtReader, TOKEN_EXCHANGE_GRANT,
     WorkloadToken,
 };
-pub use jwt_bearer::{GrantAssertion, JwtBearer};
+pub use jwt_bearer::{GrantAssertion, JWT_BEARER_GRANT, JwtBearer};
 pub use refresh::refresh;
 
 use crate::binding::TokenBinding;
