@@ -108,6 +108,9 @@ token_requests() { curl -s "$CONTROL_URL/state" | "$PYTHON" -c "import json,sys;
 echo "# ASan+UBSan: error paths"
 run_program "asan test_api" "$HERE/build-asan/test_api"
 
+echo "# ASan+UBSan: the machine-to-machine setters and the signing callback"
+run_program "asan test_m2m" "$HERE/build-asan/test_m2m"
+
 echo "# ASan+UBSan: the full flow through the C API"
 TOKEN_DIR="$WORK/tokens-flow" run_program "asan test_flow" "$HERE/build-asan/test_flow"
 
@@ -154,6 +157,7 @@ if command -v valgrind >/dev/null; then
     VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --quiet)
     run_program "valgrind test_api" "${VG[@]}" "$HERE/build-plain/test_api"
     TOKEN_DIR="$WORK/tokens-valgrind" run_program "valgrind test_flow" "${VG[@]}" "$HERE/build-plain/test_flow"
+    run_program "valgrind test_m2m" "${VG[@]}" "$HERE/build-plain/test_m2m"
 else
     fail "valgrind is not installed (scripts/setup.sh installs it)"
 fi
