@@ -55,6 +55,10 @@
 //                               delayed request through now.
 //   POST /__control/access-token-ttl  JSON body {"seconds": N}: access tokens issued from now on
 //                               live N seconds (tokens already issued keep their lifetime).
+//   POST /__control/id-token, /__control/workload-token: signed tokens of the enterprise
+//                               IdP and the workload platform (see enterprise.mjs), which
+//                               also serves the IdP's token endpoint POST /idp/token and
+//                               the JWT-bearer grant.
 //   POST /__control/reset       clears pending denials and token faults.
 //   GET  /__control/state       JSON: pending denials, counters of authorizations, token
 //                               requests by grant type (successes), token errors by error
@@ -72,6 +76,8 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 
 import Provider, { errors, interactionPolicy } from 'oidc-provider';
+
+import { installEnterprise, readText } from './enterprise.mjs';
 
 const log = (...args) => console.error('[oidc]', ...args);
 
@@ -395,6 +401,7 @@ async function handleControl(req, res) {
         delayed_token_requests: control.delayed.size,
         access_token_ttl: control.accessTokenTTL,
         resources: [...resources],
+        enterprise: enterprise?.state,
       });
     }
     return sendJson(res, 404, { error: 'unknown control' });
@@ -403,11 +410,22 @@ async function handleControl(req, res) {
   }
 }
 
+// The enterprise IdP, the workload platform and the JWT-bearer grant (enterprise.mjs).
+let enterprise;
+
 const server = http.createServer();
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, '127.0.0.1', async () => {
   const actualPort = server.address().port;
   issuer = `http://127.0.0.1:${actualPort}`;
   const provider = new Provider(issuer, configuration);
+  enterprise = await installEnterprise({
+    provider,
+    issuer,
+    resources,
+    resourceServerInfo: configuration.features.resourceIndicators.getResourceServerInfo,
+    log,
+    errors,
+  });
 
   provider.on('grant.success', (ctx) => {
     const gt = ctx.oidc.params?.grant_type ?? 'unknown';
@@ -425,8 +443,18 @@ server.listen(port, '127.0.0.1', () => {
   const callback = provider.callback();
   server.on('request', (req, res) => {
     log(req.method, req.url);
-    if (req.url.startsWith('/__control/')) return void handleControl(req, res);
     const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'POST' && (path === '/__control/id-token' || path === '/__control/workload-token')) {
+      return void readBody(req)
+        .then((body) => enterprise.control(path, body, res, sendJson))
+        .catch((err) => sendJson(res, 400, { error: String(err?.message ?? err) }));
+    }
+    if (req.url.startsWith('/__control/')) return void handleControl(req, res);
+    if (req.method === 'POST' && path === '/idp/token') {
+      return void readText(req)
+        .then((body) => enterprise.idpToken(req, res, body, sendJson))
+        .catch((err) => sendJson(res, 500, { error: 'server_error', error_description: String(err?.message ?? err) }));
+    }
     if (req.method === 'GET' && METADATA_PATHS.has(path)) control.metadataRequests += 1;
     if (req.method === 'POST' && path === '/token') {
       control.tokenEndpointPosts += 1;
