@@ -336,3 +336,40 @@ async fn a_signing_callback_that_fails_or_hangs_is_a_clear_error_and_nothing_is_
     }
     assert_eq!(m.count("/token"), 0);
 }
+
+#[tokio::test]
+async fn private_key_jwt_authenticates_the_authorization_code_exchange_when_registered_so() {
+    let m = Mock::start().await;
+    m.standard_prm(&m.base);
+    m.standard_as("");
+    let mut c = cfg(&m);
+    c.static_client = static_client("web-app", None, "private_key_jwt");
+    let pem =
+        Secret::new(std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa-pkcs1.pem")).unwrap());
+    c.client_assertion = Some(Arc::new(JwtSigner::from_pem(&pem, "PS256", Some("k1".into())).unwrap()));
+    let person = Arc::new(Person::default());
+    let p = build(c, Arc::new(MemoryStorage::new()), person);
+    let action = on_401(&p, CHALLENGE).await.unwrap();
+    assert_eq!(calls::retried(action).as_deref(), Some("Bearer at-1"));
+    let f = m.requests_to("/token")[0].form();
+    assert_eq!(f["grant_type"], "authorization_code");
+    assert_eq!(f["client_id"], "web-app");
+    assert_eq!(
+        f["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    let assertion = &f["client_assertion"];
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(assertion.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        (header["alg"].as_str(), header["kid"].as_str()),
+        (Some("PS256"), Some("k1"))
+    );
+    let c = claims(assertion);
+    assert_eq!(
+        (c["iss"].as_str(), c["sub"].as_str()),
+        (Some("web-app"), Some("web-app"))
+    );
+    assert_eq!(c["aud"], m.base, "the issuer as its metadata spells it");
+    assert_eq!(m.count("/register"), 0);
+}
