@@ -9,6 +9,7 @@
 //!   the authorization-code flow, presented with a fresh proof per request;
 //! - nonces: the authorization server's, and the MCP server's rotated mid-run,
 //!   each handled with one retry; a server that never settles ends after one;
+//! - DPoP-bound tokens renewed before they expire, bound to the same key;
 //! - a client pinned to its issuer sends its secret nowhere else.
 //!
 //! Clients are pre-registered the way an operator would, out of band: with a
@@ -374,4 +375,90 @@ async fn a_token_endpoint_that_never_settles_on_a_nonce_ends_after_one_retry() {
         .collect();
     assert_eq!(nonces, vec![Value::Null, json!("nonce-0")]);
     assert!(p.current_token().is_none());
+}
+
+/// Wait until the provider's token is due for renewal.
+async fn wait_until_due(p: &OAuthClientProvider) {
+    let due_at = p
+        .current_token()
+        .unwrap()
+        .refresh_at()
+        .expect("the token has an expiry");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    while now() < due_at {
+        assert!(std::time::Instant::now() < deadline, "the token never became due");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// DPoP-bound tokens are renewed before they expire, bound to the same key:
+/// by a refresh (whose refresh token the server bound to the key too) in the
+/// authorization-code flow, by a new grant with client credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_bound_tokens_are_renewed_with_the_same_key() {
+    let peers = Peers::start(&["--access-token-ttl", "2"]);
+
+    let handler = Arc::new(HeadlessHandler::default());
+    let mut cfg = ProviderConfig::new(
+        peers.mcp_url.clone(),
+        OAuthClientMetadata::new(vec!["http://127.0.0.1:3030/callback".into()]),
+    );
+    cfg.timeout = Duration::from_secs(10);
+    let person_key = Arc::new(Dpop::generate());
+    cfg.binding = Some(person_key.clone());
+    let person = OAuthClientProvider::new(cfg, Arc::new(MemoryStorage::new()), Some(handler.clone())).unwrap();
+    let person_mcp = Mcp::new(&peers.mcp_url, person.clone());
+    session(&person_mcp).await;
+
+    let (id, secret) = register(&peers, "client_secret_basic", None).await;
+    let mut cfg = m2m_config(&peers, &id, secret, "client_secret_basic");
+    let machine_key = Arc::new(Dpop::generate());
+    cfg.binding = Some(machine_key.clone());
+    let machine = build(cfg);
+    let machine_mcp = Mcp::new(&peers.mcp_url, machine.clone());
+    session(&machine_mcp).await;
+
+    let first = (person.current_token().unwrap(), machine.current_token().unwrap());
+    assert!(
+        first.0.refresh_token.is_some(),
+        "the authorization server issues refresh tokens"
+    );
+    wait_until_due(&person).await;
+    wait_until_due(&machine).await;
+    // Tokens from now on outlive the test.
+    post(
+        &format!("{}/access-token-ttl", peers.control_url),
+        json!({"seconds": 3600}),
+    )
+    .await;
+
+    for (p, mcp, key, old) in [
+        (&person, &person_mcp, &person_key, &first.0),
+        (&machine, &machine_mcp, &machine_key, &first.1),
+    ] {
+        assert_eq!(mcp.tool("echo", json!({"text": "renewed"})).await.unwrap().status, 200);
+        let t = p.current_token().unwrap();
+        assert_ne!(t.access_token.expose(), old.access_token.expose(), "renewed");
+        assert_eq!(t.token_type, "DPoP");
+        assert_eq!(
+            jwt_claims(t.access_token.expose())["cnf"],
+            json!({"jkt": key.thumbprint()})
+        );
+    }
+    assert_eq!(handler.redirects.load(Ordering::SeqCst), 1, "no new authorization");
+    let state = peers.state().await;
+    assert_eq!(
+        state["token_requests"],
+        json!({"authorization_code": 1, "refresh_token": 1, "client_credentials": 2}),
+        "{state}"
+    );
+    assert_eq!(state["token_errors"], json!({}), "{state}");
+    let rs = mcp_dpop(&peers).await;
+    assert_eq!(rs["refused"], json!({}), "{rs}");
 }
