@@ -594,9 +594,12 @@ def dpop_client_credentials(http, peers, key):
 def dpop_refusal(response: httpx.Response) -> str:
     """The error of a 401 with a DPoP challenge."""
     assert response.status_code == 401, response.text
-    challenge = response.headers["www-authenticate"]
-    assert challenge.startswith("DPoP "), challenge
-    return response.json()["error"]
+    bearer, dpop = response.headers.get_list("www-authenticate")
+    assert bearer.startswith("Bearer resource_metadata="), bearer
+    assert dpop.startswith("DPoP error="), dpop
+    error = response.json()["error"]
+    assert f'error="{error}"' in dpop
+    return error
 
 
 def test_dpop_bound_tokens_and_every_proof_checked(http, peers):

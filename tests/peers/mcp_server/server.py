@@ -25,10 +25,12 @@ Run with the repo venv:
   with the proof's own `jwk`, whose key's thumbprint (RFC 7638) is `cnf.jkt`, with `htm`
   and `htu` matching the request, `ath` = base64url(SHA-256(token)), `iat` within a
   minute of now, a `jti` never seen before, and, when nonces are required, the
-  server's current nonce. A refused proof: 401 `WWW-Authenticate: DPoP
-  error="invalid_dpop_proof"`; a missing or stale nonce: 401 `WWW-Authenticate: DPoP
-  error="use_dpop_nonce"` with the current nonce in `DPoP-Nonce`. The same token as
-  `Bearer`, or an unbound token with the `DPoP` scheme: 401 `DPoP error="invalid_token"`.
+  server's current nonce. Refusals are 401 with two challenges, as a server taking
+  both schemes may send (RFC 9449 §7.2): `WWW-Authenticate: Bearer resource_metadata=…`
+  and `WWW-Authenticate: DPoP error=…`. A refused proof: `DPoP error="invalid_dpop_proof"`;
+  a missing or stale nonce: `DPoP error="use_dpop_nonce"` with the current nonce in
+  `DPoP-Nonce`; the same token as `Bearer`, or an unbound token with the `DPoP`
+  scheme: `DPoP error="invalid_token"`.
 
 Test controls (same port):
   POST /__control/dpop   JSON body, every field optional: {"require_nonce": bool,
@@ -238,9 +240,10 @@ class DpopGate:
     SDK knows no other scheme); one that does not is answered 401 here. Also serves
     the test controls under /__control/."""
 
-    def __init__(self, app, verifier: JwtTokenVerifier):
+    def __init__(self, app, verifier: JwtTokenVerifier, resource_metadata_url: str):
         self.app = app
         self.verifier = verifier
+        self.resource_metadata_url = resource_metadata_url
         self.require_nonce = False
         self.nonce_loop = False
         self.nonce = secrets.token_urlsafe(16)
@@ -368,9 +371,12 @@ class DpopGate:
             f'DPoP error="{refusal.error}", error_description="{refusal.description}", '
             f'algs="{" ".join(DPOP_ALGS)}"'
         )
+        # This server takes both schemes, so it names both (RFC 9449 §7.2): the
+        # error is the DPoP challenge's, after a plain Bearer one.
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", f'Bearer resource_metadata="{self.resource_metadata_url}"'.encode()),
             (b"www-authenticate", challenge.encode()),
             (b"cache-control", b"no-store"),
         ]
@@ -473,7 +479,7 @@ def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: boo
 
     app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
     prm_url = f"{mcp_url.split('/mcp')[0]}/.well-known/oauth-protected-resource/mcp"
-    return DpopGate(StepUpMiddleware(app, verifier, required_scope, prm_url), verifier)
+    return DpopGate(StepUpMiddleware(app, verifier, required_scope, prm_url), verifier, prm_url)
 
 
 def main(argv: list[str] | None = None) -> int:
