@@ -271,9 +271,15 @@ async fn dpop_bound_tokens_from_the_authorization_code_flow() {
     cfg.binding = Some(dpop.clone());
     let p = OAuthClientProvider::new(cfg, Arc::new(MemoryStorage::new()), Some(handler.clone())).unwrap();
     let mcp = Mcp::new(&peers.mcp_url, p.clone());
+    // The code exchange is refused once for want of the server's nonce, and
+    // the code is still good for the retry.
+    post(&format!("{}/dpop", peers.control_url), json!({"require_nonce": true})).await;
 
     let me = session(&mcp).await;
     assert_eq!(handler.redirects.load(Ordering::SeqCst), 1);
+    let state = peers.state().await;
+    assert_eq!(state["token_requests"], json!({"authorization_code": 1}), "{state}");
+    assert_eq!(state["token_errors"], json!({"use_dpop_nonce": 1}), "{state}");
     assert_eq!(me["sub"], "test-user");
     assert_eq!(me["aud"], peers.mcp_url.as_str());
     let token = p.current_token().unwrap();
