@@ -5,6 +5,7 @@
 //! - the client credentials grant with `client_secret_basic`,
 //!   `client_secret_post` and `private_key_jwt` (RS256, PS256, ES256): tokens
 //!   whose `aud` is the MCP server, and MCP calls that succeed;
+//! - `private_key_jwt` in the authorization-code flow of a pre-registered client;
 //! - DPoP-bound tokens (`cnf.jkt`) from the client credentials grant and from
 //!   the authorization-code flow, presented with a fresh proof per request;
 //! - nonces: the authorization server's, and the MCP server's rotated mid-run,
@@ -467,4 +468,50 @@ async fn dpop_bound_tokens_are_renewed_with_the_same_key() {
     assert_eq!(state["token_errors"], json!({}), "{state}");
     let rs = mcp_dpop(&peers).await;
     assert_eq!(rs["refused"], json!({}), "{rs}");
+}
+
+/// `private_key_jwt` also authenticates the authorization-code flow of a
+/// pre-registered client whose registration says so: no secret exists, and
+/// the code exchange succeeds only with a valid assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_in_the_authorization_code_flow() {
+    let peers = Peers::start(&[]);
+    let redirect = "http://127.0.0.1:3030/callback";
+    let signer = JwtSigner::from_pem(&key_pem("ec-pkcs8.pem"), "ES256", None).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/reg", peers.issuer))
+        .json(&json!({
+            "client_name": "m2m test (private_key_jwt, authorization code)",
+            "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "application_type": "native",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": "ES256",
+            "jwks": {"keys": [signer.signer().public_jwk().unwrap()]},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let client: Value = r.json().await.unwrap();
+    assert!(client.get("client_secret").is_none());
+    let id = client["client_id"].as_str().unwrap();
+
+    let mut cfg = ProviderConfig::new(peers.mcp_url.clone(), OAuthClientMetadata::new(vec![redirect.into()]));
+    cfg.timeout = Duration::from_secs(10);
+    let mut sc = StaticClient::new(id, None);
+    sc.token_endpoint_auth_method = Some("private_key_jwt".into());
+    sc.issuer = Some(peers.issuer.clone());
+    cfg.static_client = Some(sc);
+    cfg.client_assertion = Some(Arc::new(signer));
+    let handler = Arc::new(HeadlessHandler::default());
+    let p = OAuthClientProvider::new(cfg, Arc::new(MemoryStorage::new()), Some(handler.clone())).unwrap();
+    let me = session(&Mcp::new(&peers.mcp_url, p.clone())).await;
+    assert_eq!(handler.redirects.load(Ordering::SeqCst), 1);
+    assert_eq!(me["client_id"], id);
+    assert_eq!(me["sub"], "test-user");
+    let state = peers.state().await;
+    assert_eq!(state["token_requests"], json!({"authorization_code": 1}), "{state}");
+    assert_eq!(state["token_errors"], json!({}), "{state}");
 }
