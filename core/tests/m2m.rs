@@ -103,7 +103,7 @@ async fn mcp_dpop_control(peers: &Peers, body: Value) -> Value {
     post(&format!("{}/dpop", peers.mcp_control_url), body).await
 }
 
-/// An MCP session through `p`: initialize, then `whoami`; returns what the
+/// An MCP session through `mcp`: initialize, then `whoami`; returns what the
 /// server says the token is.
 async fn session(mcp: &Mcp) -> Value {
     let init = mcp.initialize().await.unwrap();
@@ -117,7 +117,8 @@ async fn whoami(mcp: &Mcp) -> Value {
     r.body["result"]["structuredContent"].clone()
 }
 
-/// The `jti` of every proof `mcp` sent, all different.
+/// How many proofs `mcp` sent: each made with `dpop`'s key for the MCP URL,
+/// and no two with the same `jti`.
 fn distinct_proofs(mcp: &Mcp, dpop: &Dpop) -> usize {
     let proofs = mcp.proofs.lock().unwrap();
     let mut jtis = HashSet::new();
