@@ -44,7 +44,7 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
-    pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, fut))
+    pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, false, fut))
 }
 
 /// The core's file store: one JSON file per MCP server, written atomically

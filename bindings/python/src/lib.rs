@@ -7,6 +7,7 @@
 
 mod bridge;
 mod builtins;
+mod carrier;
 mod errors;
 mod logs;
 mod provider;
@@ -27,6 +28,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime()?;
     logs::install();
     m.add_class::<provider::NativeProvider>()?;
+    m.add_class::<provider::NativeOperation>()?;
+    m.add_class::<carrier::NativeRequest>()?;
     m.add_class::<builtins::NativeFileStorage>()?;
     m.add_class::<builtins::NativeLoopbackReceiver>()?;
     m.add_class::<signer::NativeSigner>()?;

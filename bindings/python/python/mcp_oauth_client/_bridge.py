@@ -44,7 +44,12 @@ def callback_tuple(result: Any) -> CallbackTuple:
     if result is None:
         raise TypeError("callback_handler returned None instead of an AuthorizationCodeResult")
     keys = ("code", "state", "iss", "error", "error_description", "error_uri")
-    if isinstance(result, dict):
+    if isinstance(result, tuple):
+        # SDK 1.x: (code, state).
+        if len(result) != 2:
+            raise TypeError("callback_handler returned a tuple that is not (code, state)")
+        parts: tuple[Any, ...] = (result[0], result[1], None, None, None, None)
+    elif isinstance(result, dict):
         parts = tuple(result.get(k) for k in keys)
     else:
         parts = tuple(getattr(result, k, None) for k in keys)
@@ -57,10 +62,10 @@ class Bridge:
     def __init__(
         self,
         storage: Any,
-        redirect_handler: Callable[[str], Awaitable[None]] | None,
-        callback_handler: Callable[[], Awaitable[Any]] | None,
+        redirect_handler: Callable[[str], Awaitable[None] | None] | None,
+        callback_handler: Callable[[], Awaitable[Any] | Any] | None,
         timeout: float,
-        validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None,
+        validate_resource_url: Callable[[str, str | None], Awaitable[None] | None] | None,
         assertion_provider: Callable[[str], Awaitable[str]] | None = None,
     ) -> None:
         self._storage = storage

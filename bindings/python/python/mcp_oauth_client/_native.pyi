@@ -8,6 +8,8 @@ from typing import Any, final
 __version__: str
 __all__ = [
     "NativeProvider",
+    "NativeOperation",
+    "NativeRequest",
     "NativeFileStorage",
     "NativeLoopbackReceiver",
     "NativeSigner",
@@ -47,12 +49,19 @@ class NativeProvider:
         authorization_params: list[tuple[str, str]] = ...,
         token_params: list[tuple[str, str]] = ...,
         lease_wait: float = 30.0,
+        carried_requests: bool = True,
     ) -> NativeProvider: ...
     @property
     def server_url(self) -> str: ...
     def cached_headers(self, method: str, url: str) -> list[tuple[str, str]] | None: ...
-    def headers(self, method: str, url: str, timeout: float | None = None) -> Awaitable[list[tuple[str, str]] | None]: ...
-    def handle_response(
+    def start_headers(
+        self,
+        method: str,
+        url: str,
+        timeout: float | None = None,
+        event_loop: asyncio.AbstractEventLoop | None = None,
+    ) -> NativeOperation: ...
+    def start_handle_response(
         self,
         method: str,
         url: str,
@@ -60,23 +69,36 @@ class NativeProvider:
         status: int,
         headers: list[tuple[str, str]],
         timeout: float | None = None,
-    ) -> Awaitable[list[tuple[str, str]] | None]: ...
+        event_loop: asyncio.AbstractEventLoop | None = None,
+    ) -> NativeOperation: ...
     def authorize(self) -> Awaitable[None]: ...
-    def headers_blocking(
-        self, event_loop: asyncio.AbstractEventLoop, method: str, url: str, timeout: float | None = None
-    ) -> list[tuple[str, str]] | None: ...
-    def handle_response_blocking(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        method: str,
-        url: str,
-        authorization: str | None,
-        status: int,
-        headers: list[tuple[str, str]],
-        timeout: float | None = None,
-    ) -> list[tuple[str, str]] | None: ...
     def authorize_blocking(self, event_loop: asyncio.AbstractEventLoop) -> None: ...
     def current_token_json(self) -> str | None: ...
+
+# ("send", NativeRequest) or ("done", the result)
+_Step = tuple[str, Any]
+
+@final
+class NativeOperation:
+    def next(self) -> Awaitable[_Step]: ...
+    def next_blocking(self) -> _Step: ...
+
+@final
+class NativeRequest:
+    @property
+    def method(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def body(self) -> bytes | None: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def max_response_bytes(self) -> int: ...
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def fail(self, kind: str, message: str) -> None: ...
 
 @final
 class NativeFileStorage:

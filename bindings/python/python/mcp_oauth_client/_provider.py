@@ -6,8 +6,9 @@ none is held or it is about to expire, from the core, which loads stored tokens 
 refreshes. A 401 or a 403 ``insufficient_scope`` goes to the core with the response's
 headers and the ``Authorization`` the request carried; the core refreshes, runs the
 authorization flow or steps up, and the request is sent again once with the new
-headers. The client's own timeout for the request (httpx's ``timeout``) bounds each
-OAuth request made for it. Concurrent requests through one provider are not
+headers. The OAuth requests the core makes on the way are yielded from the auth flow
+and sent by the httpx client itself (``_carry``); the client's own timeout for the
+request (httpx's ``timeout``) bounds each of them. Concurrent requests through one provider are not
 serialized; refreshes and flows are single-flight, each run as a task of its own, so a
 cancelled request does not lose a refresh its cancellation interrupted.
 
@@ -28,6 +29,7 @@ from typing import Any, Literal, Protocol
 
 from . import _native
 from ._bridge import Bridge
+from ._carry import deliver, deliver_sync, not_sent, outgoing
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 __all__ = [
@@ -170,15 +172,25 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             the SDK's model, or a dict).
         storage: A ``TokenStorage`` (any object with the four async methods).
         redirect_handler: Awaited with the authorization URL; gets a person there.
-        callback_handler: Awaited next; returns the redirect's ``AuthorizationCodeResult``.
-        timeout: Seconds for the person's step, from ``redirect_handler`` to
-            ``callback_handler``'s answer, before the flow fails with ``OAuthFlowError``.
+        callback_handler: Awaited next; returns the redirect's ``AuthorizationCodeResult``
+            (or, as in SDK 1.x, a ``(code, state)`` tuple).
         client_metadata_url: A Client ID Metadata Document URL (HTTPS, non-root path),
             used as ``client_id`` when the authorization server supports it.
         validate_resource_url: Awaited with ``(server_url, resource)`` from the
             protected resource metadata instead of the default check; raise to refuse.
-        http_timeout: Seconds for each HTTP request the provider makes itself, unless
-            the httpx client's own timeout for the request being authorized applies.
+        timeout: Seconds for the person's step, from ``redirect_handler`` to
+            ``callback_handler``'s answer, before the flow fails with ``OAuthFlowError``.
+            Keyword-only, as SDK 2.x has ``client_metadata_url`` in its place; a number
+            passed there positionally (an SDK 1.x program) is taken as ``timeout``.
+        http_timeout: Seconds for each OAuth request, unless the httpx client's own
+            timeout for the request being authorized applies.
+        oauth_requests: ``"client"`` (the default, as in the SDK): discovery,
+            registration and token requests are sent by the httpx client the MCP
+            request goes through, with its transport, TLS settings, proxies, timeouts
+            and event hooks. ``"native"``: by this package's own HTTP client (the
+            system's CA roots, proxies from the environment), which also keeps a
+            refresh's request alive when the request that started it is cancelled.
+            ``authorize()`` has no client at hand and always uses the native one.
         assume_s256_when_pkce_unadvertised: Accept authorization servers whose metadata
             omits ``code_challenge_methods_supported`` (and use S256).
         skip_resource_check: Skip the protected resource metadata ``resource`` check.
@@ -197,22 +209,32 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
     def __init__(
         self,
         server_url: str,
-        client_metadata: OAuthClientMetadata,
+        client_metadata: OAuthClientMetadata | Any,
         storage: TokenStorage,
-        redirect_handler: Callable[[str], Awaitable[None]] | None = None,
-        callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
-        timeout: float = 300.0,
+        redirect_handler: Callable[[str], Awaitable[None] | None] | None = None,
+        callback_handler: Callable[[], Awaitable[Any] | Any] | None = None,
         client_metadata_url: str | None = None,
-        validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None = None,
+        validate_resource_url: Callable[[str, str | None], Awaitable[None] | None] | None = None,
         *,
+        timeout: float = 300.0,
         http_timeout: float = 30.0,
+        oauth_requests: Literal["client", "native"] = "client",
         assume_s256_when_pkce_unadvertised: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
         settings: ServerSettings | None = None,
     ) -> None:
+        # SDK 1.x had `timeout` where 2.x has `client_metadata_url` (and
+        # `client_metadata_url` next): a number there is a 1.x program's timeout.
+        if isinstance(client_metadata_url, (int, float)) and not isinstance(client_metadata_url, bool):
+            timeout = float(client_metadata_url)
+            client_metadata_url = None
+            if isinstance(validate_resource_url, str):
+                client_metadata_url, validate_resource_url = validate_resource_url, None
         if not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
+        if oauth_requests not in ("client", "native"):
+            raise ValueError('oauth_requests must be "client" or "native"')
         self._storage = storage
         bridge = Bridge(storage, redirect_handler, callback_handler, float(timeout), validate_resource_url)
         self._native = _native.NativeProvider(
@@ -228,6 +250,7 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
             skip_resource_check=skip_resource_check,
             protocol_version=protocol_version,
+            carried_requests=oauth_requests == "client",
             **_settings_kwargs(settings),
         )
 
@@ -256,8 +279,20 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         method, url = request.method, str(request.url)
         headers = native.cached_headers(method, url)
         if headers is None:
+            operation = native.start_headers(method, url, _request_timeout(request))
             try:
-                headers = await native.headers(method, url, _request_timeout(request))
+                while True:
+                    kind, value = await operation.next()
+                    if kind == "done":
+                        headers = value
+                        break
+                    sent = outgoing(request, value)
+                    try:
+                        carried_response = yield sent
+                    except BaseException:
+                        not_sent(value)
+                        raise
+                    await deliver(value, sent, carried_response)
             finally:
                 _native.flush_logs()
         if headers is not None:
@@ -266,15 +301,27 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         response = yield request
         status = response.status_code
         if status == 401 or status == 403:
+            operation = native.start_handle_response(
+                method,
+                url,
+                request.headers.get("authorization"),
+                status,
+                response.headers.multi_items(),
+                _request_timeout(request),
+            )
             try:
-                retry = await native.handle_response(
-                    method,
-                    url,
-                    request.headers.get("authorization"),
-                    status,
-                    response.headers.multi_items(),
-                    _request_timeout(request),
-                )
+                while True:
+                    kind, value = await operation.next()
+                    if kind == "done":
+                        retry = value
+                        break
+                    sent = outgoing(request, value)
+                    try:
+                        carried_response = yield sent
+                    except BaseException:
+                        not_sent(value)
+                        raise
+                    await deliver(value, sent, carried_response)
             finally:
                 _native.flush_logs()
             if retry is not None:
@@ -287,26 +334,43 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         method, url = request.method, str(request.url)
         headers = native.cached_headers(method, url)
         if headers is None:
-            headers = native.headers_blocking(_callback_loop(), method, url, _request_timeout(request))
+            operation = native.start_headers(method, url, _request_timeout(request), _callback_loop())
+            headers = yield from _carry_sync(operation, request)
         if headers is not None:
             for name, value in headers:
                 request.headers[name] = value
         response = yield request
         status = response.status_code
         if status == 401 or status == 403:
-            retry = native.handle_response_blocking(
-                _callback_loop(),
+            operation = native.start_handle_response(
                 method,
                 url,
                 request.headers.get("authorization"),
                 status,
                 response.headers.multi_items(),
                 _request_timeout(request),
+                _callback_loop(),
             )
+            retry = yield from _carry_sync(operation, request)
             if retry is not None:
                 for name, value in retry:
                     request.headers[name] = value
                 yield request
+
+
+def _carry_sync(operation: Any, request: Any) -> Generator[Any, Any, Any]:
+    """Run a native operation from a sync auth flow, yielding the requests it makes."""
+    while True:
+        kind, value = operation.next_blocking()
+        if kind == "done":
+            return value
+        sent = outgoing(request, value)
+        try:
+            carried_response = yield sent
+        except BaseException:
+            not_sent(value)
+            raise
+        deliver_sync(value, sent, carried_response)
 
 
 def _machine_native(
