@@ -167,3 +167,10 @@ pub(crate) fn parse_redirect(url_or_query: &str) -> PyResult<CallbackTuple> {
         .map(result_tuple)
         .map_err(to_pyerr)
 }
+
+/// A fresh PKCE pair from the core: `(code_verifier, code_challenge)` (S256).
+#[pyfunction]
+pub(crate) fn generate_pkce() -> PyResult<(String, String)> {
+    let pkce = mcp_oauth_client::authorize::Pkce::generate().map_err(to_pyerr)?;
+    Ok((pkce.verifier.expose().to_string(), pkce.challenge))
+}

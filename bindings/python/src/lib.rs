@@ -35,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<signer::NativeSigner>()?;
     m.add_function(wrap_pyfunction!(builtins::open_browser, m)?)?;
     m.add_function(wrap_pyfunction!(builtins::parse_redirect, m)?)?;
+    m.add_function(wrap_pyfunction!(builtins::generate_pkce, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -32,6 +32,10 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
+fn json_error(e: serde_json::Error) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(e.to_string())
+}
+
 /// Headers, as the Python side sets them.
 type HeaderList = Vec<(&'static str, String)>;
 
@@ -403,6 +407,29 @@ impl NativeProvider {
             .map(|t| serde_json::to_string(&t))
             .transpose()
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// What the provider knows now, as JSON: `protected_resource_metadata`,
+    /// `oauth_metadata`, `auth_server_url` and `resource` (once discovery has
+    /// run), `client_info` (once a client identity is in use). No I/O.
+    fn context_json(&self) -> PyResult<String> {
+        let mut out = serde_json::Map::new();
+        if let Some(d) = self.inner.discovered() {
+            out.insert(
+                "protected_resource_metadata".into(),
+                serde_json::to_value(&d.resource_metadata).map_err(json_error)?,
+            );
+            out.insert(
+                "oauth_metadata".into(),
+                serde_json::to_value(&d.server).map_err(json_error)?,
+            );
+            out.insert("auth_server_url".into(), d.issuer.clone().into());
+            out.insert("resource".into(), d.resource.clone().into());
+        }
+        if let Some(info) = self.inner.client_information() {
+            out.insert("client_info".into(), serde_json::to_value(&info).map_err(json_error)?);
+        }
+        serde_json::to_string(&out).map_err(json_error)
     }
 
     fn __repr__(&self) -> String {

@@ -404,6 +404,26 @@ impl OAuthClientProvider {
         .map(|_| ())
     }
 
+    /// What discovery last found, if it has run; `None` as well while a
+    /// refresh or a flow is running (it holds the state this reads). No I/O,
+    /// no waiting: for a host's read-only view of the provider.
+    pub fn discovered(&self) -> Option<Arc<crate::discovery::Discovered>> {
+        self.inner.state.try_lock().ok()?.discovered.clone()
+    }
+
+    /// The client identity in use (its secret included), if one was loaded,
+    /// registered or configured; `None` as well while a refresh or a flow is
+    /// running. No I/O, no waiting.
+    pub fn client_information(&self) -> Option<crate::model::OAuthClientInformationFull> {
+        self.inner
+            .state
+            .try_lock()
+            .ok()?
+            .client
+            .as_ref()
+            .map(|c| c.info.clone())
+    }
+
     /// Discovery, step by step, without registering or involving anyone:
     /// each URL tried with its status and verdict, the resource, issuer and
     /// PKCE checks, the client identity that would be used and why, and the

@@ -53,7 +53,7 @@ def callback_tuple(result: Any) -> CallbackTuple:
         parts = tuple(result.get(k) for k in keys)
     else:
         parts = tuple(getattr(result, k, None) for k in keys)
-    return tuple(None if p is None else str(p) for p in parts)  # type: ignore[return-value]
+    return tuple(None if p is None or p == "" else str(p) for p in parts)  # type: ignore[return-value]
 
 
 class Bridge:
@@ -105,7 +105,7 @@ class Bridge:
                 f"no authorization callback within {self._timeout:g} seconds", step="callback"
             ) from None
         if isinstance(result, AuthorizationCodeResult):
-            return (result.code, result.state, result.iss, result.error, result.error_description, result.error_uri)
+            return (result.code or None, result.state, result.iss, result.error, result.error_description, result.error_uri)
         return callback_tuple(result)
 
     async def validate_resource(self, server_url: str, resource: str | None) -> None:

@@ -50,7 +50,7 @@ class _Detail:
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         step: str | None = None,
         url: str | None = None,
         status: int | None = None,
@@ -92,7 +92,7 @@ class OAuthServerError(OAuthFlowError):
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         step: str | None = None,
         url: str | None = None,
         status: int | None = None,
@@ -120,8 +120,47 @@ def _transport_bases(name: str) -> tuple[type[BaseException], ...]:
     return tuple(bases) or (Exception,)
 
 
+# The method of the OAuth request each step sends (discovery reads, the rest posts).
+_GET_STEPS = frozenset({"resource_metadata", "authorization_server_metadata"})
+
+
+def _request_for(step: str | None, url: str) -> Any:
+    """The request that failed, as the installed httpx (httpx2 first) describes one."""
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module: Any = __import__(module_name)
+        except ImportError:
+            continue
+        try:
+            return module.Request("GET" if step in _GET_STEPS else "POST", url)
+        except Exception:
+            return None
+    return None
+
+
 class OAuthNetworkError(_Detail, *_transport_bases("TransportError")):  # type: ignore[misc]
-    """A request the provider made itself failed on the network."""
+    """A request the provider made itself failed on the network.
+
+    ``request`` is that request (method and URL, without its headers or body), as for
+    httpx's own network errors; like theirs, reading it raises ``RuntimeError`` when
+    the exception was built without one (no ``url``).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        step: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+        error_uri: str | None = None,
+    ) -> None:
+        super().__init__(message, step, url, status, error, error_description, error_uri)
+        if url is not None and hasattr(type(self), "request"):
+            request = _request_for(step, url)
+            if request is not None:
+                self.request = request
 
 
 class OAuthConnectError(OAuthNetworkError, *_transport_bases("ConnectError")):  # type: ignore[misc]

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import math
 import threading
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -30,11 +32,19 @@ from typing import Any, Literal, Protocol
 from . import _native
 from ._bridge import Bridge
 from ._carry import deliver, deliver_sync, not_sent, outgoing
-from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from ._models import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthMetadata,
+    OAuthToken,
+    ProtectedResourceMetadata,
+)
 
 __all__ = [
     "ClientCredentialsOAuthProvider",
     "OAuthClientProvider",
+    "OAuthContext",
     "PrivateKeyJWTOAuthProvider",
     "ServerSettings",
     "TokenStorage",
@@ -97,6 +107,50 @@ class TokenStorage(Protocol):
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         """Store client information."""
         ...
+
+
+@dataclass(frozen=True)
+class OAuthContext:
+    """What a provider knows, read-only (``provider.context``), with the attributes of
+    the SDK's ``OAuthContext`` that programs read. A snapshot taken at each access:
+    the core holds the state, and changing it here would change nothing.
+
+    ``protected_resource_metadata``, ``oauth_metadata`` and ``auth_server_url`` are
+    ``None`` until discovery has run (and, like ``client_info``, while a refresh or a
+    flow is running). ``token_expiry_time`` is the absolute expiry, in seconds since
+    the epoch, of ``current_tokens``.
+    """
+
+    server_url: str
+    client_metadata: OAuthClientMetadata | None
+    storage: Any
+    redirect_handler: Callable[[str], Any] | None
+    callback_handler: Callable[[], Any] | None
+    client_metadata_url: str | None
+    protected_resource_metadata: ProtectedResourceMetadata | None
+    oauth_metadata: OAuthMetadata | None
+    auth_server_url: str | None
+    protocol_version: str | None
+    client_info: OAuthClientInformationFull | None
+    current_tokens: OAuthToken | None
+    token_expiry_time: float | None
+
+    def is_token_valid(self) -> bool:
+        """Whether a token is held that has not expired."""
+        if self.current_tokens is None or not self.current_tokens.access_token:
+            return False
+        return self.token_expiry_time is None or time.time() <= self.token_expiry_time
+
+
+def _lenient(model: Any, data: Any) -> Any:
+    """``data`` as ``model``; the core accepted it, so a field pydantic finds wanting
+    (an endpoint of the 2025-03-26 defaults) is kept as it is rather than lost."""
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValueError:
+        return model.model_construct(**data)
 
 
 def _auth_bases() -> tuple[type, ...]:
@@ -236,11 +290,16 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         if oauth_requests not in ("client", "native"):
             raise ValueError('oauth_requests must be "client" or "native"')
         self._storage = storage
+        self._client_metadata = OAuthClientMetadata.model_validate_json(_client_metadata_json(client_metadata))
+        self._redirect_handler = redirect_handler
+        self._callback_handler = callback_handler
+        self._client_metadata_url = client_metadata_url
+        self._protocol_version = protocol_version
         bridge = Bridge(storage, redirect_handler, callback_handler, float(timeout), validate_resource_url)
         self._native = _native.NativeProvider(
             server_url,
             bridge,
-            client_metadata_json=_client_metadata_json(client_metadata),
+            client_metadata_json=self._client_metadata.model_dump_json(exclude_none=True),
             native_storage=_native_storage(storage),
             has_handler=redirect_handler is not None or callback_handler is not None,
             http_timeout=float(http_timeout),
@@ -256,6 +315,28 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(server_url={self._native.server_url!r})"
+
+    @property
+    def context(self) -> OAuthContext:
+        """What the provider knows now (a read-only snapshot)."""
+        known = json.loads(self._native.context_json())
+        tokens = self.current_tokens
+        client_info = known.get("client_info")
+        return OAuthContext(
+            server_url=self._native.server_url,
+            client_metadata=getattr(self, "_client_metadata", None),
+            storage=getattr(self, "_storage", None),
+            redirect_handler=getattr(self, "_redirect_handler", None),
+            callback_handler=getattr(self, "_callback_handler", None),
+            client_metadata_url=getattr(self, "_client_metadata_url", None),
+            protected_resource_metadata=_lenient(ProtectedResourceMetadata, known.get("protected_resource_metadata")),
+            oauth_metadata=_lenient(OAuthMetadata, known.get("oauth_metadata")),
+            auth_server_url=known.get("auth_server_url"),
+            protocol_version=getattr(self, "_protocol_version", None),
+            client_info=None if client_info is None else OAuthClientInformationFull.model_validate(client_info),
+            current_tokens=tokens,
+            token_expiry_time=None if tokens is None else tokens.expires_at,
+        )
 
     @property
     def current_tokens(self) -> OAuthToken | None:

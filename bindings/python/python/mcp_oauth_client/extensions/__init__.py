@@ -1,0 +1,1 @@
+"""The SDK's ``mcp.client.auth.extensions`` paths: the machine-to-machine providers."""
