@@ -24,7 +24,7 @@ secret, a code or a PKCE verifier.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "OAuthConfigurationError",
@@ -138,7 +138,29 @@ def _request_for(step: str | None, url: str) -> Any:
     return None
 
 
-class OAuthNetworkError(_Detail, *_transport_bases("TransportError")):  # type: ignore[misc]
+if TYPE_CHECKING:
+    # What type checkers see: both libraries' exceptions (unresolved imports in an
+    # installed package are checked as Any, never reported).
+    import httpx
+    import httpx2
+
+    class _TransportError(httpx2.TransportError, httpx.TransportError):  # type: ignore[misc]
+        pass
+
+    class _ConnectError(httpx2.ConnectError, httpx.ConnectError):  # type: ignore[misc]
+        pass
+
+    class _TimeoutException(httpx2.TimeoutException, httpx.TimeoutException):  # type: ignore[misc]
+        pass
+
+else:
+    _TransportError = type("_TransportError", _transport_bases("TransportError"), {})
+    _ConnectError = type("_ConnectError", _transport_bases("ConnectError"), {})
+    _TimeoutException = type("_TimeoutException", _transport_bases("TimeoutException"), {})
+
+
+# (httpx's and httpx2's HTTPError.request are the same property, typed each with its own Request.)
+class OAuthNetworkError(_Detail, _TransportError):  # type: ignore[misc]
     """A request the provider made itself failed on the network.
 
     ``request`` is that request (method and URL, without its headers or body), as for
@@ -163,9 +185,9 @@ class OAuthNetworkError(_Detail, *_transport_bases("TransportError")):  # type: 
                 self.request = request
 
 
-class OAuthConnectError(OAuthNetworkError, *_transport_bases("ConnectError")):  # type: ignore[misc]
+class OAuthConnectError(OAuthNetworkError, _ConnectError):  # type: ignore[misc]
     """The connection could not be made (refused, DNS, TLS)."""
 
 
-class OAuthTimeoutError(OAuthNetworkError, *_transport_bases("TimeoutException")):  # type: ignore[misc]
+class OAuthTimeoutError(OAuthNetworkError, _TimeoutException):  # type: ignore[misc]
     """A request took longer than ``http_timeout``."""

@@ -27,7 +27,9 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, Union
+
+from pydantic import BaseModel
 
 from . import _native
 from ._bridge import Bridge
@@ -90,23 +92,41 @@ def _settings_kwargs(settings: ServerSettings | None) -> dict[str, Any]:
 
 
 class TokenStorage(Protocol):
-    """Where tokens and client information live between runs: four async methods."""
+    """Where tokens and client information live between runs: four async methods.
 
-    async def get_tokens(self) -> OAuthToken | None:
+    The getters may return this package's models, the SDK's (``mcp.shared.auth``), any
+    pydantic model or a dict with their fields; the setters receive this package's
+    models (typed ``Any`` here, so that a storage written for the SDK's models, whose
+    setters take those, is a ``TokenStorage`` too).
+    """
+
+    async def get_tokens(self) -> OAuthToken | BaseModel | Mapping[str, Any] | None:
         """Get stored tokens."""
         ...
 
-    async def set_tokens(self, tokens: OAuthToken) -> None:
+    async def set_tokens(self, tokens: Any) -> None:
         """Store tokens."""
         ...
 
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
+    async def get_client_info(self) -> OAuthClientInformationFull | BaseModel | Mapping[str, Any] | None:
         """Get stored client information."""
         ...
 
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+    async def set_client_info(self, client_info: Any) -> None:
         """Store client information."""
         ...
+
+
+CallbackResult: TypeAlias = Union[AuthorizationCodeResult, BaseModel, "tuple[str, str | None]", Mapping[str, Any]]
+"""What a ``callback_handler`` may return: an ``AuthorizationCodeResult`` (ours or the
+SDK's), SDK 1.x's ``(code, state)`` or a dict with the result's fields."""
+
+RedirectHandler: TypeAlias = Union[Callable[[str], Awaitable[None]], Callable[[str], None]]
+CallbackHandler: TypeAlias = Union[Callable[[], Awaitable[CallbackResult]], Callable[[], CallbackResult]]
+ResourceValidator: TypeAlias = Union[
+    Callable[[str, "str | None"], Awaitable[None]], Callable[[str, "str | None"], None]
+]
+ClientMetadataLike: TypeAlias = Union[OAuthClientMetadata, BaseModel, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -164,6 +184,19 @@ def _auth_bases() -> tuple[type, ...]:
     return tuple(bases) or (object,)
 
 
+if TYPE_CHECKING:
+    # What type checkers see: both libraries' Auth (an installed package whose
+    # imports do not resolve is checked as if they were Any, never as an error).
+    import httpx
+    import httpx2
+
+    class _AuthBase(httpx2.Auth, httpx.Auth):  # type: ignore[misc]
+        pass
+
+else:
+    _AuthBase = type("_AuthBase", _auth_bases(), {})
+
+
 _private_loop: asyncio.AbstractEventLoop | None = None
 _private_loop_lock = threading.Lock()
 
@@ -217,7 +250,7 @@ def _native_storage(storage: Any) -> Any:
     return storage._native if isinstance(storage, FileTokenStorage) else None
 
 
-class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
+class OAuthClientProvider(_AuthBase):
     """OAuth for MCP servers, as an ``httpx2.Auth`` and an ``httpx.Auth``.
 
     Args:
@@ -263,12 +296,12 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
     def __init__(
         self,
         server_url: str,
-        client_metadata: OAuthClientMetadata | Any,
+        client_metadata: ClientMetadataLike,
         storage: TokenStorage,
-        redirect_handler: Callable[[str], Awaitable[None] | None] | None = None,
-        callback_handler: Callable[[], Awaitable[Any] | Any] | None = None,
+        redirect_handler: RedirectHandler | None = None,
+        callback_handler: CallbackHandler | None = None,
         client_metadata_url: str | None = None,
-        validate_resource_url: Callable[[str, str | None], Awaitable[None] | None] | None = None,
+        validate_resource_url: ResourceValidator | None = None,
         *,
         timeout: float = 300.0,
         http_timeout: float = 30.0,
