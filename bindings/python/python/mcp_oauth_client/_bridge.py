@@ -9,6 +9,7 @@ may be coroutine functions (as the SDK documents) or plain functions.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,39 @@ async def _resolve(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+async def _invoke(fn: Callable[..., Any], *args: Any) -> Any:
+    return await _resolve(fn(*args))
+
+
+# Set by a call made from an event loop other than asyncio's (trio): its callbacks are
+# then run there, from the package's private loop, through this function.
+home_loop: contextvars.ContextVar[Callable[..., Any] | None] = contextvars.ContextVar(
+    "mcp_oauth_client_home_loop", default=None
+)
+
+
+def anyio_home() -> Callable[..., Any]:
+    """What runs a callback on the current (non-asyncio) event loop from another thread."""
+    import anyio.from_thread
+    import anyio.lowlevel
+
+    token = anyio.lowlevel.current_token()
+
+    def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return anyio.from_thread.run(_invoke, fn, *args, token=token)
+
+    return run
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call an application callback (sync or async) on the loop of the request that
+    needs it: the running loop, or the caller's own (trio) loop when one was recorded."""
+    home = home_loop.get()
+    if home is None:
+        return await _invoke(fn, *args)
+    return await asyncio.to_thread(home, fn, *args)
 
 
 def to_json(value: Any, what: str) -> str | None:
@@ -76,21 +110,21 @@ class Bridge:
         self._assertion_provider = assertion_provider
 
     async def get_tokens(self) -> str | None:
-        return to_json(await _resolve(self._storage.get_tokens()), "get_tokens")
+        return to_json(await _call(self._storage.get_tokens), "get_tokens")
 
     async def set_tokens(self, tokens: str) -> None:
-        await _resolve(self._storage.set_tokens(OAuthToken.model_validate_json(tokens)))
+        await _call(self._storage.set_tokens, OAuthToken.model_validate_json(tokens))
 
     async def get_client_info(self) -> str | None:
-        return to_json(await _resolve(self._storage.get_client_info()), "get_client_info")
+        return to_json(await _call(self._storage.get_client_info), "get_client_info")
 
     async def set_client_info(self, info: str) -> None:
-        await _resolve(self._storage.set_client_info(OAuthClientInformationFull.model_validate_json(info)))
+        await _call(self._storage.set_client_info, OAuthClientInformationFull.model_validate_json(info))
 
     async def redirect(self, authorization_url: str) -> None:
         if self._redirect_handler is None:
             raise OAuthFlowError("No redirect handler provided for authorization code grant", step="authorization")
-        await _resolve(self._redirect_handler(authorization_url))
+        await _call(self._redirect_handler, authorization_url)
 
     async def callback(self) -> CallbackTuple:
         if self._callback_handler is None:
@@ -99,7 +133,7 @@ class Bridge:
         # The core bounds the person's step with the same deadline; this one
         # also cancels the handler's coroutine when the time is up.
         try:
-            result = await asyncio.wait_for(_resolve(handler()), self._timeout)
+            result = await asyncio.wait_for(_call(handler), self._timeout)
         except asyncio.TimeoutError:
             raise OAuthFlowError(
                 f"no authorization callback within {self._timeout:g} seconds", step="callback"
@@ -110,12 +144,12 @@ class Bridge:
 
     async def validate_resource(self, server_url: str, resource: str | None) -> None:
         if self._validate_resource_url is not None:
-            await _resolve(self._validate_resource_url(server_url, resource))
+            await _call(self._validate_resource_url, server_url, resource)
 
     async def assertion(self, audience: str) -> str:
         if self._assertion_provider is None:
             raise OAuthFlowError("No assertion provider for private_key_jwt", step="grant")
-        assertion = await _resolve(self._assertion_provider(audience))
+        assertion = await _call(self._assertion_provider, audience)
         if not isinstance(assertion, str) or not assertion:
             raise TypeError(f"assertion_provider must return a JWT string, not {type(assertion).__name__}")
         return assertion

@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import contextvars
 import json
 import math
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, Union
 
 from pydantic import BaseModel
 
 from . import _native
-from ._bridge import Bridge
+from ._bridge import Bridge, anyio_home, home_loop
 from ._carry import deliver, deliver_sync, not_sent, outgoing
 from ._models import (
     AuthorizationCodeResult,
@@ -221,6 +223,33 @@ def _callback_loop() -> asyncio.AbstractEventLoop:
         return _private_loop
 
 
+@contextlib.contextmanager
+def _on_this_loop() -> Iterator[asyncio.AbstractEventLoop | None]:
+    """Where a native call started here runs its callbacks: ``None`` for the running
+    asyncio loop; under another event loop (trio), the private loop, which hands each
+    callback back to this loop (``_bridge.home_loop``, seen by the call it starts)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        reset = home_loop.set(anyio_home())
+        try:
+            yield _callback_loop()
+        finally:
+            home_loop.reset(reset)
+        return
+    yield None
+
+
+async def _next(operation: Any, event_loop: asyncio.AbstractEventLoop | None) -> Any:
+    """The next step of a native operation: awaited on asyncio; under another event
+    loop, waited for in a worker thread."""
+    if event_loop is None:
+        return await operation.next()
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(operation.next_blocking, abandon_on_cancel=True)
+
+
 def _client_metadata_json(client_metadata: Any) -> str:
     # Our model, the SDK's model or a dict: validated by our model either way, so a
     # missing redirect_uris is a ValidationError naming the field.
@@ -380,7 +409,17 @@ class OAuthClientProvider(_AuthBase):
     async def authorize(self) -> None:
         """Run discovery and the whole flow now, before any request (a "log in" step)."""
         try:
-            await self._native.authorize()
+            with _on_this_loop() as event_loop:
+                if event_loop is None:
+                    awaitable = self._native.authorize()
+                else:
+                    context = contextvars.copy_context()
+            if event_loop is None:
+                await awaitable
+            else:
+                import anyio.to_thread
+
+                await anyio.to_thread.run_sync(context.run, self._native.authorize_blocking, event_loop)
         finally:
             _native.flush_logs()
 
@@ -393,10 +432,11 @@ class OAuthClientProvider(_AuthBase):
         method, url = request.method, str(request.url)
         headers = native.cached_headers(method, url)
         if headers is None:
-            operation = native.start_headers(method, url, _request_timeout(request))
+            with _on_this_loop() as event_loop:
+                operation = native.start_headers(method, url, _request_timeout(request), event_loop)
             try:
                 while True:
-                    kind, value = await operation.next()
+                    kind, value = await _next(operation, event_loop)
                     if kind == "done":
                         headers = value
                         break
@@ -415,17 +455,19 @@ class OAuthClientProvider(_AuthBase):
         response = yield request
         status = response.status_code
         if status == 401 or status == 403:
-            operation = native.start_handle_response(
-                method,
-                url,
-                request.headers.get("authorization"),
-                status,
-                response.headers.multi_items(),
-                _request_timeout(request),
-            )
+            with _on_this_loop() as event_loop:
+                operation = native.start_handle_response(
+                    method,
+                    url,
+                    request.headers.get("authorization"),
+                    status,
+                    response.headers.multi_items(),
+                    _request_timeout(request),
+                    event_loop,
+                )
             try:
                 while True:
-                    kind, value = await operation.next()
+                    kind, value = await _next(operation, event_loop)
                     if kind == "done":
                         retry = value
                         break
