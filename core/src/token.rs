@@ -244,7 +244,7 @@ pub async fn request_token(
     extra_params: &[(String, String)],
 ) -> Result<OAuthToken> {
     let step = grant.step();
-    crate::http::require_secure(token_endpoint, "token endpoint", step)?;
+    http.require_secure(token_endpoint, "token endpoint", step)?;
     let mut form = Vec::new();
     grant.form(&mut form);
     if let Some(r) = resource {

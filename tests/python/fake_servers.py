@@ -19,8 +19,12 @@ class FakeServers:
     """An MCP server and its authorization server, as one request handler: enough of
     RFC 9728, RFC 8414, RFC 7591 and the authorization-code grant with PKCE to log in."""
 
-    def __init__(self, mcp_url: str, issuer: str) -> None:
+    def __init__(
+        self, mcp_url: str, issuer: str, *, challenge_scope: str | None = None, advertise_s256: bool = True
+    ) -> None:
         self.mcp_url, self.issuer = mcp_url, issuer
+        self.challenge_scope, self.advertise_s256 = challenge_scope, advertise_s256
+        self.authorized_scope: str | None = None
         self.access_token = secrets.token_urlsafe(16)
         self.codes: dict[str, str] = {}  # code -> code_challenge
         self.paths: list[str] = []
@@ -33,20 +37,22 @@ class FakeServers:
             if headers.get("authorization") == f"Bearer {self.access_token}":
                 return _json(200, {"ok": True})
             prm = f"{self.mcp_url.rsplit(mcp_path, 1)[0]}/.well-known/oauth-protected-resource{mcp_path}"
-            return 401, {"www-authenticate": f'Bearer resource_metadata="{prm}"'}, b""
+            scope = "" if self.challenge_scope is None else f', scope="{self.challenge_scope}"'
+            return 401, {"www-authenticate": f'Bearer resource_metadata="{prm}"{scope}'}, b""
         if path == f"/.well-known/oauth-protected-resource{mcp_path}":
             return _json(200, {"resource": self.mcp_url, "authorization_servers": [self.issuer]})
         if path == "/.well-known/oauth-authorization-server":
+            pkce = {"code_challenge_methods_supported": ["S256"]} if self.advertise_s256 else {}
             return _json(
                 200,
                 {
+                    **pkce,
                     "issuer": self.issuer,
                     "authorization_endpoint": f"{self.issuer}/authorize",
                     "token_endpoint": f"{self.issuer}/token",
                     "registration_endpoint": f"{self.issuer}/register",
                     "response_types_supported": ["code"],
                     "grant_types_supported": ["authorization_code", "refresh_token"],
-                    "code_challenge_methods_supported": ["S256"],
                 },
             )
         if path == "/register" and method == "POST":
@@ -66,6 +72,7 @@ class FakeServers:
     async def redirect_handler(self, authorization_url: str) -> None:
         query = {k: v[0] for k, v in parse_qs(urlsplit(authorization_url).query).items()}
         assert query["code_challenge_method"] == "S256"
+        self.authorized_scope = query.get("scope")
         code = secrets.token_urlsafe(16)
         self.codes[code] = query["code_challenge"]
         self.result = AuthorizationCodeResult(code=code, state=query["state"])

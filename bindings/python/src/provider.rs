@@ -228,6 +228,7 @@ impl NativeProvider {
         client_credentials=false, client_id=None, client_secret=None, token_endpoint_auth_method=None,
         scope=None, client_assertion=false, issuer=None, resource_parameter=None,
         authorization_params=Vec::new(), token_params=Vec::new(), lease_wait=30.0, carried_requests=true,
+        allow_http_hosts=Vec::new(), server_scope_replaces_configured=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -255,6 +256,8 @@ impl NativeProvider {
         token_params: Vec<(String, String)>,
         lease_wait: f64,
         carried_requests: bool,
+        allow_http_hosts: Vec<String>,
+        server_scope_replaces_configured: bool,
     ) -> PyResult<Self> {
         let bridge = Arc::new(bridge);
         let mut metadata = match &client_metadata_json {
@@ -276,6 +279,8 @@ impl NativeProvider {
         config.authorization_timeout = seconds("timeout", authorization_timeout)?;
         config.assume_s256_when_pkce_unadvertised = assume_s256_when_pkce_unadvertised;
         config.skip_resource_check = skip_resource_check;
+        config.allow_http_hosts = allow_http_hosts;
+        config.server_scope_replaces_configured = server_scope_replaces_configured;
         config.protocol_version = protocol_version;
         config.task_wrapper = Some(Arc::new(in_starting_call));
         config.resource_parameter = match resource_parameter.as_deref() {

@@ -36,7 +36,7 @@ use crate::handler::AuthorizationHandler;
 use crate::http::{Http, HttpTransport, ReqwestTransport};
 use crate::model::{OAuthToken, now_unix, split_scopes};
 use crate::registration::validate_cimd_url;
-use crate::scope::{initial_scope, step_up_scope};
+use crate::scope::{configured_scope, initial_scope, step_up_scope};
 use crate::sources::{AuthorizationCode, ClientCredentials, TokenSource};
 use crate::storage::{TokenStorage, Version};
 use flight::{FlightKey, Flights, header_key};
@@ -288,6 +288,7 @@ impl OAuthClientProvider {
             transport,
             timeout: config.timeout,
             protocol_version: config.protocol_version.clone(),
+            allow_http_hosts: config.allow_http_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         };
         let binding: Arc<dyn TokenBinding> = config.binding.clone().unwrap_or_else(|| Arc::new(Bearer));
         let origin = server_url.origin().ascii_serialization();
@@ -490,10 +491,16 @@ impl OAuthClientProvider {
             }
         }
         let cfg = &inner.config;
+        let resource_scopes = d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref());
         report.scope = initial_scope(
-            cfg.client_metadata.scope.as_deref(),
+            configured_scope(
+                cfg.client_metadata.scope.as_deref(),
+                cfg.server_scope_replaces_configured,
+                None,
+                resource_scopes,
+            ),
             None,
-            d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref()),
+            resource_scopes,
             Some(&d.server),
             &cfg.client_metadata.grant_types,
         );

@@ -51,6 +51,8 @@ class NativeProvider:
         token_params: list[tuple[str, str]] = ...,
         lease_wait: float = 30.0,
         carried_requests: bool = True,
+        allow_http_hosts: list[str] = ...,
+        server_scope_replaces_configured: bool = False,
     ) -> NativeProvider: ...
     @property
     def server_url(self) -> str: ...

@@ -27,7 +27,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, Union
 
@@ -250,6 +250,12 @@ async def _next(operation: Any, event_loop: asyncio.AbstractEventLoop | None) ->
     return await anyio.to_thread.run_sync(operation.next_blocking, abandon_on_cancel=True)
 
 
+def _host_list(hosts: Sequence[str]) -> list[str]:
+    if isinstance(hosts, str):
+        raise TypeError('allow_http_hosts must be a list of host names, e.g. ["keycloak"]')
+    return [str(h) for h in hosts]
+
+
 def _client_metadata_json(client_metadata: Any) -> str:
     # Our model, the SDK's model or a dict: validated by our model either way, so a
     # missing redirect_uris is a ValidationError naming the field.
@@ -308,7 +314,14 @@ class OAuthClientProvider(_AuthBase):
             refresh's request alive when the request that started it is cancelled.
             ``authorize()`` has no client at hand and always uses the native one.
         assume_s256_when_pkce_unadvertised: Accept authorization servers whose metadata
-            omits ``code_challenge_methods_supported`` (and use S256).
+            omits ``code_challenge_methods_supported`` (and use S256), as the SDK does.
+        allow_http_hosts: Host names or addresses (any port) whose authorization-server
+            endpoints may use plain ``http``, e.g. ``["keycloak"]`` for
+            ``http://keycloak:8080`` in docker compose (HTTPS is required off loopback
+            otherwise). Tokens and secrets cross the network in the clear there.
+        server_scope_replaces_configured: Let the server's scope (its challenge's, else its
+            protected resource metadata's) replace ``client_metadata.scope``, as the SDK
+            does; by default a configured scope is never overwritten.
         skip_resource_check: Skip the protected resource metadata ``resource`` check.
         protocol_version: Sent as ``MCP-Protocol-Version`` on discovery requests.
         settings: What the authorization server needs (``ServerSettings``).
@@ -336,6 +349,8 @@ class OAuthClientProvider(_AuthBase):
         http_timeout: float = 30.0,
         oauth_requests: Literal["client", "native"] = "client",
         assume_s256_when_pkce_unadvertised: bool = False,
+        allow_http_hosts: Sequence[str] = (),
+        server_scope_replaces_configured: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
         settings: ServerSettings | None = None,
@@ -372,6 +387,8 @@ class OAuthClientProvider(_AuthBase):
             skip_resource_check=skip_resource_check,
             protocol_version=protocol_version,
             carried_requests=oauth_requests == "client",
+            allow_http_hosts=_host_list(allow_http_hosts),
+            server_scope_replaces_configured=bool(server_scope_replaces_configured),
             **_settings_kwargs(settings),
         )
 
