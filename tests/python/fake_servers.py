@@ -20,8 +20,15 @@ class FakeServers:
     RFC 9728, RFC 8414, RFC 7591 and the authorization-code grant with PKCE to log in."""
 
     def __init__(
-        self, mcp_url: str, issuer: str, *, challenge_scope: str | None = None, advertise_s256: bool = True
+        self,
+        mcp_url: str,
+        issuer: str,
+        *,
+        challenge_scope: str | None = None,
+        advertise_s256: bool = True,
+        advertise_iss: bool = False,
     ) -> None:
+        self.advertise_iss = advertise_iss
         self.mcp_url, self.issuer = mcp_url, issuer
         self.challenge_scope, self.advertise_s256 = challenge_scope, advertise_s256
         self.authorized_scope: str | None = None
@@ -42,7 +49,9 @@ class FakeServers:
         if path == f"/.well-known/oauth-protected-resource{mcp_path}":
             return _json(200, {"resource": self.mcp_url, "authorization_servers": [self.issuer]})
         if path == "/.well-known/oauth-authorization-server":
-            pkce = {"code_challenge_methods_supported": ["S256"]} if self.advertise_s256 else {}
+            pkce: dict[str, Any] = {"code_challenge_methods_supported": ["S256"]} if self.advertise_s256 else {}
+            if self.advertise_iss:
+                pkce["authorization_response_iss_parameter_supported"] = True
             return _json(
                 200,
                 {

@@ -108,6 +108,24 @@ async def test_sdk_1_callback_handler_returning_code_and_state() -> None:
     assert (await get(p, fake)).status_code == 200
 
 
+async def test_a_code_and_state_tuple_cannot_report_iss_so_it_is_not_checked() -> None:
+    """An SDK 1.x handler has no room for ``iss``: with a server that sends it, the
+    flow proceeds (as with SDK 1.x); a result that can carry it but lacks it is refused."""
+    fake = FakeServers("https://mcp.test/mcp", "https://auth.test", advertise_iss=True)
+
+    async def as_tuple() -> tuple[str, str | None]:
+        result = await fake.callback_handler()
+        return result.code, result.state
+
+    p = OAuthClientProvider(fake.mcp_url, md(), InMemoryTokenStorage(), fake.redirect_handler, as_tuple)
+    assert (await get(p, fake)).status_code == 200
+
+    fake = FakeServers("https://mcp.test/mcp", "https://auth.test", advertise_iss=True)
+    p = OAuthClientProvider(fake.mcp_url, md(), InMemoryTokenStorage(), fake.redirect_handler, fake.callback_handler)
+    with pytest.raises(OAuthFlowError, match="iss"):
+        await get(p, fake)
+
+
 async def test_the_sdks_own_models_and_callback_result() -> None:
     fake = servers()
 

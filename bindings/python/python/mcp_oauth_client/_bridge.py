@@ -18,7 +18,9 @@ from typing import Any
 from ._errors import OAuthFlowError
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
 
-CallbackTuple = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+# code, state, iss, error, error_description, error_uri, and whether the handler's
+# result could carry iss at all (SDK 1.x's (code, state) cannot).
+CallbackTuple = tuple[str | None, str | None, str | None, str | None, str | None, str | None, bool]
 
 
 async def _resolve(value: Any) -> Any:
@@ -82,12 +84,14 @@ def callback_tuple(result: Any) -> CallbackTuple:
         # SDK 1.x: (code, state).
         if len(result) != 2:
             raise TypeError("callback_handler returned a tuple that is not (code, state)")
-        parts: tuple[Any, ...] = (result[0], result[1], None, None, None, None)
-    elif isinstance(result, dict):
+        code, state = result
+        return (None if code is None else str(code), None if state is None else str(state), None, None, None, None, False)
+    if isinstance(result, dict):
         parts = tuple(result.get(k) for k in keys)
     else:
         parts = tuple(getattr(result, k, None) for k in keys)
-    return tuple(None if p is None or p == "" else str(p) for p in parts)  # type: ignore[return-value]
+    c, s, i, e, d, u = (None if p is None or p == "" else str(p) for p in parts)
+    return (c, s, i, e, d, u, True)
 
 
 class Bridge:
@@ -139,7 +143,15 @@ class Bridge:
                 f"no authorization callback within {self._timeout:g} seconds", step="callback"
             ) from None
         if isinstance(result, AuthorizationCodeResult):
-            return (result.code or None, result.state, result.iss, result.error, result.error_description, result.error_uri)
+            return (
+                result.code or None,
+                result.state,
+                result.iss,
+                result.error,
+                result.error_description,
+                result.error_uri,
+                True,
+            )
         return callback_tuple(result)
 
     async def validate_resource(self, server_url: str, resource: str | None) -> None:
