@@ -112,6 +112,11 @@ KNOWN_GAPS = {
         "ClientCredentialsOAuthProvider takes no issuer= yet (the machine-to-machine providers' issue)"
     ),
 }
+# The same, for mypy --strict (a program that does not run with the SDK may still type-check).
+MYPY_KNOWN_GAPS = {
+    **KNOWN_GAPS,
+    "docs_src/oauth_clients/tutorial002.py": KNOWN_GAPS["examples/stories/oauth_client_credentials/client.py"],
+}
 
 
 class Sdk:
@@ -246,6 +251,8 @@ def test_the_sdk_1_programs_run_with_this_package(sdk1: Sdk, tmp_path: Path) -> 
 
 
 def _mypy(python: str, program: Path, cache: Path, env: dict[str, str]) -> set[str]:
+    """mypy --strict's errors in ``program`` itself (not in what it imports), each as
+    "line: error: message  [code]"."""
     r = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--hide-error-context"]
         + ["--python-executable", python, "--cache-dir", str(cache), str(program)],
@@ -255,9 +262,10 @@ def _mypy(python: str, program: Path, cache: Path, env: dict[str, str]) -> set[s
         cwd=program.parent,
     )
     assert r.returncode in (0, 1), r.stdout + r.stderr
-    # One error a line: "file:line: error: message  [code]"; the file is the same
-    # relative path in both trees, and import lines keep their line numbers.
-    return {re.sub(r"^.*?:(\d+):", r"\1:", line) for line in r.stdout.splitlines() if ": error:" in line}
+    # One error a line: "file:line: error: message  [code]", the file relative to the
+    # program's folder; import lines keep their line numbers in both trees.
+    prefix = f"{program.name}:"
+    return {line.removeprefix(prefix) for line in r.stdout.splitlines() if line.startswith(prefix) and ": error:" in line}
 
 
 def _mypy_check(sdk: Sdk, tmp: Path) -> None:
@@ -266,6 +274,8 @@ def _mypy_check(sdk: Sdk, tmp: Path) -> None:
     if sdk.python != sys.executable:
         env["MYPYPATH"] = str(PACKAGE_ROOT)
     for program in sdk.programs:
+        if program.needs and importlib.util.find_spec(program.needs) is None:
+            continue
         sdk_errors = _mypy(sdk.python, sdk.root / program.path, tmp / "cache-sdk", env)
         our_errors = _mypy(sdk.python, sdk.ours / program.path, tmp / "cache-ours", env)
         # The same error against our names (the module in a message differs).
@@ -273,7 +283,9 @@ def _mypy_check(sdk: Sdk, tmp: Path) -> None:
             re.sub(r"mcp_oauth_client(\.\w+)*|mcp\.(client|shared)\.auth(\.\w+)*", "<auth>", e) for e in errors
         }
         new = sorted(normalize(our_errors) - normalize(sdk_errors))
-        if new:
+        if new and program.path in MYPY_KNOWN_GAPS:
+            print(f"\n{program.path}: known gap ({MYPY_KNOWN_GAPS[program.path]}):\n  " + "\n  ".join(new))
+        elif new:
             failures.append(f"{program.path}:\n  " + "\n  ".join(new))
     assert not failures, "mypy --strict finds errors with this package that it does not with the SDK:\n" + "\n".join(
         failures
