@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -34,7 +35,6 @@ from sdk_programs import (
 
 import mcp_oauth_client
 
-PACKAGE_ROOT = Path(mcp_oauth_client.__file__).resolve().parent.parent
 
 # Conformance scenarios the SDK's conformance clients run through (a few, for time: the
 # whole suite runs against this package in tests/conformance).
@@ -124,6 +124,8 @@ class Sdk:
 
     def __init__(self, spec: str, programs: list[Program], work: Path, python: str) -> None:
         self.spec, self.programs, self.work, self.python = spec, programs, work, python
+        # Where another environment than this one finds this package (None: installed here).
+        self.package_path: str | None = None
         self.root = download_sdk(spec, work / "sdist")
         self.version = self.root.name.removeprefix("mcp-")
         self.published = programs_using_client_auth(self.root)
@@ -132,13 +134,14 @@ class Sdk:
 
 def _python_with(sdist_root: Path, work: Path) -> str:
     """A virtual environment with this SDK release (from its sdist) and the example
-    servers' dependencies; this package is reached through ``PYTHONPATH`` of its runs."""
+    servers' dependencies (pinned as in the repository's requirements); this package
+    is reached through ``PYTHONPATH`` of its runs (a copy of it alone, see ``sdk1``)."""
     env_dir = work / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = str(env_dir / "bin" / "python")
     subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(sdist_root)]
-        + ["pydantic-settings", "click", "uvicorn", "sse-starlette", "httpx"],
+        + ["pydantic-settings==2.16.3", "click==8.5.1", "uvicorn==0.54.0", "sse-starlette==3.7.1", "httpx==0.28.1"],
         check=True,
         timeout=600,
     )
@@ -155,13 +158,17 @@ def sdk1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sdk]:
     work = tmp_path_factory.mktemp("sdk1")
     sdk = Sdk("<2", SDK_1, work, "")
     sdk.python = _python_with(sdk.root, work)
+    # A copy of this package alone: wherever it is installed, its neighbours must not
+    # shadow the 1.x environment's own packages (mcp first).
+    shutil.copytree(Path(mcp_oauth_client.__file__).resolve().parent, work / "package" / "mcp_oauth_client")
+    sdk.package_path = str(work / "package")
     yield sdk
 
 
 def _both(sdk: Sdk, program: Program, tmp: Path) -> tuple[Outcome, Outcome]:
     """The program run with the SDK, then with this package."""
     python = sdk.python
-    extra = {} if python == sys.executable else {"PYTHONPATH": str(PACKAGE_ROOT)}
+    extra = {} if sdk.package_path is None else {"PYTHONPATH": sdk.package_path}
     with_sdk = run_program(program, python, sdk.root, tmp)
     program_ours = Program(**{**program.__dict__, "env": {**program.env, **extra}})
     with_ours = run_program(program_ours, python, sdk.ours, tmp)
@@ -178,7 +185,7 @@ def _check(sdk: Sdk, tmp: Path, results: dict[str, str]) -> None:
         if program.needs and importlib.util.find_spec(program.needs) is None:
             results[program.path] = f"skipped: {program.needs} is not in this package yet"
             continue
-        extra = {} if sdk.python == sys.executable else {"PYTHONPATH": str(PACKAGE_ROOT)}
+        extra = {} if sdk.package_path is None else {"PYTHONPATH": sdk.package_path}
         ours = Program(**{**program.__dict__, "env": {**program.env, **extra}})
         passed_sdk, passed_ours, broken = 0, 0, []
         for scenario in SCENARIOS:
@@ -271,8 +278,8 @@ def _mypy(python: str, program: Path, cache: Path, env: dict[str, str]) -> set[s
 def _mypy_check(sdk: Sdk, tmp: Path) -> None:
     failures = []
     env = {**os.environ}
-    if sdk.python != sys.executable:
-        env["MYPYPATH"] = str(PACKAGE_ROOT)
+    if sdk.package_path is not None:
+        env["MYPYPATH"] = sdk.package_path
     for program in sdk.programs:
         if program.needs and importlib.util.find_spec(program.needs) is None:
             continue
