@@ -17,7 +17,7 @@ import pytest
 from conftest import InMemoryTokenStorage
 from fake_servers import REDIRECT_URI, FakeServers, mock_handler
 
-from mcp_oauth_client import OAuthClientMetadata, OAuthClientProvider, OAuthConnectError
+from mcp_oauth_client import OAuthClientMetadata, OAuthClientProvider, OAuthConnectError, OAuthFlowError, OAuthNetworkError
 
 
 def _provider(servers: FakeServers) -> OAuthClientProvider:
@@ -186,3 +186,61 @@ async def test_with_the_packages_own_client_the_private_ca_is_not_trusted(
             await client.get(servers.mcp_url)
     assert info.value.step == "resource_metadata"
     assert servers.paths == ["GET /mcp"]
+
+
+class EndlessBody(httpx2.AsyncByteStream):
+    """A response body that never ends, counting what was read of it."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    async def __aiter__(self) -> Any:
+        chunk = b" " * 65536
+        while True:
+            self.served += len(chunk)
+            yield chunk
+
+
+async def test_the_cores_body_cap_applies_to_a_response_the_client_reads() -> None:
+    """The client is handed an endless metadata document: it is read no further than
+    the core's cap (256 KiB), and the core refuses it."""
+    servers = FakeServers("https://mcp.test/mcp", "https://auth.test")
+    body = EndlessBody()
+    serve = mock_handler(servers, httpx2)
+
+    def transport(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.startswith("/.well-known/oauth-protected-resource"):
+            return httpx2.Response(200, headers={"content-type": "application/json"}, stream=body)
+        response: httpx2.Response = serve(request)
+        return response
+
+    async with httpx2.AsyncClient(auth=_provider(servers), transport=httpx2.MockTransport(transport)) as client:
+        with pytest.raises(OAuthNetworkError, match="limit") as info:
+            await client.get(servers.mcp_url)
+    assert info.value.step == "resource_metadata"
+    assert 256 * 1024 < body.served <= 256 * 1024 + 65536
+
+
+async def test_a_redirect_the_client_followed_is_refused_by_the_core() -> None:
+    """A client with ``follow_redirects=True`` follows a token endpoint's 307 before the
+    core sees the answer; the core is handed the 307 itself and refuses it, as it
+    refuses every redirect: no token comes from the place redirected to."""
+    servers = FakeServers("https://mcp.test/mcp", "https://auth.test")
+    serve = mock_handler(servers, httpx2)
+
+    def transport(request: httpx2.Request) -> httpx2.Response:
+        if request.url.host == "elsewhere.test":
+            return httpx2.Response(200, json={"access_token": "from-elsewhere", "token_type": "Bearer"})
+        if request.url.path == "/token":
+            return httpx2.Response(307, headers={"location": "https://elsewhere.test/token"})
+        response: httpx2.Response = serve(request)
+        return response
+
+    provider = _provider(servers)
+    async with httpx2.AsyncClient(
+        auth=provider, transport=httpx2.MockTransport(transport), follow_redirects=True
+    ) as client:
+        with pytest.raises(OAuthFlowError) as info:
+            await client.get(servers.mcp_url)
+    assert info.value.status == 307, info.value
+    assert provider.current_tokens is None
