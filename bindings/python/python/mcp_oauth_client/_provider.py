@@ -424,7 +424,10 @@ class OAuthClientProvider(_AuthBase):
         return None if raw is None else OAuthToken.model_validate_json(raw)
 
     async def authorize(self) -> None:
-        """Run discovery and the whole flow now, before any request (a "log in" step)."""
+        """Run discovery and the whole flow now, before any request (a "log in" step).
+
+        No httpx client is at hand here: the package's own HTTP client sends its OAuth
+        requests (the system's CA roots, proxies from the environment)."""
         try:
             with _on_this_loop() as event_loop:
                 if event_loop is None:
@@ -441,7 +444,7 @@ class OAuthClientProvider(_AuthBase):
             _native.flush_logs()
 
     def authorize_sync(self) -> None:
-        """Blocking form of :meth:`authorize`."""
+        """Blocking form of :meth:`authorize` (with the package's own HTTP client too)."""
         self._native.authorize_blocking(_callback_loop())
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
