@@ -58,6 +58,12 @@ pub struct AuthorizationCodeResult {
     pub iss: Option<String>,
     /// The OAuth error, when the server redirected with `error=`.
     pub error: Option<OAuthErrorFields>,
+    /// The handler could not report `iss` at all (its interface has no room
+    /// for it, like an MCP Python SDK 1.x callback returning `(code,
+    /// state)`), as opposed to reporting that the redirect had none: the
+    /// RFC 9207 check is then impossible and is skipped with a warning, as
+    /// that SDK skips it. Never set for a redirect the library read itself.
+    pub iss_not_reported: bool,
 }
 
 impl std::fmt::Debug for AuthorizationCodeResult {
@@ -67,6 +73,7 @@ impl std::fmt::Debug for AuthorizationCodeResult {
             .field("state", &self.state.as_ref().map(|_| "[redacted]"))
             .field("iss", &self.iss)
             .field("error", &self.error)
+            .field("iss_not_reported", &self.iss_not_reported)
             .finish()
     }
 }
@@ -79,6 +86,7 @@ impl AuthorizationCodeResult {
             state,
             iss,
             error: None,
+            iss_not_reported: false,
         }
     }
 
@@ -218,6 +226,12 @@ pub fn validate_callback(pending: &PendingAuthorization, result: &AuthorizationC
                 ));
             }
         }
+        (None, true) if result.iss_not_reported => {
+            tracing::warn!(
+                "the authorization server sends iss (RFC 9207), but the callback handler cannot report it \
+                 (it returned only a code and a state); the issuer of the response is not checked"
+            );
+        }
         (None, true) => {
             return Err(Error::flow(
                 Step::Callback,
@@ -315,6 +329,14 @@ mod tests {
             let r = AuthorizationCodeResult::new("c", Some(p.state.clone()), iss.map(str::to_string));
             assert_eq!(validate_callback(&p, &r).is_ok(), ok, "advertised={adv} iss={iss:?}");
         }
+        // A handler that cannot report iss at all: no check possible, none made;
+        // an iss it does report is still compared.
+        let p = pending(true);
+        let mut r = AuthorizationCodeResult::new("c", Some(p.state.clone()), None);
+        r.iss_not_reported = true;
+        assert!(validate_callback(&p, &r).is_ok());
+        r.iss = Some("https://evil.ex".into());
+        assert!(validate_callback(&p, &r).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::http::{Http, HttpResponse, looks_like_json, parse_server_url, require_secure};
+use crate::http::{Http, HttpResponse, looks_like_json, parse_server_url};
 use crate::model::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 
 /// Decides whether a protected resource metadata `resource` may be used for
@@ -328,7 +328,7 @@ pub async fn fetch_authorization_server_metadata(
     let what = "authorization server metadata";
     let step = Step::AuthorizationServerMetadata;
     let issuer_url = parse_server_url(issuer, "authorization server issuer", step)?;
-    if let Err(e) = require_secure(&issuer_url, "authorization server issuer", step) {
+    if let Err(e) = http.require_secure(&issuer_url, "authorization server issuer", step) {
         record(
             trace,
             step,
@@ -363,7 +363,7 @@ pub async fn fetch_authorization_server_metadata(
                     );
                     return Err(e);
                 }
-                if let Err(e) = validate_endpoints(&meta) {
+                if let Err(e) = validate_endpoints(http, &meta) {
                     record(
                         trace,
                         step,
@@ -398,7 +398,7 @@ pub async fn fetch_authorization_server_metadata(
     Ok(None)
 }
 
-fn validate_endpoints(meta: &AuthorizationServerMetadata) -> Result<()> {
+fn validate_endpoints(http: &Http, meta: &AuthorizationServerMetadata) -> Result<()> {
     for (name, value) in [
         ("authorization_endpoint", &meta.authorization_endpoint),
         ("token_endpoint", &meta.token_endpoint),
@@ -406,7 +406,7 @@ fn validate_endpoints(meta: &AuthorizationServerMetadata) -> Result<()> {
     ] {
         if let Some(v) = value {
             let u = parse_server_url(v, name, Step::AuthorizationServerMetadata)?;
-            require_secure(&u, name, Step::AuthorizationServerMetadata)?;
+            http.require_secure(&u, name, Step::AuthorizationServerMetadata)?;
         }
     }
     Ok(())

@@ -436,12 +436,27 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// Authorization-server endpoints must be HTTPS, except on loopback.
 pub fn require_secure(url: &Url, what: &str, step: Step) -> Result<()> {
+    require_secure_except(url, what, step, &[])
+}
+
+/// [`require_secure`], with plain `http` allowed as well on the hosts of
+/// `allow_http_hosts` (lower-case names or addresses, any port).
+pub fn require_secure_except(url: &Url, what: &str, step: Step, allow_http_hosts: &[String]) -> Result<()> {
+    let allowed = || {
+        url.host_str().is_some_and(|h| {
+            allow_http_hosts
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(h.trim_matches(['[', ']'])))
+        })
+    };
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
+        "http" if is_loopback(url) || allowed() => Ok(()),
         _ => Err(Error::flow(
             step,
-            format!("{what} must use https (plain http is allowed only on loopback)"),
+            format!(
+                "{what} must use https (plain http is allowed only on loopback, or on a host listed in allow_http_hosts)"
+            ),
         )
         .with_url(url)),
     }
@@ -458,9 +473,17 @@ pub struct Http {
     pub(crate) transport: Arc<dyn HttpTransport>,
     pub(crate) timeout: Duration,
     pub(crate) protocol_version: Option<String>,
+    /// Hosts whose authorization-server endpoints may use plain `http`
+    /// (`ProviderConfig::allow_http_hosts`, lower-cased).
+    pub(crate) allow_http_hosts: Arc<[String]>,
 }
 
 impl Http {
+    /// [`require_secure`] with this provider's `allow_http_hosts`.
+    pub(crate) fn require_secure(&self, url: &Url, what: &str, step: Step) -> Result<()> {
+        require_secure_except(url, what, step, &self.allow_http_hosts)
+    }
+
     pub(crate) fn request(&self, method: &'static str, url: Url) -> HttpRequest {
         let mut headers = vec![("accept".to_string(), "application/json".to_string())];
         if let Some(v) = &self.protocol_version {
@@ -557,6 +580,7 @@ mod tests {
             transport: Arc::new(transport),
             timeout: Duration::from_secs(30),
             protocol_version: None,
+            allow_http_hosts: Arc::from(Vec::new()),
         }
     }
 
@@ -634,5 +658,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("https"));
+    }
+
+    #[test]
+    fn plain_http_only_on_the_hosts_allowed() {
+        let allowed = ["keycloak".to_string(), "10.0.0.7".to_string(), "::2".to_string()];
+        let check = |u: &str| {
+            require_secure_except(&Url::parse(u).unwrap(), "token endpoint", Step::TokenExchange, &allowed).is_ok()
+        };
+        assert!(check("http://keycloak:8080/realms/mcp/token"));
+        assert!(check("http://KEYCLOAK/token"));
+        assert!(check("http://10.0.0.7/token"));
+        assert!(check("http://[::2]:8080/token"));
+        assert!(check("https://as.example/token"));
+        assert!(!check("http://keycloak.example.com/token"));
+        assert!(!check("http://as.example/token"));
+        assert!(!check("ftp://keycloak/token"));
+        let e = require_secure_except(
+            &Url::parse("http://as.example/token").unwrap(),
+            "token endpoint",
+            Step::TokenExchange,
+            &allowed,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("allow_http_hosts"), "{e}");
     }
 }

@@ -6,7 +6,7 @@
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::http::{Http, looks_like_json, require_secure};
+use crate::http::{Http, looks_like_json};
 use crate::model::{AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata};
 
 /// Check a Client ID Metadata Document URL: HTTPS with a non-root path.
@@ -52,7 +52,7 @@ pub async fn register(
         ));
     };
     let url = crate::http::parse_server_url(endpoint, "registration_endpoint", Step::Registration)?;
-    require_secure(&url, "registration endpoint", Step::Registration)?;
+    http.require_secure(&url, "registration endpoint", Step::Registration)?;
     let mut body = metadata.clone();
     if body.application_type.is_none() {
         body.application_type = Some(body.derived_application_type().to_string());

@@ -11,6 +11,24 @@ fn join(scopes: &[String]) -> Option<String> {
     }
 }
 
+/// The configured scope that [`initial_scope`] is to honour: the configured
+/// one, unless the application asked the server's scope to replace it
+/// (`server_scope_replaces_configured`, the MCP Python SDK's behaviour) and
+/// the server named one, in its challenge or its resource metadata.
+pub fn configured_scope<'a>(
+    configured: Option<&'a str>,
+    server_scope_replaces_configured: bool,
+    challenge: Option<&str>,
+    resource_scopes: Option<&[String]>,
+) -> Option<&'a str> {
+    let server_named = challenge.is_some_and(|c| !c.trim().is_empty()) || resource_scopes.is_some();
+    if server_scope_replaces_configured && server_named {
+        None
+    } else {
+        configured
+    }
+}
+
 /// The scope of the first authorization request.
 ///
 /// A scope the application configured is used as it is. Otherwise: the
@@ -87,6 +105,15 @@ mod tests {
             Some("a b")
         );
         assert_eq!(initial_scope(None, None, None, None, &both), None);
+        // The application's scope stays, unless it asked the server's to replace it.
+        assert_eq!(
+            configured_scope(Some("mine"), false, Some("c"), Some(&prm)),
+            Some("mine")
+        );
+        assert_eq!(configured_scope(Some("mine"), true, Some("c"), None), None);
+        assert_eq!(configured_scope(Some("mine"), true, None, Some(&prm)), None);
+        assert_eq!(configured_scope(Some("mine"), true, Some(" "), None), Some("mine"));
+        assert_eq!(configured_scope(Some("mine"), true, None, None), Some("mine"));
         assert_eq!(initial_scope(None, Some(""), None, None, &both), None);
         // offline_access only when the server lists it and refresh is allowed.
         assert_eq!(

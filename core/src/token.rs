@@ -250,7 +250,7 @@ pub async fn request_token(
     binding: &dyn TokenBinding,
 ) -> Result<OAuthToken> {
     let step = grant.step();
-    crate::http::require_secure(token_endpoint, "token endpoint", step)?;
+    http.require_secure(token_endpoint, "token endpoint", step)?;
     let mut retried = false;
     loop {
         let mut form = Vec::new();

@@ -241,16 +241,28 @@ async def test_resource_validator_is_called_and_may_refuse(peers: dict[str, Any]
     assert browser.redirects == 0
 
 
-def test_network_failure_of_discovery_is_an_httpx_connect_error() -> None:
-    """The MCP server (mocked) answers 401; discovery then hits a closed port."""
+def test_network_failure_of_discovery_through_the_client_is_its_connect_error() -> None:
+    """The MCP server (mocked) answers 401; the client cannot reach the metadata: the
+    application sees its client's own error, for the discovery request."""
 
     def mcp(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
+        if request.url.path == "/mcp":
+            return httpx.Response(401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
+        raise httpx.ConnectError("connection refused", request=request)
 
     p = OAuthClientProvider("http://127.0.0.1:9/mcp", metadata(), InMemoryTokenStorage(), http_timeout=5)
     with httpx.Client(auth=p, transport=httpx.MockTransport(mcp)) as client:
-        with pytest.raises(OAuthConnectError) as info:
+        with pytest.raises(httpx.ConnectError) as info:
             client.get("http://127.0.0.1:9/mcp")
+    assert info.value.request.url.path.startswith("/.well-known/oauth-protected-resource")
+
+
+async def test_network_failure_of_a_native_discovery_is_an_httpx_connect_error() -> None:
+    """``authorize()`` (no client at hand) uses the package's own HTTP client; a closed
+    port is an ``OAuthConnectError``, also an httpx ``ConnectError``, naming the step."""
+    p = OAuthClientProvider("http://127.0.0.1:9/mcp", metadata(), InMemoryTokenStorage(), http_timeout=5)
+    with pytest.raises(OAuthConnectError) as info:
+        await p.authorize()
     e = info.value
     assert isinstance(e, httpx.ConnectError) and isinstance(e, httpx2.ConnectError)
     assert isinstance(e, OAuthNetworkError) and not isinstance(e, OAuthFlowError)

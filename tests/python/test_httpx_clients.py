@@ -27,7 +27,10 @@ async def test_async_httpx(peers: dict[str, Any]) -> None:
     async with httpx.AsyncClient(auth=p) as client:
         r = await client.post(peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
         assert r.status_code == 200, r.text
-        assert [h.status_code for h in r.history] == [401]
+        # The 401, then the OAuth requests, sent by this client: protected resource
+        # and authorization server metadata, registration, token.
+        assert [h.status_code for h in r.history] == [401, 200, 200, 201, 200]
+        assert [h.request.method for h in r.history[1:]] == ["GET", "GET", "POST", "POST"]
         r = await client.post(peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
         assert r.status_code == 200 and r.history == []
     assert browser.redirects == 1

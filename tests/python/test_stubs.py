@@ -25,3 +25,22 @@ def test_stubtest() -> None:
 def test_package_type_checks_strictly() -> None:
     r = subprocess.run([sys.executable, "-m", "mypy", "--strict", str(PACKAGE)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+CASES = Path(__file__).resolve().parent / "typing_cases"
+
+
+@pytest.mark.timeout(300)
+def test_a_program_written_for_the_sdk_type_checks_strictly() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(CASES / "sdk_style_program.py")], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.timeout(300)
+def test_mistakes_are_caught_not_typed_as_any() -> None:
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", str(CASES / "typos.py")], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert '"OAuthClientProvider" has no attribute "contxt"' in r.stdout, r.stdout
+    assert '"current_tokens" defined in "OAuthContext" is read-only' in r.stdout, r.stdout

@@ -43,9 +43,18 @@ async def authorized(peers: dict[str, Any]) -> tuple[InMemoryTokenStorage, Headl
     return storage, browser
 
 
-def provider(peers: dict[str, Any], storage: Any, browser: HeadlessBrowser) -> OAuthClientProvider:
+def provider(
+    peers: dict[str, Any], storage: Any, browser: HeadlessBrowser, oauth_requests: Any = "client"
+) -> OAuthClientProvider:
     """A new provider (a new process, say) over the storage."""
-    return OAuthClientProvider(peers["mcp_url"], metadata(), storage, browser.redirect_handler, browser.callback_handler)
+    return OAuthClientProvider(
+        peers["mcp_url"],
+        metadata(),
+        storage,
+        browser.redirect_handler,
+        browser.callback_handler,
+        oauth_requests=oauth_requests,
+    )
 
 
 async def wait_for(condition: Any, seconds: float = 10.0) -> None:
@@ -59,11 +68,14 @@ async def wait_for(condition: Any, seconds: float = 10.0) -> None:
 async def test_a_request_cancelled_in_the_middle_of_a_refresh_keeps_the_rotated_token(
     peers: dict[str, Any],
 ) -> None:
+    """With the package's own HTTP client (``oauth_requests="native"``), the token
+    request outlives the cancelled request (one sent by the application's client is
+    cancelled with it)."""
     storage, browser = await authorized(peers)
     assert storage.tokens is not None
     old_refresh = storage.tokens.refresh_token
     authorizations, refreshed = as_state(peers)["authorizations"], refreshes(peers)
-    p = provider(peers, storage, browser)
+    p = provider(peers, storage, browser, oauth_requests="native")
 
     token_fault(peers, mode="delay", ms=60_000)
     async with httpx2.AsyncClient(auth=p, timeout=20) as client:
@@ -136,11 +148,44 @@ async def test_an_outage_on_refresh_keeps_the_tokens_and_the_next_request_refres
 async def test_the_clients_timeout_bounds_a_token_request_that_never_answers(
     peers: dict[str, Any], mode: str
 ) -> None:
+    """The token request goes through the application's client, with its 2 s timeout:
+    the client's own timeout error, for the token request, within 3 s."""
     storage, browser = await authorized(peers)
     before = storage.tokens
     p = provider(peers, storage, browser)
 
     token_fault(peers, mode="hang")  # never answers: only a timeout ends the wait
+    if mode == "async":
+        async with httpx2.AsyncClient(auth=p, timeout=2) as client:
+            started = time.monotonic()
+            with pytest.raises(httpx2.TimeoutException) as info:
+                await client.post(peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
+            elapsed = time.monotonic() - started
+    else:
+        sync_client = httpx.Client(auth=p, timeout=2)
+        started = time.monotonic()
+        with pytest.raises(httpx.TimeoutException) as info:
+            await asyncio.to_thread(sync_client.post, peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
+        elapsed = time.monotonic() - started
+        sync_client.close()
+    assert info.value.request.url.path.endswith("/token"), info.value.request.url
+    assert elapsed < 3, f"the client's 2 s timeout did not apply ({elapsed:.1f} s)"
+    assert storage.tokens == before
+    httpx.post(f"{peers['control_url']}/reset", timeout=10)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["async", "sync"])
+async def test_the_clients_timeout_bounds_a_native_token_request_that_never_answers(
+    peers: dict[str, Any], mode: str
+) -> None:
+    """With the package's own HTTP client, the client's timeout still bounds the token
+    request: an ``OAuthTimeoutError`` (an httpx ``TimeoutException``) naming the step."""
+    storage, browser = await authorized(peers)
+    before = storage.tokens
+    p = provider(peers, storage, browser, oauth_requests="native")
+
+    token_fault(peers, mode="hang")
     started = time.monotonic()
     if mode == "async":
         async with httpx2.AsyncClient(auth=p, timeout=1) as client:

@@ -104,6 +104,8 @@ pub(crate) struct PyHandler {
     pub(crate) bridge: Arc<Py<PyAny>>,
 }
 
+/// code, state, iss, error, error_description, error_uri, and whether the
+/// handler's result could carry `iss` at all (false for SDK 1.x's tuple).
 type CallbackTuple = (
     Option<String>,
     Option<String>,
@@ -111,6 +113,7 @@ type CallbackTuple = (
     Option<String>,
     Option<String>,
     Option<String>,
+    bool,
 );
 
 #[async_trait]
@@ -128,7 +131,7 @@ impl AuthorizationHandler for PyHandler {
         let v = call_py(&self.bridge, "callback", ())
             .await
             .map_err(|e| callback_failed("the callback handler", e, make))?;
-        let (code, state, iss, error, error_description, error_uri) =
+        let (code, state, iss, error, error_description, error_uri, iss_reportable) =
             extract::<CallbackTuple>(v).map_err(|e| callback_failed("the callback handler", e, make))?;
         Ok(AuthorizationCodeResult {
             code: code.map(Secret::new),
@@ -139,6 +142,7 @@ impl AuthorizationHandler for PyHandler {
                 error_description,
                 error_uri,
             }),
+            iss_not_reported: !iss_reportable,
         })
     }
 }

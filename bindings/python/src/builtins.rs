@@ -44,7 +44,7 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
-    pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, fut))
+    pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, false, fut))
 }
 
 /// The core's file store: one JSON file per MCP server, written atomically
@@ -166,4 +166,11 @@ pub(crate) fn parse_redirect(url_or_query: &str) -> PyResult<CallbackTuple> {
     AuthorizationCodeResult::from_redirect(url_or_query)
         .map(result_tuple)
         .map_err(to_pyerr)
+}
+
+/// A fresh PKCE pair from the core: `(code_verifier, code_challenge)` (S256).
+#[pyfunction]
+pub(crate) fn generate_pkce() -> PyResult<(String, String)> {
+    let pkce = mcp_oauth_client::authorize::Pkce::generate().map_err(to_pyerr)?;
+    Ok((pkce.verifier.expose().to_string(), pkce.challenge))
 }

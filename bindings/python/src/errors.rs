@@ -75,6 +75,9 @@ pub(crate) fn to_pyerr(e: Error) -> PyErr {
 pub(crate) struct NativeCall {
     locals: TaskLocals,
     errors: Mutex<Vec<(String, PyErr)>>,
+    /// Whether the call's HTTP requests are carried by the host's client
+    /// (`carrier.rs`), and so those of the refreshes and flows it starts.
+    carried: bool,
 }
 
 /// A flight's task, as the core's `TaskWrapper` takes and returns it.
@@ -86,13 +89,15 @@ tokio::task_local! {
 
 /// Run a core future as one native call whose callbacks run on `locals`'
 /// loop: callback exceptions raised inside it come back as themselves.
-pub(crate) async fn native_call<T, F>(locals: TaskLocals, fut: F) -> PyResult<T>
+/// `carried`: its HTTP requests go through the host's client.
+pub(crate) async fn native_call<T, F>(locals: TaskLocals, carried: bool, fut: F) -> PyResult<T>
 where
     F: std::future::Future<Output = mcp_oauth_client::Result<T>> + Send + 'static,
 {
     let call = Arc::new(NativeCall {
         locals: locals.clone(),
         errors: Mutex::new(Vec::new()),
+        carried,
     });
     let outcome = pyo3_async_runtimes::tokio::scope(locals, NATIVE_CALL.scope(call.clone(), fut)).await;
     outcome.map_err(|e| {
@@ -120,6 +125,12 @@ pub(crate) fn in_starting_call(task: Task) -> Task {
         // then fail with a clear error instead of finding no loop.
         Err(_) => task,
     }
+}
+
+/// Whether the current native call's requests are carried by the host's
+/// client.
+pub(crate) fn carried() -> bool {
+    NATIVE_CALL.try_with(|call| call.carried).unwrap_or(false)
 }
 
 /// Report a Python callback's exception to the core as `make(message)`,

@@ -7,6 +7,7 @@
 
 mod bridge;
 mod builtins;
+mod carrier;
 mod errors;
 mod logs;
 mod provider;
@@ -27,6 +28,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime()?;
     logs::install();
     m.add_class::<provider::NativeProvider>()?;
+    m.add_class::<provider::NativeOperation>()?;
+    m.add_class::<carrier::NativeRequest>()?;
     m.add_class::<builtins::NativeFileStorage>()?;
     m.add_class::<builtins::NativeLoopbackReceiver>()?;
     m.add_class::<signer::NativeSigner>()?;
@@ -34,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(signer::assertion_finish, m)?)?;
     m.add_function(wrap_pyfunction!(builtins::open_browser, m)?)?;
     m.add_function(wrap_pyfunction!(builtins::parse_redirect, m)?)?;
+    m.add_function(wrap_pyfunction!(builtins::generate_pkce, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

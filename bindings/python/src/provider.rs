@@ -11,15 +11,18 @@ use std::time::Duration;
 
 use mcp_oauth_client::{
     AuthHeaders, AuthorizationHandler, GrantKind, LocalSigner, OAuthClientMetadata, OAuthClientProvider,
-    ProviderConfig, RequestInfo, ResourceParameter, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
-    error::Step,
+    ProviderConfig, RequestInfo, ReqwestTransport, ResourceParameter, ResponseAction, ResponseInfo, Secret,
+    StaticClient, TokenStorage,
+    error::Step as OAuthStep,
     sources::{IdentityProvider, JwtInput},
 };
+use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 
 use crate::bridge::{PyAssertionProvider, PyGrantAssertion, PyHandler, PyStorage, py_jwt_fn, resource_validator};
 use crate::builtins::NativeFileStorage;
+use crate::carrier::{Carriers, HostTransport, NativeRequest};
 use crate::errors::{OAuthConfigurationError, in_starting_call, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
 
@@ -30,6 +33,10 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(s))
+}
+
+fn json_error(e: serde_json::Error) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(e.to_string())
 }
 
 /// Headers, as the Python side sets them.
@@ -83,22 +90,37 @@ impl Request {
 #[pyclass(frozen, module = "mcp_oauth_client._native")]
 pub(crate) struct NativeProvider {
     inner: OAuthClientProvider,
+    carriers: Arc<Carriers>,
+    /// Whether the host's client carries the requests of operations.
+    carry: bool,
+}
+
+/// The event loop of a native call: `event_loop` when given (a sync
+/// client's private loop), else the running one.
+fn call_locals(py: Python<'_>, event_loop: Option<Bound<'_, PyAny>>) -> PyResult<TaskLocals> {
+    let locals = match event_loop {
+        Some(event_loop) => TaskLocals::new(event_loop),
+        None => TaskLocals::with_running_loop(py)?,
+    };
+    locals.copy_context(py)
 }
 
 impl NativeProvider {
     /// Await `fut` from Python on the running loop: the loop becomes the
-    /// call's loop for Python callbacks.
+    /// call's loop for Python callbacks. Its requests use the core's own
+    /// transport.
     fn awaitable<'py, T, F>(&self, py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
     where
         F: std::future::Future<Output = mcp_oauth_client::Result<T>> + Send + 'static,
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
-        let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, fut))
+        let locals = call_locals(py, None)?;
+        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals.clone(), native_call(locals, false, fut))
     }
 
     /// Run `fut` to completion without the GIL; Python callbacks run on
-    /// `event_loop` (running in another thread).
+    /// `event_loop` (running in another thread). Its requests use the core's
+    /// own transport.
     fn blocking<T, F>(&self, py: Python<'_>, event_loop: Bound<'_, PyAny>, fut: F) -> PyResult<T>
     where
         F: std::future::Future<Output = mcp_oauth_client::Result<T>> + Send + 'static,
@@ -110,8 +132,88 @@ impl NativeProvider {
             ));
         }
         let rt = crate::runtime()?;
-        let locals = TaskLocals::new(event_loop).copy_context(py)?;
-        let out = py.detach(|| rt.block_on(native_call(locals, fut)));
+        let locals = call_locals(py, Some(event_loop))?;
+        let out = py.detach(|| rt.block_on(native_call(locals, false, fut)));
+        flush_logs_locked(py);
+        out
+    }
+
+    /// Start `fut` as an operation: its requests, and those of the
+    /// refreshes and flows it starts, are handed to the Python side by
+    /// `NativeOperation.next` (unless the provider was built with
+    /// `carried_requests=False`: the core's own transport then sends them).
+    fn operation<T, F>(&self, py: Python<'_>, event_loop: Option<Bound<'_, PyAny>>, fut: F) -> PyResult<NativeOperation>
+    where
+        F: std::future::Future<Output = mcp_oauth_client::Result<T>> + Send + 'static,
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+    {
+        let rt = crate::runtime()?;
+        let locals = call_locals(py, event_loop)?;
+        let carry = self.carry;
+        let task = rt.spawn(async move {
+            let out = native_call(locals, carry, fut).await;
+            Python::attach(|py| out.and_then(|v| v.into_py_any(py)))
+        });
+        Ok(NativeOperation {
+            carriers: self.carriers.clone(),
+            task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        })
+    }
+}
+
+type Outcome = PyResult<Py<PyAny>>;
+
+/// A native operation whose HTTP requests the Python side carries: call
+/// `next` until it answers `("done", result)`; each `("send", request)`
+/// in between is a `NativeRequest` to send and answer.
+#[pyclass(frozen, module = "mcp_oauth_client._native")]
+pub(crate) struct NativeOperation {
+    carriers: Arc<Carriers>,
+    task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<Outcome>>>>,
+}
+
+type Step = (&'static str, Py<PyAny>);
+
+async fn step(
+    carriers: Arc<Carriers>,
+    task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<Outcome>>>>,
+) -> PyResult<Step> {
+    let mut guard = task.lock().await;
+    let Some(handle) = guard.as_mut() else {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err("the operation is over"));
+    };
+    tokio::select! {
+        biased;
+        out = handle => {
+            *guard = None;
+            let out = out.map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("the operation failed: {e}")))?;
+            Ok(("done", out?))
+        }
+        pending = carriers.next() => {
+            Python::attach(|py| Ok(("send", Py::new(py, NativeRequest::new(pending))?.into_any())))
+        }
+    }
+}
+
+#[pymethods]
+impl NativeOperation {
+    /// Awaitable: the next request to send, or the result.
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let locals = TaskLocals::with_running_loop(py)?;
+        let fut = step(self.carriers.clone(), self.task.clone());
+        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, fut)
+    }
+
+    /// Blocking form of `next` (the GIL released while waiting).
+    fn next_blocking(&self, py: Python<'_>) -> PyResult<Step> {
+        if mcp_oauth_client::runtime::inside_runtime() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a blocking call cannot run on one of the runtime's own threads",
+            ));
+        }
+        let rt = crate::runtime()?;
+        let fut = step(self.carriers.clone(), self.task.clone());
+        let out = py.detach(|| rt.block_on(fut));
         flush_logs_locked(py);
         out
     }
@@ -128,7 +230,8 @@ impl NativeProvider {
         assume_s256_when_pkce_unadvertised=false, skip_resource_check=false, protocol_version=None,
         client_credentials=false, client_id=None, client_secret=None, token_endpoint_auth_method=None,
         scope=None, client_assertion=false, issuer=None, resource_parameter=None,
-        authorization_params=Vec::new(), token_params=Vec::new(), lease_wait=30.0,
+        authorization_params=Vec::new(), token_params=Vec::new(), lease_wait=30.0, carried_requests=true,
+        allow_http_hosts=Vec::new(), server_scope_replaces_configured=false,
         dpop=false, dpop_key_pem=None, dpop_algorithm=None, grant_assertion=false,
         idp_token_endpoint=None, idp_client_id=None, idp_client_secret=None, id_token=None,
         fresh_jwt=false, workload_token=None, workload_token_file=None,
@@ -158,6 +261,9 @@ impl NativeProvider {
         authorization_params: Vec<(String, String)>,
         token_params: Vec<(String, String)>,
         lease_wait: f64,
+        carried_requests: bool,
+        allow_http_hosts: Vec<String>,
+        server_scope_replaces_configured: bool,
         dpop: bool,
         dpop_key_pem: Option<String>,
         dpop_algorithm: Option<String>,
@@ -190,6 +296,8 @@ impl NativeProvider {
         config.authorization_timeout = seconds("timeout", authorization_timeout)?;
         config.assume_s256_when_pkce_unadvertised = assume_s256_when_pkce_unadvertised;
         config.skip_resource_check = skip_resource_check;
+        config.allow_http_hosts = allow_http_hosts;
+        config.server_scope_replaces_configured = server_scope_replaces_configured;
         config.protocol_version = protocol_version;
         config.task_wrapper = Some(Arc::new(in_starting_call));
         config.resource_parameter = match resource_parameter.as_deref() {
@@ -242,18 +350,24 @@ impl NativeProvider {
         if let Some(endpoint) = idp_token_endpoint {
             let idp = IdentityProvider::new(&endpoint, idp_client_id, idp_client_secret.map(Secret::new))
                 .map_err(to_pyerr)?;
-            let token = jwt_input(id_token, None, Step::IdentityAssertion).ok_or_else(|| {
+            let token = jwt_input(id_token, None, OAuthStep::IdentityAssertion).ok_or_else(|| {
                 OAuthConfigurationError::new_err("enterprise-managed authorization needs the user's ID token")
             })?;
             config.use_identity_assertion(idp, token);
         } else if grant_assertion {
             config.use_grant_assertion(Arc::new(PyGrantAssertion { bridge: bridge.clone() }));
-        } else if let Some(token) = jwt_input(workload_token, workload_token_file, Step::Grant) {
+        } else if let Some(token) = jwt_input(workload_token, workload_token_file, OAuthStep::Grant) {
             config.use_workload_identity(token);
         }
         if validate_resource {
             config.resource_validator = Some(resource_validator(bridge.clone(), server_url));
         }
+        let carriers = Arc::new(Carriers::default());
+        let native = ReqwestTransport::with_options(&config.transport_options).map_err(to_pyerr)?;
+        config.transport = Some(Arc::new(HostTransport {
+            carriers: carriers.clone(),
+            native: Arc::new(native),
+        }));
         let storage: Arc<dyn TokenStorage> = match native_storage {
             Some(s) => s.inner.clone(),
             None => Arc::new(PyStorage { bridge: bridge.clone() }),
@@ -261,7 +375,11 @@ impl NativeProvider {
         let handler: Option<Arc<dyn AuthorizationHandler>> =
             has_handler.then(|| Arc::new(PyHandler { bridge: bridge.clone() }) as Arc<dyn AuthorizationHandler>);
         let inner = OAuthClientProvider::new(config, storage, handler).map_err(to_pyerr)?;
-        Ok(NativeProvider { inner })
+        Ok(NativeProvider {
+            inner,
+            carriers,
+            carry: carried_requests,
+        })
     }
 
     /// The MCP server URL, as parsed.
@@ -276,41 +394,43 @@ impl NativeProvider {
         self.inner.cached_headers(method, url).map(header_list)
     }
 
-    /// Awaitable: the headers for a request, loading or refreshing tokens
-    /// when needed; `None` when there is no token (yet).
-    #[pyo3(signature = (method, url, timeout=None))]
-    fn headers<'py>(
+    /// A carried operation: the headers for a request, loading or
+    /// refreshing tokens when needed; `None` when there is no token (yet).
+    /// `event_loop`: where callbacks run (default: the running loop).
+    #[pyo3(signature = (method, url, timeout=None, event_loop=None))]
+    fn start_headers(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         method: String,
         url: String,
         timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+        event_loop: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<NativeOperation> {
         let p = self.inner.clone();
         let r = Request::new(method, url, None, timeout);
-        self.awaitable(
-            py,
-            async move { p.headers(&r.info()).await.map(|h| h.map(header_list)) },
-        )
+        self.operation(py, event_loop, async move {
+            p.headers(&r.info()).await.map(|h| h.map(header_list))
+        })
     }
 
-    /// Awaitable: what to do after a response to a request that carried
-    /// `authorization`; the headers to retry with, or `None`.
-    #[pyo3(signature = (method, url, authorization, status, headers, timeout=None))]
+    /// A carried operation: what to do after a response to a request that
+    /// carried `authorization`; the headers to retry with, or `None`.
+    #[pyo3(signature = (method, url, authorization, status, headers, timeout=None, event_loop=None))]
     #[allow(clippy::too_many_arguments)]
-    fn handle_response<'py>(
+    fn start_handle_response(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         method: String,
         url: String,
         authorization: Option<String>,
         status: u16,
         headers: Vec<(String, String)>,
         timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+        event_loop: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<NativeOperation> {
         let p = self.inner.clone();
         let r = Request::new(method, url, authorization, timeout);
-        self.awaitable(py, async move {
+        self.operation(py, event_loop, async move {
             p.handle_response(&r.info(), &ResponseInfo::new(status, &headers))
                 .await
                 .map(retry_headers)
@@ -334,46 +454,6 @@ impl NativeProvider {
         self.awaitable(py, async move { p.authorize().await })
     }
 
-    /// Blocking form of `headers`.
-    #[pyo3(signature = (event_loop, method, url, timeout=None))]
-    fn headers_blocking(
-        &self,
-        py: Python<'_>,
-        event_loop: Bound<'_, PyAny>,
-        method: String,
-        url: String,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<HeaderList>> {
-        let p = self.inner.clone();
-        let r = Request::new(method, url, None, timeout);
-        self.blocking(py, event_loop, async move {
-            p.headers(&r.info()).await.map(|h| h.map(header_list))
-        })
-    }
-
-    /// Blocking form of `handle_response`.
-    #[pyo3(signature = (event_loop, method, url, authorization, status, headers, timeout=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn handle_response_blocking(
-        &self,
-        py: Python<'_>,
-        event_loop: Bound<'_, PyAny>,
-        method: String,
-        url: String,
-        authorization: Option<String>,
-        status: u16,
-        headers: Vec<(String, String)>,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<HeaderList>> {
-        let p = self.inner.clone();
-        let r = Request::new(method, url, authorization, timeout);
-        self.blocking(py, event_loop, async move {
-            p.handle_response(&r.info(), &ResponseInfo::new(status, &headers))
-                .await
-                .map(retry_headers)
-        })
-    }
-
     /// Blocking form of `authorize`.
     fn authorize_blocking(&self, py: Python<'_>, event_loop: Bound<'_, PyAny>) -> PyResult<()> {
         let p = self.inner.clone();
@@ -387,6 +467,29 @@ impl NativeProvider {
             .map(|t| serde_json::to_string(&t))
             .transpose()
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// What the provider knows now, as JSON: `protected_resource_metadata`,
+    /// `oauth_metadata`, `auth_server_url` and `resource` (once discovery has
+    /// run), `client_info` (once a client identity is in use). No I/O.
+    fn context_json(&self) -> PyResult<String> {
+        let mut out = serde_json::Map::new();
+        if let Some(d) = self.inner.discovered() {
+            out.insert(
+                "protected_resource_metadata".into(),
+                serde_json::to_value(&d.resource_metadata).map_err(json_error)?,
+            );
+            out.insert(
+                "oauth_metadata".into(),
+                serde_json::to_value(&d.server).map_err(json_error)?,
+            );
+            out.insert("auth_server_url".into(), d.issuer.clone().into());
+            out.insert("resource".into(), d.resource.clone().into());
+        }
+        if let Some(info) = self.inner.client_information() {
+            out.insert("client_info".into(), serde_json::to_value(&info).map_err(json_error)?);
+        }
+        serde_json::to_string(&out).map_err(json_error)
     }
 
     fn __repr__(&self) -> String {

@@ -108,6 +108,17 @@ pub struct ProviderConfig {
     /// `code_challenge_methods_supported` (Entra ID, Cognito) and use S256
     /// anyway. Servers that list methods without S256 are still refused.
     pub assume_s256_when_pkce_unadvertised: bool,
+    /// Hosts (names or addresses, any port) whose authorization-server
+    /// endpoints may use plain `http`: a development setup such as
+    /// `http://keycloak:8080` in docker compose. Everywhere else they must be
+    /// HTTPS, loopback excepted. Tokens and secrets then cross the network
+    /// in the clear: never list a host of a real deployment.
+    pub allow_http_hosts: Vec<String>,
+    /// Let the server's scope (its challenge's, else its protected resource
+    /// metadata's) replace the configured `client_metadata.scope`, as the MCP
+    /// Python SDK does. Off by default: the MCP spec says a scope the
+    /// application configured is never overwritten.
+    pub server_scope_replaces_configured: bool,
     /// Skip the check that the protected resource metadata's `resource`
     /// matches the server URL. Prefer `resource_validator`.
     pub skip_resource_check: bool,
@@ -173,6 +184,8 @@ impl ProviderConfig {
             lease_wait: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(60),
             assume_s256_when_pkce_unadvertised: false,
+            allow_http_hosts: Vec::new(),
+            server_scope_replaces_configured: false,
             skip_resource_check: false,
             resource_validator: None,
             authorization_server_selector: None,

@@ -26,9 +26,9 @@ use super::{Held, Inner, State};
 use crate::challenge::BearerChallenge;
 use crate::discovery::{Discovered, default_resource_check, discover, same_issuer};
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::http::{Http, parse_server_url, require_secure};
+use crate::http::{Http, parse_server_url};
 use crate::model::{OAuthToken, split_scopes};
-use crate::scope::initial_scope;
+use crate::scope::{configured_scope, initial_scope};
 use crate::sources::{self, SourceContext};
 use crate::storage::{CasOutcome, Version, fingerprint};
 use crate::token::is_b64token;
@@ -254,7 +254,7 @@ impl Inner {
         Refreshed::Dead
     }
 
-    fn token_endpoint(d: &Discovered, step: Step) -> Result<Url> {
+    fn token_endpoint(http: &Http, d: &Discovered, step: Step) -> Result<Url> {
         let ep = d.server.token_endpoint.as_deref().ok_or_else(|| {
             Error::flow(
                 Step::AuthorizationServerMetadata,
@@ -262,7 +262,7 @@ impl Inner {
             )
         })?;
         let url = parse_server_url(ep, "token_endpoint", step)?;
-        require_secure(&url, "token endpoint", step)?;
+        http.require_secure(&url, "token endpoint", step)?;
         Ok(url)
     }
 
@@ -340,7 +340,7 @@ impl Inner {
             return Ok(Refreshed::Dead);
         };
         let auth = self.client_auth(&identity.info, &d)?;
-        let endpoint = Self::token_endpoint(&d, Step::Refresh)?;
+        let endpoint = Self::token_endpoint(http, &d, Step::Refresh)?;
         let ctx = self.source_context(http, &d, &identity.info, &auth, &endpoint);
         match sources::refresh(&ctx, &refresh_token, base.scope.as_deref()).await {
             Ok(token) => {
@@ -385,13 +385,23 @@ impl Inner {
         let cfg = &self.config;
         let scope = match scope_override {
             Some(s) => s,
-            None => initial_scope(
-                cfg.client_metadata.scope.as_deref(),
-                challenge.and_then(|c| c.scope.as_deref()),
-                d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref()),
-                Some(&d.server),
-                &cfg.client_metadata.grant_types,
-            ),
+            None => {
+                let challenged = challenge.and_then(|c| c.scope.as_deref());
+                let resource_scopes = d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref());
+                let configured = configured_scope(
+                    cfg.client_metadata.scope.as_deref(),
+                    cfg.server_scope_replaces_configured,
+                    challenged,
+                    resource_scopes,
+                );
+                initial_scope(
+                    configured,
+                    challenged,
+                    resource_scopes,
+                    Some(&d.server),
+                    &cfg.client_metadata.grant_types,
+                )
+            }
         };
         let step = if self.source.needs_person() {
             Step::TokenExchange
@@ -400,7 +410,7 @@ impl Inner {
         };
         let identity = self.client_identity(st, http, &d, scope.as_deref()).await?;
         let auth = self.client_auth(&identity.info, &d)?;
-        let endpoint = Self::token_endpoint(&d, step)?;
+        let endpoint = Self::token_endpoint(http, &d, step)?;
         let ctx = self.source_context(http, &d, &identity.info, &auth, &endpoint);
         let token = match self.source.obtain(&ctx, scope.as_deref()).await {
             Ok(t) => t,

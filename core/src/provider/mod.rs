@@ -36,7 +36,7 @@ use crate::handler::AuthorizationHandler;
 use crate::http::{Http, HttpTransport, ReqwestTransport};
 use crate::model::{OAuthToken, now_unix, split_scopes};
 use crate::registration::validate_cimd_url;
-use crate::scope::{initial_scope, step_up_scope};
+use crate::scope::{configured_scope, initial_scope, step_up_scope};
 use crate::sources::{AuthorizationCode, ClientCredentials, TokenSource};
 use crate::storage::{TokenStorage, Version};
 use flight::{FlightKey, Flights, header_key};
@@ -298,6 +298,7 @@ impl OAuthClientProvider {
             transport,
             timeout: config.timeout,
             protocol_version: config.protocol_version.clone(),
+            allow_http_hosts: config.allow_http_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         };
         let binding: Arc<dyn TokenBinding> = config.binding.clone().unwrap_or_else(|| Arc::new(Bearer));
         let origin = server_url.origin().ascii_serialization();
@@ -438,6 +439,26 @@ impl OAuthClientProvider {
         .map(|_| ())
     }
 
+    /// What discovery last found, if it has run; `None` as well while a
+    /// refresh or a flow is running (it holds the state this reads). No I/O,
+    /// no waiting: for a host's read-only view of the provider.
+    pub fn discovered(&self) -> Option<Arc<crate::discovery::Discovered>> {
+        self.inner.state.try_lock().ok()?.discovered.clone()
+    }
+
+    /// The client identity in use (its secret included), if one was loaded,
+    /// registered or configured; `None` as well while a refresh or a flow is
+    /// running. No I/O, no waiting.
+    pub fn client_information(&self) -> Option<crate::model::OAuthClientInformationFull> {
+        self.inner
+            .state
+            .try_lock()
+            .ok()?
+            .client
+            .as_ref()
+            .map(|c| c.info.clone())
+    }
+
     /// Discovery, step by step, without registering or involving anyone:
     /// each URL tried with its status and verdict, the resource, issuer and
     /// PKCE checks, the client identity that would be used and why, and the
@@ -504,10 +525,16 @@ impl OAuthClientProvider {
             }
         }
         let cfg = &inner.config;
+        let resource_scopes = d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref());
         report.scope = initial_scope(
-            cfg.client_metadata.scope.as_deref(),
+            configured_scope(
+                cfg.client_metadata.scope.as_deref(),
+                cfg.server_scope_replaces_configured,
+                None,
+                resource_scopes,
+            ),
             None,
-            d.resource_metadata.as_ref().and_then(|p| p.scopes_supported.as_deref()),
+            resource_scopes,
             Some(&d.server),
             &cfg.client_metadata.grant_types,
         );

@@ -12,7 +12,7 @@ use crate::authorize::{AuthorizationParams, build_authorization, validate_callba
 use crate::discovery::check_pkce_support;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::handler::AuthorizationHandler;
-use crate::http::{parse_server_url, require_secure};
+use crate::http::parse_server_url;
 use crate::model::OAuthToken;
 use crate::token::Grant;
 
@@ -76,7 +76,8 @@ impl TokenSource for AuthorizationCode {
             )
         })?;
         let auth_endpoint = parse_server_url(ep, "authorization_endpoint", Step::Authorization)?;
-        require_secure(&auth_endpoint, "authorization endpoint", Step::Authorization)?;
+        ctx.http
+            .require_secure(&auth_endpoint, "authorization endpoint", Step::Authorization)?;
         let redirect_uri = ctx
             .client_metadata
             .redirect_uris

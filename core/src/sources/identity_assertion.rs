@@ -260,7 +260,8 @@ impl GrantAssertion for IdJagExchange {
     async fn assertion(&self, ctx: &SourceContext<'_>, resource: &str) -> Result<Secret> {
         let step = Step::IdentityAssertion;
         let endpoint = &self.idp.token_endpoint;
-        crate::http::require_secure(endpoint, "identity provider token endpoint", step)?;
+        ctx.http
+            .require_secure(endpoint, "identity provider token endpoint", step)?;
         let id_token = self.id_token.read().await?;
         let mut form: Vec<(String, String)> = vec![
             ("grant_type".into(), TOKEN_EXCHANGE_GRANT.into()),

@@ -96,7 +96,7 @@ class LoopbackReceiver:
         """Wait for the redirect and return what it carried."""
         code, state, iss, error, error_description, error_uri = await self._native.callback()
         return AuthorizationCodeResult(
-            code=code, state=state, iss=iss, error=error, error_description=error_description, error_uri=error_uri
+            code=code or "", state=state, iss=iss, error=error, error_description=error_description, error_uri=error_uri
         )
 
 

@@ -24,7 +24,7 @@ secret, a code or a PKCE verifier.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "OAuthConfigurationError",
@@ -50,7 +50,7 @@ class _Detail:
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         step: str | None = None,
         url: str | None = None,
         status: int | None = None,
@@ -92,7 +92,7 @@ class OAuthServerError(OAuthFlowError):
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         step: str | None = None,
         url: str | None = None,
         status: int | None = None,
@@ -120,13 +120,74 @@ def _transport_bases(name: str) -> tuple[type[BaseException], ...]:
     return tuple(bases) or (Exception,)
 
 
-class OAuthNetworkError(_Detail, *_transport_bases("TransportError")):  # type: ignore[misc]
-    """A request the provider made itself failed on the network."""
+# The method of the OAuth request each step sends (discovery reads, the rest posts).
+_GET_STEPS = frozenset({"resource_metadata", "authorization_server_metadata"})
 
 
-class OAuthConnectError(OAuthNetworkError, *_transport_bases("ConnectError")):  # type: ignore[misc]
+def _request_for(step: str | None, url: str) -> Any:
+    """The request that failed, as the installed httpx (httpx2 first) describes one."""
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module: Any = __import__(module_name)
+        except ImportError:
+            continue
+        try:
+            return module.Request("GET" if step in _GET_STEPS else "POST", url)
+        except Exception:
+            return None
+    return None
+
+
+if TYPE_CHECKING:
+    # What type checkers see: both libraries' exceptions (unresolved imports in an
+    # installed package are checked as Any, never reported).
+    import httpx
+    import httpx2
+
+    class _TransportError(httpx2.TransportError, httpx.TransportError):  # type: ignore[misc]
+        pass
+
+    class _ConnectError(httpx2.ConnectError, httpx.ConnectError):  # type: ignore[misc]
+        pass
+
+    class _TimeoutException(httpx2.TimeoutException, httpx.TimeoutException):  # type: ignore[misc]
+        pass
+
+else:
+    _TransportError = type("_TransportError", _transport_bases("TransportError"), {})
+    _ConnectError = type("_ConnectError", _transport_bases("ConnectError"), {})
+    _TimeoutException = type("_TimeoutException", _transport_bases("TimeoutException"), {})
+
+
+# (httpx's and httpx2's HTTPError.request are the same property, typed each with its own Request.)
+class OAuthNetworkError(_Detail, _TransportError):  # type: ignore[misc]
+    """A request the provider made itself failed on the network.
+
+    ``request`` is that request (method and URL, without its headers or body), as for
+    httpx's own network errors; like theirs, reading it raises ``RuntimeError`` when
+    the exception was built without one (no ``url``).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        step: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+        error_uri: str | None = None,
+    ) -> None:
+        super().__init__(message, step, url, status, error, error_description, error_uri)
+        if url is not None and hasattr(type(self), "request"):
+            request = _request_for(step, url)
+            if request is not None:
+                self.request = request
+
+
+class OAuthConnectError(OAuthNetworkError, _ConnectError):  # type: ignore[misc]
     """The connection could not be made (refused, DNS, TLS)."""
 
 
-class OAuthTimeoutError(OAuthNetworkError, *_transport_bases("TimeoutException")):  # type: ignore[misc]
+class OAuthTimeoutError(OAuthNetworkError, _TimeoutException):  # type: ignore[misc]
     """A request took longer than ``http_timeout``."""

@@ -18,9 +18,15 @@ from . import _native
 
 __all__ = [
     "AuthorizationCodeResult",
+    "InvalidRedirectUriError",
+    "InvalidScopeError",
     "OAuthClientInformationFull",
     "OAuthClientMetadata",
+    "OAuthClientMetadataBase",
+    "OAuthMetadata",
     "OAuthToken",
+    "PKCEParameters",
+    "ProtectedResourceMetadata",
 ]
 
 _URL_CONFIG = ConfigDict(extra="allow")
@@ -65,7 +71,9 @@ class OAuthToken(_Model):
         return v
 
 
-class _ClientMetadataBase(_Model):
+class OAuthClientMetadataBase(_Model):
+    """The RFC 7591 client metadata fields shared by the metadata and the client information."""
+
     model_config = _URL_CONFIG
 
     response_types: list[str] = ["code"]
@@ -87,7 +95,7 @@ class _ClientMetadataBase(_Model):
         return _empty_to_none(v)
 
 
-class OAuthClientMetadata(_ClientMetadataBase):
+class OAuthClientMetadata(OAuthClientMetadataBase):
     """RFC 7591 client metadata: what the client registers with.
 
     ``redirect_uris`` is required; ``grant_types`` defaults to
@@ -104,7 +112,7 @@ class OAuthClientMetadata(_ClientMetadataBase):
     application_type: Literal["web", "native"] | None = None
 
 
-class OAuthClientInformationFull(_ClientMetadataBase):
+class OAuthClientInformationFull(OAuthClientMetadataBase):
     """Client information (RFC 7591 §3.2.1): the metadata plus what the server issued."""
 
     redirect_uris: list[AnyUrl] | None = None
@@ -131,27 +139,114 @@ class AuthorizationCodeResult(_Model):
     """What the redirect back from the authorization server carried.
 
     Return it from a ``callback_handler`` with ``state`` and ``iss`` exactly as they
-    arrived. When the server redirected with ``error=``, leave ``code`` out and set
-    ``error`` (and ``error_description``): the provider raises an ``OAuthFlowError``
-    carrying them.
+    arrived. When the server redirected with ``error=``, leave ``code`` out (it is then
+    ``""``) and set ``error`` (and ``error_description``): the provider raises an
+    ``OAuthFlowError`` carrying them.
     """
 
-    code: str | None = Field(default=None, repr=False)
+    code: str = Field(default="", repr=False)
     state: str | None = Field(default=None, repr=False)
     iss: str | None = None
     error: str | None = None
     error_description: str | None = None
     error_uri: str | None = None
 
+    @field_validator("code", mode="before")
+    @classmethod
+    def _absent_code(cls, v: object) -> object:
+        return "" if v is None else v
+
     @classmethod
     def from_redirect_url(cls, url: str) -> AuthorizationCodeResult:
         """Read the result from the URL the person was redirected to (or its query)."""
         code, state, iss, error, error_description, error_uri = _native.parse_redirect(url)
         return cls(
-            code=code,
+            code=code or "",
             state=state,
             iss=iss,
             error=error,
             error_description=error_description,
             error_uri=error_uri,
         )
+
+
+class OAuthMetadata(_Model):
+    """RFC 8414 authorization server metadata, as discovered (``provider.context.oauth_metadata``)."""
+
+    model_config = _URL_CONFIG
+
+    issuer: AnyHttpUrl
+    authorization_endpoint: AnyHttpUrl
+    token_endpoint: AnyHttpUrl
+    registration_endpoint: AnyHttpUrl | None = None
+    scopes_supported: list[str] | None = None
+    response_types_supported: list[str] = ["code"]
+    response_modes_supported: list[str] | None = None
+    grant_types_supported: list[str] | None = None
+    token_endpoint_auth_methods_supported: list[str] | None = None
+    token_endpoint_auth_signing_alg_values_supported: list[str] | None = None
+    service_documentation: AnyHttpUrl | None = None
+    ui_locales_supported: list[str] | None = None
+    op_policy_uri: AnyHttpUrl | None = None
+    op_tos_uri: AnyHttpUrl | None = None
+    revocation_endpoint: AnyHttpUrl | None = None
+    revocation_endpoint_auth_methods_supported: list[str] | None = None
+    revocation_endpoint_auth_signing_alg_values_supported: list[str] | None = None
+    introspection_endpoint: AnyHttpUrl | None = None
+    introspection_endpoint_auth_methods_supported: list[str] | None = None
+    introspection_endpoint_auth_signing_alg_values_supported: list[str] | None = None
+    code_challenge_methods_supported: list[str] | None = None
+    client_id_metadata_document_supported: bool | None = None
+    authorization_response_iss_parameter_supported: bool | None = None
+
+
+class ProtectedResourceMetadata(_Model):
+    """RFC 9728 protected resource metadata, as discovered
+    (``provider.context.protected_resource_metadata``)."""
+
+    model_config = _URL_CONFIG
+
+    resource: AnyHttpUrl
+    authorization_servers: list[AnyHttpUrl] = Field(..., min_length=1)
+    jwks_uri: AnyHttpUrl | None = None
+    scopes_supported: list[str] | None = None
+    bearer_methods_supported: list[str] | None = Field(default=["header"])
+    resource_signing_alg_values_supported: list[str] | None = None
+    resource_name: str | None = None
+    resource_documentation: AnyHttpUrl | None = None
+    resource_policy_uri: AnyHttpUrl | None = None
+    resource_tos_uri: AnyHttpUrl | None = None
+    tls_client_certificate_bound_access_tokens: bool | None = None
+    authorization_details_types_supported: list[str] | None = None
+    dpop_signing_alg_values_supported: list[str] | None = None
+    dpop_bound_access_tokens_required: bool | None = None
+
+
+class PKCEParameters(_Model):
+    """A PKCE pair (RFC 7636, S256). The provider makes its own for each flow; this is
+    for programs that build an authorization request themselves."""
+
+    code_verifier: str = Field(..., min_length=43, max_length=128, repr=False)
+    code_challenge: str = Field(..., min_length=43, max_length=128)
+
+    @classmethod
+    def generate(cls) -> PKCEParameters:
+        """A fresh pair from the core (the system's CSPRNG)."""
+        verifier, challenge = _native.generate_pkce()
+        return cls(code_verifier=verifier, code_challenge=challenge)
+
+
+class InvalidScopeError(Exception):
+    """A scope that was not registered or is not allowed."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRedirectUriError(Exception):
+    """A redirect URI that was not registered."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message

@@ -8,6 +8,8 @@ from typing import Any, final
 __version__: str
 __all__ = [
     "NativeProvider",
+    "NativeOperation",
+    "NativeRequest",
     "NativeFileStorage",
     "NativeLoopbackReceiver",
     "NativeSigner",
@@ -15,6 +17,7 @@ __all__ = [
     "assertion_finish",
     "open_browser",
     "parse_redirect",
+    "generate_pkce",
     "flush_logs",
     "__version__",
 ]
@@ -49,6 +52,9 @@ class NativeProvider:
         authorization_params: list[tuple[str, str]] = ...,
         token_params: list[tuple[str, str]] = ...,
         lease_wait: float = 30.0,
+        carried_requests: bool = True,
+        allow_http_hosts: list[str] = ...,
+        server_scope_replaces_configured: bool = False,
         dpop: bool = False,
         dpop_key_pem: str | None = None,
         dpop_algorithm: str | None = None,
@@ -64,8 +70,14 @@ class NativeProvider:
     @property
     def server_url(self) -> str: ...
     def cached_headers(self, method: str, url: str) -> list[tuple[str, str]] | None: ...
-    def headers(self, method: str, url: str, timeout: float | None = None) -> Awaitable[list[tuple[str, str]] | None]: ...
-    def handle_response(
+    def start_headers(
+        self,
+        method: str,
+        url: str,
+        timeout: float | None = None,
+        event_loop: asyncio.AbstractEventLoop | None = None,
+    ) -> NativeOperation: ...
+    def start_handle_response(
         self,
         method: str,
         url: str,
@@ -73,25 +85,39 @@ class NativeProvider:
         status: int,
         headers: list[tuple[str, str]],
         timeout: float | None = None,
-    ) -> Awaitable[list[tuple[str, str]] | None]: ...
+        event_loop: asyncio.AbstractEventLoop | None = None,
+    ) -> NativeOperation: ...
     def is_dpop_nonce_challenge(self, status: int, headers: list[tuple[str, str]]) -> bool: ...
     def observe_response(self, url: str, headers: list[tuple[str, str]]) -> None: ...
     def authorize(self) -> Awaitable[None]: ...
-    def headers_blocking(
-        self, event_loop: asyncio.AbstractEventLoop, method: str, url: str, timeout: float | None = None
-    ) -> list[tuple[str, str]] | None: ...
-    def handle_response_blocking(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        method: str,
-        url: str,
-        authorization: str | None,
-        status: int,
-        headers: list[tuple[str, str]],
-        timeout: float | None = None,
-    ) -> list[tuple[str, str]] | None: ...
     def authorize_blocking(self, event_loop: asyncio.AbstractEventLoop) -> None: ...
     def current_token_json(self) -> str | None: ...
+    def context_json(self) -> str: ...
+
+# ("send", NativeRequest) or ("done", the result)
+_Step = tuple[str, Any]
+
+@final
+class NativeOperation:
+    def next(self) -> Awaitable[_Step]: ...
+    def next_blocking(self) -> _Step: ...
+
+@final
+class NativeRequest:
+    @property
+    def method(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def body(self) -> bytes | None: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def max_response_bytes(self) -> int: ...
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def fail(self, kind: str, message: str) -> None: ...
 
 @final
 class NativeFileStorage:
@@ -138,3 +164,4 @@ def assertion_finish(signing_input: str, algorithm: str, signature: bytes) -> st
 def open_browser(url: str) -> Awaitable[None]: ...
 def parse_redirect(url_or_query: str) -> _CallbackTuple: ...
 def flush_logs() -> None: ...
+def generate_pkce() -> tuple[str, str]: ...

@@ -6,8 +6,9 @@ none is held or it is about to expire, from the core, which loads stored tokens 
 refreshes. A 401 or a 403 ``insufficient_scope`` goes to the core with the response's
 headers and the ``Authorization`` the request carried; the core refreshes, runs the
 authorization flow or steps up, and the request is sent again once with the new
-headers. The client's own timeout for the request (httpx's ``timeout``) bounds each
-OAuth request made for it. Concurrent requests through one provider are not
+headers. The OAuth requests the core makes on the way are yielded from the auth flow
+and sent by the httpx client itself (``_carry``); the client's own timeout for the
+request (httpx's ``timeout``) bounds each of them. Concurrent requests through one provider are not
 serialized; refreshes and flows are single-flight, each run as a task of its own, so a
 cancelled request does not lose a refresh its cancellation interrupted.
 
@@ -20,19 +21,34 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import contextvars
+import json
 import math
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, Union
+
+from pydantic import BaseModel
 
 from . import _native
-from ._bridge import Bridge
-from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from ._bridge import Bridge, anyio_home, home_loop
+from ._carry import deliver, deliver_sync, not_sent, outgoing
+from ._models import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthMetadata,
+    OAuthToken,
+    ProtectedResourceMetadata,
+)
 
 __all__ = [
     "ClientCredentialsOAuthProvider",
     "OAuthClientProvider",
+    "OAuthContext",
     "PrivateKeyJWTOAuthProvider",
     "ServerSettings",
     "TokenStorage",
@@ -78,23 +94,85 @@ def _settings_kwargs(settings: ServerSettings | None) -> dict[str, Any]:
 
 
 class TokenStorage(Protocol):
-    """Where tokens and client information live between runs: four async methods."""
+    """Where tokens and client information live between runs: four async methods.
 
-    async def get_tokens(self) -> OAuthToken | None:
+    The getters may return this package's models, the SDK's (``mcp.shared.auth``), any
+    pydantic model or a dict with their fields; the setters receive this package's
+    models (typed ``Any`` here, so that a storage written for the SDK's models, whose
+    setters take those, is a ``TokenStorage`` too).
+    """
+
+    async def get_tokens(self) -> OAuthToken | BaseModel | Mapping[str, Any] | None:
         """Get stored tokens."""
         ...
 
-    async def set_tokens(self, tokens: OAuthToken) -> None:
+    async def set_tokens(self, tokens: Any) -> None:
         """Store tokens."""
         ...
 
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
+    async def get_client_info(self) -> OAuthClientInformationFull | BaseModel | Mapping[str, Any] | None:
         """Get stored client information."""
         ...
 
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+    async def set_client_info(self, client_info: Any) -> None:
         """Store client information."""
         ...
+
+
+CallbackResult: TypeAlias = Union[AuthorizationCodeResult, BaseModel, "tuple[str, str | None]", Mapping[str, Any]]
+"""What a ``callback_handler`` may return: an ``AuthorizationCodeResult`` (ours or the
+SDK's), SDK 1.x's ``(code, state)`` or a dict with the result's fields."""
+
+RedirectHandler: TypeAlias = Union[Callable[[str], Awaitable[None]], Callable[[str], None]]
+CallbackHandler: TypeAlias = Union[Callable[[], Awaitable[CallbackResult]], Callable[[], CallbackResult]]
+ResourceValidator: TypeAlias = Union[
+    Callable[[str, "str | None"], Awaitable[None]], Callable[[str, "str | None"], None]
+]
+ClientMetadataLike: TypeAlias = Union[OAuthClientMetadata, BaseModel, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class OAuthContext:
+    """What a provider knows, read-only (``provider.context``), with the attributes of
+    the SDK's ``OAuthContext`` that programs read. A snapshot taken at each access:
+    the core holds the state, and changing it here would change nothing.
+
+    ``protected_resource_metadata``, ``oauth_metadata`` and ``auth_server_url`` are
+    ``None`` until discovery has run (and, like ``client_info``, while a refresh or a
+    flow is running). ``token_expiry_time`` is the absolute expiry, in seconds since
+    the epoch, of ``current_tokens``.
+    """
+
+    server_url: str
+    client_metadata: OAuthClientMetadata | None
+    storage: Any
+    redirect_handler: Callable[[str], Any] | None
+    callback_handler: Callable[[], Any] | None
+    client_metadata_url: str | None
+    protected_resource_metadata: ProtectedResourceMetadata | None
+    oauth_metadata: OAuthMetadata | None
+    auth_server_url: str | None
+    protocol_version: str | None
+    client_info: OAuthClientInformationFull | None
+    current_tokens: OAuthToken | None
+    token_expiry_time: float | None
+
+    def is_token_valid(self) -> bool:
+        """Whether a token is held that has not expired."""
+        if self.current_tokens is None or not self.current_tokens.access_token:
+            return False
+        return self.token_expiry_time is None or time.time() <= self.token_expiry_time
+
+
+def _lenient(model: Any, data: Any) -> Any:
+    """``data`` as ``model``; the core accepted it, so a field pydantic finds wanting
+    (an endpoint of the 2025-03-26 defaults) is kept as it is rather than lost."""
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValueError:
+        return model.model_construct(**data)
 
 
 def _auth_bases() -> tuple[type, ...]:
@@ -106,6 +184,19 @@ def _auth_bases() -> tuple[type, ...]:
             continue
         bases.append(module.Auth)
     return tuple(bases) or (object,)
+
+
+if TYPE_CHECKING:
+    # What type checkers see: both libraries' Auth (an installed package whose
+    # imports do not resolve is checked as if they were Any, never as an error).
+    import httpx
+    import httpx2
+
+    class _AuthBase(httpx2.Auth, httpx.Auth):  # type: ignore[misc]
+        pass
+
+else:
+    _AuthBase = type("_AuthBase", _auth_bases(), {})
 
 
 _private_loop: asyncio.AbstractEventLoop | None = None
@@ -130,6 +221,39 @@ def _callback_loop() -> asyncio.AbstractEventLoop:
             atexit.register(stop)
             _private_loop = loop
         return _private_loop
+
+
+@contextlib.contextmanager
+def _on_this_loop() -> Iterator[asyncio.AbstractEventLoop | None]:
+    """Where a native call started here runs its callbacks: ``None`` for the running
+    asyncio loop; under another event loop (trio), the private loop, which hands each
+    callback back to this loop (``_bridge.home_loop``, seen by the call it starts)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        reset = home_loop.set(anyio_home())
+        try:
+            yield _callback_loop()
+        finally:
+            home_loop.reset(reset)
+        return
+    yield None
+
+
+async def _next(operation: Any, event_loop: asyncio.AbstractEventLoop | None) -> Any:
+    """The next step of a native operation: awaited on asyncio; under another event
+    loop, waited for in a worker thread."""
+    if event_loop is None:
+        return await operation.next()
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(operation.next_blocking, abandon_on_cancel=True)
+
+
+def _host_list(hosts: Sequence[str]) -> list[str]:
+    if isinstance(hosts, str):
+        raise TypeError('allow_http_hosts must be a list of host names, e.g. ["keycloak"]')
+    return [str(h) for h in hosts]
 
 
 def _client_metadata_json(client_metadata: Any) -> str:
@@ -161,7 +285,7 @@ def _native_storage(storage: Any) -> Any:
     return storage._native if isinstance(storage, FileTokenStorage) else None
 
 
-class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
+class OAuthClientProvider(_AuthBase):
     """OAuth for MCP servers, as an ``httpx2.Auth`` and an ``httpx.Auth``.
 
     Args:
@@ -170,17 +294,34 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             the SDK's model, or a dict).
         storage: A ``TokenStorage`` (any object with the four async methods).
         redirect_handler: Awaited with the authorization URL; gets a person there.
-        callback_handler: Awaited next; returns the redirect's ``AuthorizationCodeResult``.
-        timeout: Seconds for the person's step, from ``redirect_handler`` to
-            ``callback_handler``'s answer, before the flow fails with ``OAuthFlowError``.
+        callback_handler: Awaited next; returns the redirect's ``AuthorizationCodeResult``
+            (or, as in SDK 1.x, a ``(code, state)`` tuple).
         client_metadata_url: A Client ID Metadata Document URL (HTTPS, non-root path),
             used as ``client_id`` when the authorization server supports it.
         validate_resource_url: Awaited with ``(server_url, resource)`` from the
             protected resource metadata instead of the default check; raise to refuse.
-        http_timeout: Seconds for each HTTP request the provider makes itself, unless
-            the httpx client's own timeout for the request being authorized applies.
+        timeout: Seconds for the person's step, from ``redirect_handler`` to
+            ``callback_handler``'s answer, before the flow fails with ``OAuthFlowError``.
+            Keyword-only, as SDK 2.x has ``client_metadata_url`` in its place; a number
+            passed there positionally (an SDK 1.x program) is taken as ``timeout``.
+        http_timeout: Seconds for each OAuth request, unless the httpx client's own
+            timeout for the request being authorized applies.
+        oauth_requests: ``"client"`` (the default, as in the SDK): discovery,
+            registration and token requests are sent by the httpx client the MCP
+            request goes through, with its transport, TLS settings, proxies, timeouts
+            and event hooks. ``"native"``: by this package's own HTTP client (the
+            system's CA roots, proxies from the environment), which also keeps a
+            refresh's request alive when the request that started it is cancelled.
+            ``authorize()`` has no client at hand and always uses the native one.
         assume_s256_when_pkce_unadvertised: Accept authorization servers whose metadata
-            omits ``code_challenge_methods_supported`` (and use S256).
+            omits ``code_challenge_methods_supported`` (and use S256), as the SDK does.
+        allow_http_hosts: Host names or addresses (any port) whose authorization-server
+            endpoints may use plain ``http``, e.g. ``["keycloak"]`` for
+            ``http://keycloak:8080`` in docker compose (HTTPS is required off loopback
+            otherwise). Tokens and secrets cross the network in the clear there.
+        server_scope_replaces_configured: Let the server's scope (its challenge's, else its
+            protected resource metadata's) replace ``client_metadata.scope``, as the SDK
+            does; by default a configured scope is never overwritten.
         skip_resource_check: Skip the protected resource metadata ``resource`` check.
         protocol_version: Sent as ``MCP-Protocol-Version`` on discovery requests.
         settings: What the authorization server needs (``ServerSettings``).
@@ -204,16 +345,19 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
     def __init__(
         self,
         server_url: str,
-        client_metadata: OAuthClientMetadata,
+        client_metadata: ClientMetadataLike,
         storage: TokenStorage,
-        redirect_handler: Callable[[str], Awaitable[None]] | None = None,
-        callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
-        timeout: float = 300.0,
+        redirect_handler: RedirectHandler | None = None,
+        callback_handler: CallbackHandler | None = None,
         client_metadata_url: str | None = None,
-        validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None = None,
+        validate_resource_url: ResourceValidator | None = None,
         *,
+        timeout: float = 300.0,
         http_timeout: float = 30.0,
+        oauth_requests: Literal["client", "native"] = "client",
         assume_s256_when_pkce_unadvertised: bool = False,
+        allow_http_hosts: Sequence[str] = (),
+        server_scope_replaces_configured: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
         settings: ServerSettings | None = None,
@@ -221,14 +365,28 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         dpop_key: str | None = None,
         dpop_algorithm: str = "ES256",
     ) -> None:
+        # SDK 1.x had `timeout` where 2.x has `client_metadata_url` (and
+        # `client_metadata_url` next): a number there is a 1.x program's timeout.
+        if isinstance(client_metadata_url, (int, float)) and not isinstance(client_metadata_url, bool):
+            timeout = float(client_metadata_url)
+            client_metadata_url = None
+            if isinstance(validate_resource_url, str):
+                client_metadata_url, validate_resource_url = validate_resource_url, None
         if not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
+        if oauth_requests not in ("client", "native"):
+            raise ValueError('oauth_requests must be "client" or "native"')
         self._storage = storage
+        self._client_metadata = OAuthClientMetadata.model_validate_json(_client_metadata_json(client_metadata))
+        self._redirect_handler = redirect_handler
+        self._callback_handler = callback_handler
+        self._client_metadata_url = client_metadata_url
+        self._protocol_version = protocol_version
         bridge = Bridge(storage, redirect_handler, callback_handler, float(timeout), validate_resource_url)
         self._native = _native.NativeProvider(
             server_url,
             bridge,
-            client_metadata_json=_client_metadata_json(client_metadata),
+            client_metadata_json=self._client_metadata.model_dump_json(exclude_none=True),
             native_storage=_native_storage(storage),
             has_handler=redirect_handler is not None or callback_handler is not None,
             http_timeout=float(http_timeout),
@@ -238,6 +396,9 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
             skip_resource_check=skip_resource_check,
             protocol_version=protocol_version,
+            carried_requests=oauth_requests == "client",
+            allow_http_hosts=_host_list(allow_http_hosts),
+            server_scope_replaces_configured=bool(server_scope_replaces_configured),
             **_settings_kwargs(settings),
             **_dpop_kwargs(dpop, dpop_key, dpop_algorithm),
         )
@@ -246,20 +407,55 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         return f"{type(self).__name__}(server_url={self._native.server_url!r})"
 
     @property
+    def context(self) -> OAuthContext:
+        """What the provider knows now (a read-only snapshot)."""
+        known = json.loads(self._native.context_json())
+        tokens = self.current_tokens
+        client_info = known.get("client_info")
+        return OAuthContext(
+            server_url=self._native.server_url,
+            client_metadata=getattr(self, "_client_metadata", None),
+            storage=getattr(self, "_storage", None),
+            redirect_handler=getattr(self, "_redirect_handler", None),
+            callback_handler=getattr(self, "_callback_handler", None),
+            client_metadata_url=getattr(self, "_client_metadata_url", None),
+            protected_resource_metadata=_lenient(ProtectedResourceMetadata, known.get("protected_resource_metadata")),
+            oauth_metadata=_lenient(OAuthMetadata, known.get("oauth_metadata")),
+            auth_server_url=known.get("auth_server_url"),
+            protocol_version=getattr(self, "_protocol_version", None),
+            client_info=None if client_info is None else OAuthClientInformationFull.model_validate(client_info),
+            current_tokens=tokens,
+            token_expiry_time=None if tokens is None else tokens.expires_at,
+        )
+
+    @property
     def current_tokens(self) -> OAuthToken | None:
         """The tokens held now, if any."""
         raw = self._native.current_token_json()
         return None if raw is None else OAuthToken.model_validate_json(raw)
 
     async def authorize(self) -> None:
-        """Run discovery and the whole flow now, before any request (a "log in" step)."""
+        """Run discovery and the whole flow now, before any request (a "log in" step).
+
+        No httpx client is at hand here: the package's own HTTP client sends its OAuth
+        requests (the system's CA roots, proxies from the environment)."""
         try:
-            await self._native.authorize()
+            with _on_this_loop() as event_loop:
+                if event_loop is None:
+                    awaitable = self._native.authorize()
+                else:
+                    context = contextvars.copy_context()
+            if event_loop is None:
+                await awaitable
+            else:
+                import anyio.to_thread
+
+                await anyio.to_thread.run_sync(context.run, self._native.authorize_blocking, event_loop)
         finally:
             _native.flush_logs()
 
     def authorize_sync(self) -> None:
-        """Blocking form of :meth:`authorize`."""
+        """Blocking form of :meth:`authorize` (with the package's own HTTP client too)."""
         self._native.authorize_blocking(_callback_loop())
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
@@ -267,8 +463,21 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         method, url = request.method, str(request.url)
         headers = native.cached_headers(method, url)
         if headers is None:
+            with _on_this_loop() as event_loop:
+                operation = native.start_headers(method, url, _request_timeout(request), event_loop)
             try:
-                headers = await native.headers(method, url, _request_timeout(request))
+                while True:
+                    kind, value = await _next(operation, event_loop)
+                    if kind == "done":
+                        headers = value
+                        break
+                    sent = outgoing(request, value)
+                    try:
+                        carried_response = yield sent
+                    except BaseException:
+                        not_sent(value)
+                        raise
+                    await deliver(value, sent, carried_response)
             finally:
                 _native.flush_logs()
         if headers is not None:
@@ -286,15 +495,29 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
                 return
             if round == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
-            try:
-                retry = await native.handle_response(
+            with _on_this_loop() as event_loop:
+                operation = native.start_handle_response(
                     method,
                     url,
                     request.headers.get("authorization"),
                     status,
                     items,
                     _request_timeout(request),
+                    event_loop,
                 )
+            try:
+                while True:
+                    kind, value = await _next(operation, event_loop)
+                    if kind == "done":
+                        retry = value
+                        break
+                    sent = outgoing(request, value)
+                    try:
+                        carried_response = yield sent
+                    except BaseException:
+                        not_sent(value)
+                        raise
+                    await deliver(value, sent, carried_response)
             finally:
                 _native.flush_logs()
             if retry is None:
@@ -308,7 +531,8 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         method, url = request.method, str(request.url)
         headers = native.cached_headers(method, url)
         if headers is None:
-            headers = native.headers_blocking(_callback_loop(), method, url, _request_timeout(request))
+            operation = native.start_headers(method, url, _request_timeout(request), _callback_loop())
+            headers = yield from _carry_sync(operation, request)
         if headers is not None:
             for name, value in headers:
                 request.headers[name] = value
@@ -322,15 +546,16 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
                 return
             if round == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
-            retry = native.handle_response_blocking(
-                _callback_loop(),
+            operation = native.start_handle_response(
                 method,
                 url,
                 request.headers.get("authorization"),
                 status,
                 items,
                 _request_timeout(request),
+                _callback_loop(),
             )
+            retry = yield from _carry_sync(operation, request)
             if retry is None:
                 return
             for name, value in retry:
@@ -342,6 +567,21 @@ def _dpop_kwargs(dpop: bool, dpop_key: str | None, dpop_algorithm: str) -> dict[
     if dpop_key is not None:
         return {"dpop": True, "dpop_key_pem": dpop_key, "dpop_algorithm": dpop_algorithm}
     return {"dpop": bool(dpop)}
+
+
+def _carry_sync(operation: Any, request: Any) -> Generator[Any, Any, Any]:
+    """Run a native operation from a sync auth flow, yielding the requests it makes."""
+    while True:
+        kind, value = operation.next_blocking()
+        if kind == "done":
+            return value
+        sent = outgoing(request, value)
+        try:
+            carried_response = yield sent
+        except BaseException:
+            not_sent(value)
+            raise
+        deliver_sync(value, sent, carried_response)
 
 
 def _machine_native(
