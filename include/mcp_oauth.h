@@ -343,10 +343,13 @@ typedef struct mcp_oauth_storage_callbacks {
    */
   int (*set_client_info)(void *userdata, const char *client_info_json);
   /**
-   * Called exactly once, when the library will make no more calls with
-   * `userdata` (the builder was freed, the storage was replaced, or the
-   * last provider using it was freed and its operations finished). May run
-   * on any thread. Optional.
+   * Called exactly once per `userdata`, when the library will make no
+   * more calls with it: the library counts every struct it was given with
+   * this `userdata` and this `release` (several builders and providers
+   * may share one store, and storage and handler callbacks may share one
+   * `userdata`), and calls `release` when the last one is done (its
+   * builder freed, its storage replaced, or its provider freed and that
+   * provider's operations finished). May run on any thread. Optional.
    */
   void (*release)(void *userdata);
 } mcp_oauth_storage_callbacks;
@@ -383,8 +386,9 @@ typedef struct mcp_oauth_handler_callbacks {
    */
   int (*callback)(void *userdata, struct mcp_oauth_answer *answer);
   /**
-   * Called exactly once when the library will make no more calls with
-   * `userdata`. May run on any thread. Optional.
+   * Called exactly once per `userdata`, when the library will make no
+   * more calls with it, counted as for
+   * `mcp_oauth_storage_callbacks.release`. May run on any thread. Optional.
    */
   void (*release)(void *userdata);
 } mcp_oauth_handler_callbacks;

@@ -108,6 +108,9 @@ token_requests() { curl -s "$CONTROL_URL/state" | "$PYTHON" -c "import json,sys;
 echo "# ASan+UBSan: error paths"
 run_program "asan test_api" "$HERE/build-asan/test_api"
 
+echo "# ASan+UBSan: what a shipping host relies on (release, cancellation, transport, versions)"
+run_program "asan test_abi" "$HERE/build-asan/test_abi"
+
 echo "# ASan+UBSan: the full flow through the C API"
 TOKEN_DIR="$WORK/tokens-flow" run_program "asan test_flow" "$HERE/build-asan/test_flow"
 
@@ -153,6 +156,7 @@ echo "# valgrind"
 if command -v valgrind >/dev/null; then
     VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --quiet)
     run_program "valgrind test_api" "${VG[@]}" "$HERE/build-plain/test_api"
+    run_program "valgrind test_abi" "${VG[@]}" "$HERE/build-plain/test_abi"
     TOKEN_DIR="$WORK/tokens-valgrind" run_program "valgrind test_flow" "${VG[@]}" "$HERE/build-plain/test_flow"
 else
     fail "valgrind is not installed (scripts/setup.sh installs it)"
