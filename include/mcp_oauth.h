@@ -143,6 +143,11 @@ enum mcp_oauth_result
    * when the server said how long to wait).
    */
   MCP_OAUTH_RESULT_SERVER = 13,
+  /**
+   * The operation was cancelled: its `mcp_oauth_operation_cancel` was
+   * called, or its provider was freed while it ran.
+   */
+  MCP_OAUTH_RESULT_CANCELLED = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -289,6 +294,14 @@ typedef struct mcp_oauth_error mcp_oauth_error;
  * is freed.
  */
 typedef struct mcp_oauth_headers mcp_oauth_headers;
+
+/**
+ * An asynchronous operation in flight, started by one of the `_start`
+ * functions. Owned by the caller, freed with `mcp_oauth_operation_free`
+ * (which does not cancel it). May be used from any thread, including from
+ * the operation's own completion.
+ */
+typedef struct mcp_oauth_operation mcp_oauth_operation;
 
 /**
  * The OAuth client for one MCP server. Thread-safe: every function taking
@@ -794,7 +807,8 @@ mcp_oauth_result mcp_oauth_error_code(const struct mcp_oauth_error *error);
  * The kind of failure, as a stable lower-case name: the name of its result
  * code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
  * `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
- * `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`).
+ * `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`,
+ * `"cancelled"`).
  * A static string; NULL when `error` is NULL.
  */
 const char *mcp_oauth_error_kind(const struct mcp_oauth_error *error);
@@ -878,11 +892,39 @@ mcp_oauth_result mcp_oauth_set_log_callback(mcp_oauth_log_callback callback,
                                             uint32_t max_level);
 
 /**
- * Free a provider (give back the caller's reference). Operations already
- * started with `_async` functions hold their own reference: they run to the
- * end and their completion is still called exactly once; the provider's
- * storage and handler callbacks are released after the last one finishes.
- * NULL is a no-op. Do not use `provider` afterwards.
+ * Cancel an operation. If it has not finished, it stops at once: its
+ * completion is called exactly once with `MCP_OAUTH_RESULT_CANCELLED`
+ * (on a library thread, as always, possibly before this returns). If it
+ * had already finished, or its completion is already running, nothing
+ * changes: the completion gets (or got) the operation's own result.
+ * Cancelling twice is harmless.
+ *
+ * What the operation was waiting for is not undone: a refresh or a flow
+ * that other requests share runs on for them (and its tokens are stored);
+ * cancelling the only request waiting for an authorization does not stop
+ * the person's step in the handler (free the provider for that).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ */
+mcp_oauth_result mcp_oauth_operation_cancel(const struct mcp_oauth_operation *operation);
+
+/**
+ * Free an operation handle: the operation itself runs on, and its
+ * completion is still called exactly once. NULL is a no-op.
+ */
+void mcp_oauth_operation_free(struct mcp_oauth_operation *operation);
+
+/**
+ * Free a provider, cancelling what it has in flight: every operation
+ * started with an `_async` or `_start` function that has not finished
+ * completes, exactly once, with `MCP_OAUTH_RESULT_CANCELLED` (on a library
+ * thread, possibly after this returns), and the refreshes and flows the
+ * provider runs are stopped where they are (an HTTP request in progress is
+ * abandoned, and a refresh the server may already have answered is lost).
+ * A host callback that is running is not interrupted: its answer is
+ * ignored, and the storage and handler callbacks are released after the
+ * last one returns. NULL is a no-op. Do not use `provider` afterwards, and
+ * do not free it while another thread is inside a blocking call on it.
  */
 void mcp_oauth_provider_free(struct mcp_oauth_provider *provider);
 
@@ -1022,11 +1064,13 @@ mcp_oauth_result mcp_oauth_provider_authorize(const struct mcp_oauth_provider *p
  * `mcp_oauth_provider_get_headers`, without waiting: `completion` gets the
  * headers to set, or NULL when there is no usable token (or the URL is not
  * the MCP server's). `method` and `url` are copied before this returns.
+ * The same as `mcp_oauth_provider_get_headers_start` without a handle.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
- * `completion` is called exactly once, even if the provider is freed
- * meanwhile. Any other result means it did not start and `completion`
- * will not be called. Callable from any thread, including library callbacks.
+ * `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+ * if the provider is freed before it finishes. Any other result means it
+ * did not start and `completion` will not be called. Callable from any
+ * thread, including library callbacks.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, method, url,
  * completion), `MCP_OAUTH_RESULT_INVALID_UTF8`.
@@ -1038,14 +1082,29 @@ mcp_oauth_result mcp_oauth_provider_get_headers_async(const struct mcp_oauth_pro
                                                       void *userdata);
 
 /**
+ * `mcp_oauth_provider_get_headers_async`, with a handle to cancel it: on
+ * success, when `operation_out` is not NULL, `*operation_out` is a new
+ * `mcp_oauth_operation` (owned by the caller, freed with
+ * `mcp_oauth_operation_free`; freeing it does not cancel).
+ */
+mcp_oauth_result mcp_oauth_provider_get_headers_start(const struct mcp_oauth_provider *provider,
+                                                      const char *method,
+                                                      const char *url,
+                                                      mcp_oauth_headers_completion completion,
+                                                      void *userdata,
+                                                      struct mcp_oauth_operation **operation_out);
+
+/**
  * `mcp_oauth_provider_handle_response`, without waiting: `completion` gets
  * the headers to send the request again with when it should be retried,
- * NULL when not. The arguments are copied before this returns.
+ * NULL when not. The arguments are copied before this returns. The same as
+ * `mcp_oauth_provider_handle_response_start` without a handle.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
- * `completion` is called exactly once, even if the provider is freed
- * meanwhile. Any other result means it did not start and `completion`
- * will not be called. Callable from any thread, including library callbacks.
+ * `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+ * if the provider is freed before it finishes. Any other result means it
+ * did not start and `completion` will not be called. Callable from any
+ * thread, including library callbacks.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
@@ -1061,19 +1120,71 @@ mcp_oauth_result mcp_oauth_provider_handle_response_async(const struct mcp_oauth
                                                           void *userdata);
 
 /**
+ * `mcp_oauth_provider_handle_response_async`, with a handle to cancel it:
+ * on success, when `operation_out` is not NULL, `*operation_out` is a new
+ * `mcp_oauth_operation` (owned by the caller, freed with
+ * `mcp_oauth_operation_free`; freeing it does not cancel).
+ */
+mcp_oauth_result mcp_oauth_provider_handle_response_start(const struct mcp_oauth_provider *provider,
+                                                          const char *method,
+                                                          const char *url,
+                                                          const char *sent_authorization,
+                                                          uint16_t status,
+                                                          const char *const *header_names,
+                                                          const char *const *header_values,
+                                                          size_t header_count,
+                                                          mcp_oauth_headers_completion completion,
+                                                          void *userdata,
+                                                          struct mcp_oauth_operation **operation_out);
+
+/**
  * `mcp_oauth_provider_authorize`, without waiting: `completion` gets NULL
- * as `value`.
+ * as `value`. The same as `mcp_oauth_provider_authorize_start` without a
+ * handle.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
- * `completion` is called exactly once, even if the provider is freed
- * meanwhile. Any other result means it did not start and `completion`
- * will not be called. Callable from any thread, including library callbacks.
+ * `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+ * if the provider is freed before it finishes. Any other result means it
+ * did not start and `completion` will not be called. Callable from any
+ * thread, including library callbacks.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
  */
 mcp_oauth_result mcp_oauth_provider_authorize_async(const struct mcp_oauth_provider *provider,
                                                     mcp_oauth_completion completion,
                                                     void *userdata);
+
+/**
+ * `mcp_oauth_provider_authorize_async`, with a handle to cancel it: on
+ * success, when `operation_out` is not NULL, `*operation_out` is a new
+ * `mcp_oauth_operation` (owned by the caller, freed with
+ * `mcp_oauth_operation_free`; freeing it does not cancel).
+ */
+mcp_oauth_result mcp_oauth_provider_authorize_start(const struct mcp_oauth_provider *provider,
+                                                    mcp_oauth_completion completion,
+                                                    void *userdata,
+                                                    struct mcp_oauth_operation **operation_out);
+
+/**
+ * Header mode's hot path, which never waits: the headers to set on a
+ * request when the provider holds a token that is valid and not due for
+ * refresh, and the request goes to the MCP server's origin. No I/O, no
+ * lock, no waiting behind a refresh or a person's authorization; callable
+ * from any thread, including library callbacks.
+ *
+ * On success `*headers_out` is a new headers object (owned by the caller;
+ * free with `mcp_oauth_headers_free`) or NULL when no such token is held
+ * (none loaded yet, one due for refresh, or another origin): then call
+ * `mcp_oauth_provider_get_headers` or `_get_headers_async`, which load and
+ * refresh. On failure nothing is written.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_provider_try_get_headers(const struct mcp_oauth_provider *provider,
+                                                    const char *method,
+                                                    const char *url,
+                                                    struct mcp_oauth_headers **headers_out,
+                                                    struct mcp_oauth_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

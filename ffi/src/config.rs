@@ -15,6 +15,7 @@ use mcp_oauth_client::{
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
 use crate::callbacks::{CallbackHandler, CallbackStorage, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
+use crate::operation::Shutdown;
 use crate::provider::{Provider, block_on, mcp_oauth_provider};
 
 /// How the provider obtains tokens when it has none. Passed to
@@ -695,9 +696,12 @@ fn build(b: Builder) -> Result<Provider, Failure> {
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
     };
+    let shutdown = Shutdown::new();
+    config.task_wrapper = Some(shutdown.task_wrapper());
     let core = OAuthClientProvider::new(config, storage, handler)?;
     Ok(Provider {
         core,
         redirect_uri: redirect_uri.as_deref().map(to_cstring),
+        shutdown,
     })
 }

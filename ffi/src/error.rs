@@ -48,6 +48,9 @@ pub enum mcp_oauth_result {
     /// and a later request tries again (after `mcp_oauth_error_retry_after_ms`
     /// when the server said how long to wait).
     Server = 13,
+    /// The operation was cancelled: its `mcp_oauth_operation_cancel` was
+    /// called, or its provider was freed while it ran.
+    Cancelled = 14,
 }
 
 impl mcp_oauth_result {
@@ -67,6 +70,7 @@ impl mcp_oauth_result {
             Self::WouldDeadlock => c"would_deadlock",
             Self::Panic => c"panic",
             Self::Server => c"server",
+            Self::Cancelled => c"cancelled",
         }
     }
 
@@ -86,6 +90,7 @@ impl mcp_oauth_result {
             11 => Self::WouldDeadlock,
             12 => Self::Panic,
             13 => Self::Server,
+            14 => Self::Cancelled,
             _ => return None,
         })
     }
@@ -125,6 +130,9 @@ impl Failure {
             mcp_oauth_result::Panic,
             "the library panicked; the operation was abandoned",
         )
+    }
+    pub(crate) fn cancelled(message: impl Into<String>) -> Self {
+        Self::local(mcp_oauth_result::Cancelled, message)
     }
     pub(crate) fn flow(message: impl Into<String>) -> Self {
         Self::local(mcp_oauth_result::Flow, message)
@@ -249,7 +257,8 @@ pub unsafe extern "C" fn mcp_oauth_error_code(error: *const mcp_oauth_error) -> 
 /// The kind of failure, as a stable lower-case name: the name of its result
 /// code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
 /// `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
-/// `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`).
+/// `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`,
+/// `"cancelled"`).
 /// A static string; NULL when `error` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_error_kind(error: *const mcp_oauth_error) -> *const c_char {

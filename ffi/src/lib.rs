@@ -27,12 +27,14 @@ mod callbacks;
 mod config;
 mod error;
 mod log;
+mod operation;
 mod provider;
 
 pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 pub use config::*;
 pub use error::*;
 pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
+pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
 
 use std::ffi::c_char;

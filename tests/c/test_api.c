@@ -2,7 +2,7 @@
  * Every error path a C host can provoke, through the C API: NULL arguments,
  * invalid UTF-8, invalid configuration, storage callbacks that fail or answer
  * bad JSON, handler callbacks that fail, use from 8 threads at once, freeing a
- * provider while an asynchronous operation is in flight, and blocking calls
+ * provider while an asynchronous operation is in flight (it is cancelled), and blocking calls
  * from inside library callbacks (MCP_OAUTH_RESULT_WOULD_DEADLOCK), the setters
  * refusing bad input, and, against an in-process mock authorization server,
  * a token endpoint that is down (MCP_OAUTH_RESULT_SERVER with Retry-After),
@@ -763,24 +763,25 @@ static void test_free_while_in_flight(void)
     waiter_init(&w);
     CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "get_headers_async starts");
     mcp_oauth_provider_free(p); /* while get_tokens sleeps */
-    CHECK(atomic_load(&st.releases) == 0, "storage not released while the operation runs");
+    CHECK(atomic_load(&st.releases) == 0, "storage not released while its callback runs");
     CHECK(wait_calls(&w, 1, 5000) == 1, "the completion fires after the provider was freed");
-    CHECK(w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.value, "Bearer slow"), "with the header (%s, %s)",
-          mcp_oauth_result_name(w.result), w.value);
-    sleep_ms(300);
+    CHECK(w.result == MCP_OAUTH_RESULT_CANCELLED && !strcmp(w.kind, "cancelled") && !w.value[0],
+          "freeing the provider cancelled the operation (%s, %s)", mcp_oauth_result_name(w.result), w.value);
+    sleep_ms(400);
     CHECK(w.calls == 1, "exactly once");
-    CHECK(atomic_load(&st.releases) == 1, "storage released once after the completion");
+    CHECK(atomic_load(&st.releases) == 1, "storage released once, after its callback returned");
     waiter_destroy(&w);
 
-    /* A failing operation, freed in flight: the completion gets the error. */
+    /* A failing operation, freed in flight: cancelled as well. */
     struct store failing = {.get_tokens_rc = 4, .delay_ms = 200};
     p = provider_with_store("https://mcp.example.com/mcp", &failing);
     waiter_init(&w);
     CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "a failing operation starts");
     mcp_oauth_provider_free(p);
     CHECK(wait_calls(&w, 1, 5000) == 1, "its completion fires after the free");
-    CHECK(w.result == MCP_OAUTH_RESULT_STORAGE && !strcmp(w.kind, "storage"), "with the storage error (%s)", w.kind);
-    sleep_ms(100);
+    CHECK(w.result == MCP_OAUTH_RESULT_CANCELLED && !strcmp(w.kind, "cancelled"), "with CANCELLED (%s)", w.kind);
+    sleep_ms(300);
+    CHECK(w.calls == 1, "exactly once");
     CHECK(atomic_load(&failing.releases) == 1, "storage released once");
     waiter_destroy(&w);
 }
