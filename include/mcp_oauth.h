@@ -31,6 +31,24 @@
  *   host's blocking callbacks). Host callbacks run on library threads; from
  *   there, blocking functions return MCP_OAUTH_RESULT_WOULD_DEADLOCK (use
  *   the `_async` variants).
+ * - Versioned structs (libgit2's pattern). A struct the host fills in and
+ *   passes to the library starts with `unsigned int version`. Declare it
+ *   with its `_INIT` macro, which sets `version` to the
+ *   `MCP_OAUTH_<STRUCT>_VERSION` of this header and every other member to
+ *   zero/NULL, then set the members you use:
+ *
+ *     mcp_oauth_transport_callbacks t = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;
+ *     t.userdata = me; t.send = my_send;
+ *
+ *   A later header appends members and bumps the version; the library
+ *   reads only the members of the version the struct says, so a binary
+ *   built against an older header keeps working with a newer library. A
+ *   version the library does not know (0, or newer than the library) is
+ *   refused with MCP_OAUTH_RESULT_INVALID_ARGUMENT. Every new struct passed
+ *   in follows this convention: first member `unsigned int version`, a
+ *   `MCP_OAUTH_<STRUCT>_VERSION` constant, an `_INIT` macro, members only
+ *   ever appended. (`mcp_oauth_storage_callbacks` and
+ *   `mcp_oauth_handler_callbacks` predate it and are not versioned.)
  *
  * Typical use (header mode):
  *
@@ -68,6 +86,32 @@
 #define MCP_OAUTH_VERSION_PATCH 0
 #define MCP_OAUTH_VERSION "0.1.0"
 
+/*
+ * MCP_OAUTH_VERSIONED_INIT(type, v): an initializer of a versioned
+ * struct with `version` set to v and every other member zero/NULL; each versioned
+ * struct has its own `MCP_OAUTH_<STRUCT>_INIT` built on it.
+ */
+#ifdef __cplusplus
+template <typename T>
+inline T mcp_oauth_versioned_init(unsigned int version)
+{
+    T value{};
+    value.version = version;
+    return value;
+}
+#define MCP_OAUTH_VERSIONED_INIT(type, v) (mcp_oauth_versioned_init<type>(v))
+#else
+#define MCP_OAUTH_VERSIONED_INIT(type, v) {.version = (v)}
+#endif
+
+/** An initializer of `mcp_oauth_transport_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_TRANSPORT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_transport_callbacks, MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION)
+
+
+/**
+ * The version of `mcp_oauth_transport_callbacks` this header describes.
+ */
+#define MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION 1
 
 /**
  * The outcome of a call. Numbers are explicit and append-only: a code is
@@ -154,6 +198,48 @@ enum mcp_oauth_result
 typedef enum mcp_oauth_result mcp_oauth_result;
 #else
 typedef uint32_t mcp_oauth_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What kind of network failure: passed to `mcp_oauth_http_request_fail`
+ * as a `uint32_t`, and told by `mcp_oauth_error_network_failure`. Numbers
+ * are explicit and append-only.
+ */
+enum mcp_oauth_network_failure
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a network failure (only as an answer of
+   * `mcp_oauth_error_network_failure`).
+   */
+  MCP_OAUTH_NETWORK_FAILURE_NONE = 0,
+  /**
+   * Any other transport failure (the connection dropped, a malformed
+   * response, ...).
+   */
+  MCP_OAUTH_NETWORK_FAILURE_OTHER = 1,
+  /**
+   * No complete response within the deadline.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TIMEOUT = 2,
+  /**
+   * The connection could not be made: refused, DNS, unreachable, TLS
+   * handshake.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_CONNECT = 3,
+  /**
+   * The response was larger than the library accepts.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mcp_oauth_network_failure mcp_oauth_network_failure;
+#else
+typedef uint32_t mcp_oauth_network_failure;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -296,6 +382,18 @@ typedef struct mcp_oauth_error mcp_oauth_error;
 typedef struct mcp_oauth_headers mcp_oauth_headers;
 
 /**
+ * One HTTP request for the host to send: method, URL, headers, body, and
+ * the limits of the exchange. Given to `mcp_oauth_transport_callbacks.send`,
+ * then the host's until it answers it with `mcp_oauth_http_request_respond`
+ * or `mcp_oauth_http_request_fail` (exactly once), which frees it. Strings
+ * and bytes its accessors return are borrowed from it until then. The
+ * headers and body may hold secrets (a client secret, an authorization
+ * code, a refresh token): never log them. They are overwritten when the
+ * request is freed.
+ */
+typedef struct mcp_oauth_http_request mcp_oauth_http_request;
+
+/**
  * An asynchronous operation in flight, started by one of the `_start`
  * functions. Owned by the caller, freed with `mcp_oauth_operation_free`
  * (which does not cancel it). May be used from any thread, including from
@@ -405,6 +503,73 @@ typedef struct mcp_oauth_handler_callbacks {
    */
   void (*release)(void *userdata);
 } mcp_oauth_handler_callbacks;
+
+/**
+ * The host's HTTP stack, for the OAuth requests the library makes
+ * (discovery, registration, token requests; never the MCP requests, which
+ * the host sends itself). Set with
+ * `mcp_oauth_config_builder_set_transport_callbacks`; without it the
+ * library uses its own HTTPS client.
+ *
+ * Initialize it with `MCP_OAUTH_TRANSPORT_CALLBACKS_INIT` (which sets
+ * `version`), then set the members.
+ *
+ * The exchange: the library calls `send` with a request; the host sends it
+ * (honouring its timeout, following no redirect) and answers it exactly
+ * once, from any thread and at any later time (or before `send` returns),
+ * with `mcp_oauth_http_request_respond` or `mcp_oauth_http_request_fail`,
+ * which give the request back to the library. The request must be answered
+ * even after `cancel`: answering is what frees it.
+ *
+ * The library's deadline (`mcp_oauth_config_builder_set_timeout_ms`) and
+ * its cap on the response body hold whatever the host does: at the
+ * deadline the library stops waiting (the operation fails with
+ * `MCP_OAUTH_RESULT_NETWORK`, network failure `TIMEOUT`) and calls
+ * `cancel`; a body over `mcp_oauth_http_request_max_response_bytes` is
+ * refused (`TOO_LARGE`) without being copied.
+ */
+typedef struct mcp_oauth_transport_callbacks {
+  /**
+   * `MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION` when the host was built (set
+   * by `MCP_OAUTH_TRANSPORT_CALLBACKS_INIT`). Members appended in later
+   * versions are not read from an older struct.
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Start sending `request`. Runs on a thread of the library's blocking
+   * pool: it may block, and may even send the request synchronously and
+   * answer it before returning. Return 0 when the request was taken (it
+   * will be answered); anything else when it was not (it must then not
+   * be answered): the request fails with `MCP_OAUTH_RESULT_NETWORK` and
+   * the returned number is kept in the error
+   * (`mcp_oauth_error_callback_code`). Required.
+   */
+  int (*send)(void *userdata, struct mcp_oauth_http_request *request);
+  /**
+   * The library no longer waits for `request` (its deadline passed, or
+   * the operation was cancelled): stop it if you can, and still answer
+   * it (any answer; it is ignored) to free it. `request` and its
+   * accessors stay valid during the call. Called at most once per
+   * request, and only for a request `send` took (returned 0 for), never
+   * after the library got its answer (an answer given at the same moment
+   * from another thread may cross it); when the library stops waiting
+   * while `send` still runs, `cancel` comes as soon as `send` returns 0.
+   * Runs on a library thread; it must return quickly and may answer the
+   * request itself. Optional.
+   */
+  void (*cancel)(void *userdata, struct mcp_oauth_http_request *request);
+  /**
+   * Called exactly once per `userdata` when the library will make no
+   * more calls with it, counted as for
+   * `mcp_oauth_storage_callbacks.release`; requests still unanswered
+   * must be answered all the same. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_transport_callbacks;
 
 /**
  * Receives the library's log messages.
@@ -745,6 +910,23 @@ mcp_oauth_result mcp_oauth_config_builder_set_handler_callbacks(struct mcp_oauth
                                                                 const struct mcp_oauth_handler_callbacks *callbacks);
 
 /**
+ * Send the library's OAuth requests (discovery, registration, token
+ * requests) through the host's HTTP stack (see
+ * `mcp_oauth_transport_callbacks`) instead of the library's own HTTPS
+ * client. The struct is read according to its `version` and copied; from a
+ * successful return on, the library owns `callbacks->userdata` and calls
+ * `callbacks->release` exactly once when done with it. On failure nothing
+ * is taken and, when `err_out` is not NULL, `*err_out` says why.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, send),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (a `version` this library does not
+ * know: 0, or newer than the library).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_transport_callbacks(struct mcp_oauth_config_builder *builder,
+                                                                  const struct mcp_oauth_transport_callbacks *callbacks,
+                                                                  struct mcp_oauth_error **err_out);
+
+/**
  * Use the built-in handlers: the system browser (honoring `$BROWSER`, a
  * `:`-separated list of commands where `%s` is the URL; the URL is printed
  * on stderr when no browser starts) and a loopback HTTP receiver (RFC 8252
@@ -870,6 +1052,14 @@ const char *mcp_oauth_error_oauth_error_description(const struct mcp_oauth_error
  */
 bool mcp_oauth_error_retry_after_ms(const struct mcp_oauth_error *error,
                                     uint64_t *retry_after_ms_out);
+
+/**
+ * What kind of network failure an error of kind `"network"` is: a
+ * `mcp_oauth_network_failure` (`TIMEOUT`, `CONNECT`, `TOO_LARGE`,
+ * `OTHER`); `MCP_OAUTH_NETWORK_FAILURE_NONE` for any other error, or when
+ * `error` is NULL.
+ */
+mcp_oauth_network_failure mcp_oauth_error_network_failure(const struct mcp_oauth_error *error);
 
 /**
  * Free an error object. NULL is a no-op.
@@ -1185,6 +1375,109 @@ mcp_oauth_result mcp_oauth_provider_try_get_headers(const struct mcp_oauth_provi
                                                     const char *url,
                                                     struct mcp_oauth_headers **headers_out,
                                                     struct mcp_oauth_error **err_out);
+
+/**
+ * The request's method (`"GET"` or `"POST"`). Borrowed from `request`; NULL
+ * when `request` is NULL.
+ */
+const char *mcp_oauth_http_request_method(const struct mcp_oauth_http_request *request);
+
+/**
+ * The request's absolute URL. Borrowed from `request`; NULL when `request`
+ * is NULL.
+ */
+const char *mcp_oauth_http_request_url(const struct mcp_oauth_http_request *request);
+
+/**
+ * How many headers to send (names lower-case); 0 when `request` is NULL.
+ */
+size_t mcp_oauth_http_request_header_count(const struct mcp_oauth_http_request *request);
+
+/**
+ * The name of header `index`, or NULL when `request` is NULL or `index` is
+ * not below `mcp_oauth_http_request_header_count`. Borrowed from `request`.
+ */
+const char *mcp_oauth_http_request_header_name(const struct mcp_oauth_http_request *request,
+                                               size_t index);
+
+/**
+ * The value of header `index` (it may hold a secret: never log it), or
+ * NULL when `request` is NULL or `index` is out of range. Borrowed from
+ * `request`.
+ */
+const char *mcp_oauth_http_request_header_value(const struct mcp_oauth_http_request *request,
+                                                size_t index);
+
+/**
+ * The request's body (it may hold secrets: never log it) and, in
+ * `*len_out` when not NULL, its length. NULL (and a length of 0) for a
+ * request without a body (a GET) or when `request` is NULL. Borrowed from
+ * `request`; not NUL-terminated.
+ */
+const uint8_t *mcp_oauth_http_request_body(const struct mcp_oauth_http_request *request,
+                                           size_t *len_out);
+
+/**
+ * The time allowed for the whole exchange, in milliseconds (the library
+ * stops waiting after it anyway). 0 when `request` is NULL.
+ */
+uint64_t mcp_oauth_http_request_timeout_ms(const struct mcp_oauth_http_request *request);
+
+/**
+ * The largest response body the library accepts, in bytes: stop reading
+ * beyond it and answer with `MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE`. 0 when
+ * `request` is NULL.
+ */
+size_t mcp_oauth_http_request_max_response_bytes(const struct mcp_oauth_http_request *request);
+
+/**
+ * Answer `request` with the server's response, and give it back (it is
+ * freed: do not use it afterwards). Callable from any thread, once per
+ * request.
+ *
+ * - `status`: the HTTP status (a redirect is a response like any other:
+ *   do not follow it).
+ * - `header_names`, `header_values`, `header_count`: the response's
+ *   headers, as for `mcp_oauth_provider_handle_response` (the server's
+ *   bytes; both arrays may be NULL when `header_count` is 0).
+ * - `body`, `body_len`: the response's body (`body` may be NULL when
+ *   `body_len` is 0). Copied, unless over the request's
+ *   `max_response_bytes`: then the exchange fails with `TOO_LARGE`.
+ *
+ * The request is given back whatever this returns (unless it is NULL);
+ * with invalid arguments the exchange fails. An answer after `cancel` is
+ * ignored.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request, or an array or body
+ * NULL with a count above 0).
+ */
+mcp_oauth_result mcp_oauth_http_request_respond(struct mcp_oauth_http_request *request,
+                                                uint16_t status,
+                                                const char *const *header_names,
+                                                const char *const *header_values,
+                                                size_t header_count,
+                                                const uint8_t *body,
+                                                size_t body_len);
+
+/**
+ * Answer `request` with a failure to get a response, and give it back (it
+ * is freed: do not use it afterwards). Callable from any thread, once per
+ * request.
+ *
+ * - `failure`: a `mcp_oauth_network_failure` (`OTHER`, `TIMEOUT`,
+ *   `CONNECT`, `TOO_LARGE`); an unknown value is taken as `OTHER`.
+ * - `message`: what happened, in the host's words (e.g. libcurl's
+ *   `curl_easy_strerror`), or NULL. Copied. It ends up in error messages
+ *   and logs: it must not hold a secret.
+ *
+ * The request is given back whatever this returns (unless it is NULL).
+ * An answer after `cancel` is ignored.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request).
+ */
+mcp_oauth_result mcp_oauth_http_request_fail(struct mcp_oauth_http_request *request,
+                                             uint32_t failure,
+                                             const char *message);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -24,6 +24,13 @@ int main()
         return 1;
     }
 
+    // A versioned struct's _INIT macro in C++: the version set, the rest empty.
+    mcp_oauth_transport_callbacks transport = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;
+    if (transport.version != MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION || transport.send || transport.userdata) {
+        std::printf("FAIL: MCP_OAUTH_TRANSPORT_CALLBACKS_INIT\n");
+        return 1;
+    }
+
     try {
         auto b = mcp_oauth::make_builder(); // no server URL: build must fail
         mcp_oauth::build(std::move(b));

@@ -17,6 +17,7 @@ use crate::callbacks::{CallbackHandler, CallbackStorage, mcp_oauth_handler_callb
 use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
 use crate::operation::Shutdown;
 use crate::provider::{Provider, block_on, mcp_oauth_provider};
+use crate::transport::{CallbackTransport, mcp_oauth_transport_callbacks};
 
 /// How the provider obtains tokens when it has none. Passed to
 /// `mcp_oauth_config_builder_set_grant` as a `uint32_t`.
@@ -88,6 +89,7 @@ pub(crate) struct Builder {
     grant: GrantKind,
     storage: StorageChoice,
     handler: HandlerChoice,
+    transport: Option<CallbackTransport>,
 }
 
 impl BoxHandle for mcp_oauth_config_builder {
@@ -134,6 +136,7 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             grant: GrantKind::AuthorizationCode,
             storage: StorageChoice::Memory,
             handler: HandlerChoice::None,
+            transport: None,
         }))
     })
 }
@@ -564,6 +567,30 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_handler_callbacks(
     })
 }
 
+/// Send the library's OAuth requests (discovery, registration, token
+/// requests) through the host's HTTP stack (see
+/// `mcp_oauth_transport_callbacks`) instead of the library's own HTTPS
+/// client. The struct is read according to its `version` and copied; from a
+/// successful return on, the library owns `callbacks->userdata` and calls
+/// `callbacks->release` exactly once when done with it. On failure nothing
+/// is taken and, when `err_out` is not NULL, `*err_out` says why.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, send),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (a `version` this library does not
+/// know: 0, or newer than the library).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_transport_callbacks(
+    builder: *mut mcp_oauth_config_builder,
+    callbacks: *const mcp_oauth_transport_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let b = unsafe { mcp_oauth_config_builder::borrow_mut(builder) }.ok_or_else(|| Failure::null("builder"))?;
+        b.transport = Some(unsafe { CallbackTransport::new(callbacks) }?);
+        Ok(())
+    })
+}
+
 /// Use the built-in handlers: the system browser (honoring `$BROWSER`, a
 /// `:`-separated list of commands where `%s` is the URL; the URL is printed
 /// on stderr when no browser starts) and a loopback HTTP receiver (RFC 8252
@@ -658,6 +685,9 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     config.assume_s256_when_pkce_unadvertised = b.assume_s256_when_pkce_unadvertised;
     config.skip_resource_check = b.skip_resource_check;
     config.protocol_version = b.protocol_version;
+    if let Some(t) = b.transport {
+        config.transport = Some(Arc::new(t));
+    }
 
     let (handler, redirect_uri): (Option<Arc<dyn AuthorizationHandler>>, Option<String>) = match b.handler {
         HandlerChoice::None => (None, None),

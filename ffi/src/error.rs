@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString, c_char};
 use mcp_oauth_client::{Error as CoreError, ErrorKind};
 
 use crate::boundary::{self, BoxHandle, to_cstring};
+use crate::transport::mcp_oauth_network_failure;
 
 /// The outcome of a call. Numbers are explicit and append-only: a code is
 /// never renumbered, reused or removed.
@@ -186,6 +187,7 @@ pub(crate) struct ErrorObject {
     oauth_error: Option<CString>,
     oauth_error_description: Option<CString>,
     retry_after_ms: Option<u64>,
+    network: mcp_oauth_network_failure,
 }
 
 impl BoxHandle for mcp_oauth_error {
@@ -207,6 +209,7 @@ impl From<Failure> for ErrorObject {
                 retry_after_ms: e
                     .retry_after()
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                network: mcp_oauth_network_failure::from_core(e.network_failure()),
             },
             Failure::Local { code, message } => ErrorObject {
                 code,
@@ -218,6 +221,7 @@ impl From<Failure> for ErrorObject {
                 oauth_error: None,
                 oauth_error_description: None,
                 retry_after_ms: None,
+                network: mcp_oauth_network_failure::None,
             },
         }
     }
@@ -356,6 +360,17 @@ pub unsafe extern "C" fn mcp_oauth_error_retry_after_ms(
             }
             None => false,
         }
+    })
+}
+
+/// What kind of network failure an error of kind `"network"` is: a
+/// `mcp_oauth_network_failure` (`TIMEOUT`, `CONNECT`, `TOO_LARGE`,
+/// `OTHER`); `MCP_OAUTH_NETWORK_FAILURE_NONE` for any other error, or when
+/// `error` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_network_failure(error: *const mcp_oauth_error) -> mcp_oauth_network_failure {
+    boundary::guard_value(mcp_oauth_network_failure::None, || {
+        unsafe { mcp_oauth_error::borrow(error) }.map_or(mcp_oauth_network_failure::None, |e| e.network)
     })
 }
 

@@ -29,6 +29,8 @@ mod error;
 mod log;
 mod operation;
 mod provider;
+mod transport;
+mod versioned;
 
 pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 pub use config::*;
@@ -36,6 +38,7 @@ pub use error::*;
 pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
 pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
+pub use transport::*;
 
 use std::ffi::c_char;
 

@@ -82,6 +82,11 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    /// Whether the signal was given.
+    pub(crate) fn is_signalled(&self) -> bool {
+        *self.tx.borrow()
+    }
+
     /// `fut`, or `None` as soon as the signal is given.
     pub(crate) fn guard<F: Future>(&self, fut: F) -> impl Future<Output = Option<F::Output>> + use<F> {
         let mut rx = self.tx.subscribe();

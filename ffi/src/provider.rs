@@ -70,7 +70,7 @@ fn provider_ref<'a>(p: *const mcp_oauth_provider) -> Result<&'a Provider, Failur
 }
 
 /// Copy the response's headers out of the caller's arrays.
-unsafe fn response_headers_arg(
+pub(crate) unsafe fn response_headers_arg(
     names: *const *const c_char,
     values: *const *const c_char,
     count: usize,
@@ -565,6 +565,12 @@ where
     let abort = task.abort_handle();
     rt.spawn(async move {
         let outcome = match task.await {
+            // A failure after the provider was freed comes from the work
+            // being stopped (a flight this operation waited for ended): the
+            // operation was cancelled.
+            Ok(Some(Err(_))) if p.shutdown.is_signalled() => {
+                Err(Failure::cancelled("the provider was freed while the operation ran"))
+            }
             Ok(Some(r)) => r.map_err(Failure::from),
             Ok(None) => Err(Failure::cancelled("the provider was freed while the operation ran")),
             Err(e) if e.is_cancelled() => Err(Failure::cancelled("the operation was cancelled")),

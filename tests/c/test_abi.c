@@ -7,9 +7,16 @@
  * - cancellation: an operation cancelled during discovery or during the
  *   person's step completes once, with MCP_OAUTH_RESULT_CANCELLED, and so
  *   does every operation of a provider freed while they run; the hot path
- *   (`try_get_headers`) never waits behind a person.
+ *   (`try_get_headers`) never waits behind a person;
+ * - the transport callback: a host transport over libcurl, answering from
+ *   its own thread, carries a whole flow against the real peers; a token
+ *   request held by the host is cancelled at the host when the provider is
+ *   freed; a failing transport, one that never answers (the deadline fires
+ *   and the host is told), one that refuses, one that answers too much;
+ *   the struct's version checks.
  *
- * Environment (tests/c/run.sh sets it): MCP_URL, the real peers' MCP server.
+ * Environment (tests/c/run.sh sets it): MCP_URL, PRM_URL (the real peers),
+ * BROWSER (follows the authorization server's redirects).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -20,6 +27,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "check.h"
 
@@ -440,7 +449,8 @@ static void test_cancel_during_discovery(void)
     took = elapsed_ms(&t0);
     CHECK(calls == 2, "both complete soon after the provider is freed (%ld ms)", took);
     CHECK(w.result == MCP_OAUTH_RESULT_CANCELLED && wh.result == MCP_OAUTH_RESULT_CANCELLED,
-          "with CANCELLED (%s, %s)", mcp_oauth_result_name(w.result), mcp_oauth_result_name(wh.result));
+          "with CANCELLED (%s: %s; %s: %s)", mcp_oauth_result_name(w.result), w.display,
+          mcp_oauth_result_name(wh.result), wh.display);
     sleep_ms(200);
     CHECK(w.calls == 1 && wh.calls == 1, "each exactly once");
     CHECK(atomic_load(&person.releases) == 1, "the handler is released once (%d)", atomic_load(&person.releases));
@@ -498,7 +508,7 @@ static void test_cancel_during_the_persons_step(const char *mcp_url)
     mcp_oauth_provider_free(p);
     calls = wait_calls(&w2, 1, 5000);
     CHECK(calls == 1 && w2.result == MCP_OAUTH_RESULT_CANCELLED,
-          "freeing the provider during the person's step cancels (%s)", mcp_oauth_result_name(w2.result));
+          "freeing the provider during the person's step cancels (%s: %s)", mcp_oauth_result_name(w2.result), w2.display);
     sleep_ms(100);
     CHECK(atomic_load(&person.releases) == 0, "the handler is not released while its callback runs");
     CHECK(atomic_load(&heap_releases) == 1, "the storage, no longer in use, is released");
@@ -551,6 +561,455 @@ static void test_cancel_after_completion(void)
     waiter_destroy(&w);
 }
 
+/* ------------------------------------------ a host transport over libcurl */
+
+/* The host's HTTP stack: `send` queues the request, a worker thread sends
+ * it with libcurl and answers it, from that other thread. Modes make it
+ * hold token requests, fail everything, never answer, refuse, or answer
+ * with an oversized body. */
+enum courier_mode { COURIER_NORMAL, COURIER_HOLD_TOKEN, COURIER_FAIL, COURIER_SILENT, COURIER_REFUSE, COURIER_HUGE };
+
+#define COURIER_MAX 64
+
+struct courier {
+    enum courier_mode mode;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    mcp_oauth_http_request *queue[COURIER_MAX];
+    int queued;
+    mcp_oauth_http_request *held[COURIER_MAX];
+    int nheld;
+    char seen[COURIER_MAX][160]; /* "METHOD url" of each request, in order */
+    int nseen;
+    int answered;
+    int answered_elsewhere; /* answered on a thread other than send's */
+    atomic_int cancels;
+    atomic_int releases;
+    bool stop;
+    pthread_t worker;
+};
+
+static pthread_t send_threads[COURIER_MAX];
+
+static int courier_send(void *userdata, mcp_oauth_http_request *req)
+{
+    struct courier *c = userdata;
+    if (c->mode == COURIER_REFUSE)
+        return 7;
+    pthread_mutex_lock(&c->mu);
+    if (c->nseen < COURIER_MAX) {
+        snprintf(c->seen[c->nseen], sizeof c->seen[0], "%s %s", mcp_oauth_http_request_method(req),
+                 mcp_oauth_http_request_url(req));
+        send_threads[c->nseen] = pthread_self();
+        c->nseen++;
+    }
+    const char *url = mcp_oauth_http_request_url(req);
+    size_t n = strlen(url);
+    bool is_token = n >= 6 && !strcmp(url + n - 6, "/token");
+    if (c->mode == COURIER_SILENT || (c->mode == COURIER_HOLD_TOKEN && is_token)) {
+        c->held[c->nheld++] = req;
+    } else {
+        c->queue[c->queued++] = req;
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+static void courier_cancel(void *userdata, mcp_oauth_http_request *req)
+{
+    struct courier *c = userdata;
+    /* The request stays valid here: read it, as a host would to find its
+     * transfer. */
+    CHECK(mcp_oauth_http_request_url(req) != NULL, "cancel: the request is readable");
+    atomic_fetch_add(&c->cancels, 1);
+}
+
+static void courier_release(void *userdata)
+{
+    struct courier *c = userdata;
+    atomic_fetch_add(&c->releases, 1);
+}
+
+struct response {
+    char *names[32];
+    char *values[32];
+    int count;
+    char *body;
+    size_t len, cap, limit;
+    bool too_large;
+};
+
+static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
+{
+    struct response *r = userdata;
+    size_t len = size * n;
+    const char *colon = memchr(buf, ':', len);
+    if (!strncmp(buf, "HTTP/", 5)) { /* a new response (after 100-continue): start again */
+        for (int i = 0; i < r->count; i++) {
+            free(r->names[i]);
+            free(r->values[i]);
+        }
+        r->count = 0;
+    } else if (colon && r->count < 32) {
+        size_t klen = (size_t)(colon - buf);
+        const char *v = colon + 1;
+        while (v < buf + len && (*v == ' ' || *v == '\t'))
+            v++;
+        size_t vlen = (size_t)(buf + len - v);
+        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+            vlen--;
+        r->names[r->count] = strndup(buf, klen);
+        r->values[r->count] = strndup(v, vlen);
+        r->count++;
+    }
+    return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *userdata)
+{
+    struct response *r = userdata;
+    size_t len = size * n;
+    if (r->len + len > r->limit) {
+        r->too_large = true;
+        return 0; /* stop reading: the library would refuse it anyway */
+    }
+    if (r->len + len > r->cap) {
+        r->cap = (r->len + len) * 2;
+        r->body = realloc(r->body, r->cap);
+    }
+    memcpy(r->body + r->len, buf, len);
+    r->len += len;
+    return len;
+}
+
+static void courier_perform(mcp_oauth_http_request *req)
+{
+    CURL *curl = curl_easy_init();
+    struct curl_slist *headers = NULL;
+    for (size_t i = 0; i < mcp_oauth_http_request_header_count(req); i++) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: %s", mcp_oauth_http_request_header_name(req, i),
+                 mcp_oauth_http_request_header_value(req, i));
+        headers = curl_slist_append(headers, line);
+    }
+    struct response r = {.limit = mcp_oauth_http_request_max_response_bytes(req)};
+    curl_easy_setopt(curl, CURLOPT_URL, mcp_oauth_http_request_url(req));
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)mcp_oauth_http_request_timeout_ms(req));
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    size_t body_len = 0;
+    const uint8_t *body = mcp_oauth_http_request_body(req, &body_len);
+    if (!strcmp(mcp_oauth_http_request_method(req), "POST")) {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (r.too_large)
+        mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE, "the response is too large");
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_TIMEOUT, curl_easy_strerror(rc));
+    else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+        mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_CONNECT, curl_easy_strerror(rc));
+    else if (rc != CURLE_OK)
+        mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_OTHER, curl_easy_strerror(rc));
+    else
+        mcp_oauth_http_request_respond(req, (uint16_t)status, (const char *const *)r.names,
+                                       (const char *const *)r.values, (size_t)r.count, (const uint8_t *)r.body,
+                                       r.len);
+    for (int i = 0; i < r.count; i++) {
+        free(r.names[i]);
+        free(r.values[i]);
+    }
+    free(r.body);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+}
+
+static void *courier_loop(void *arg)
+{
+    struct courier *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->queued && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->queued && c->stop)
+            break;
+        mcp_oauth_http_request *req = c->queue[0];
+        memmove(c->queue, c->queue + 1, sizeof c->queue[0] * (size_t)--c->queued);
+        enum courier_mode mode = c->mode;
+        pthread_mutex_unlock(&c->mu);
+        if (mode == COURIER_FAIL) {
+            mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_CONNECT, "connection refused (test)");
+        } else if (mode == COURIER_HUGE) {
+            size_t len = mcp_oauth_http_request_max_response_bytes(req) + 1;
+            uint8_t *big = calloc(1, len);
+            const char *names[] = {"Content-Type"};
+            const char *values[] = {"application/json"};
+            mcp_oauth_http_request_respond(req, 200, names, values, 1, big, len);
+            free(big);
+        } else {
+            courier_perform(req);
+        }
+        pthread_mutex_lock(&c->mu);
+        c->answered++;
+        c->answered_elsewhere++; /* this thread is never one of send's */
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void courier_start(struct courier *c, enum courier_mode mode)
+{
+    memset(c, 0, sizeof *c);
+    c->mode = mode;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    pthread_create(&c->worker, NULL, courier_loop, c);
+}
+
+/* Answer what is held (a host must answer every request, cancelled or not),
+ * stop the worker. */
+static void courier_stop(struct courier *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->nheld; i++)
+        mcp_oauth_http_request_fail(c->held[i], MCP_OAUTH_NETWORK_FAILURE_OTHER, "the test host is closing");
+    c->nheld = 0;
+    c->stop = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->worker, NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+static int courier_wait_held(struct courier *c, int n, long timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000 + 1;
+    pthread_mutex_lock(&c->mu);
+    while (c->nheld < n) {
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) != 0)
+            break;
+    }
+    int held = c->nheld;
+    pthread_mutex_unlock(&c->mu);
+    return held;
+}
+
+static bool courier_saw(struct courier *c, const char *method, const char *needle)
+{
+    pthread_mutex_lock(&c->mu);
+    bool found = false;
+    for (int i = 0; i < c->nseen && !found; i++)
+        found = !strncmp(c->seen[i], method, strlen(method)) && strstr(c->seen[i], needle);
+    pthread_mutex_unlock(&c->mu);
+    return found;
+}
+
+static mcp_oauth_config_builder *builder_with_courier(const char *server_url, struct courier *c, bool loopback)
+{
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, server_url);
+    mcp_oauth_config_builder_set_client_metadata_json(
+        b, "{\"client_name\": \"c transport test\", \"redirect_uris\": [\"http://127.0.0.1:0/callback\"], "
+           "\"grant_types\": [\"authorization_code\", \"refresh_token\"]}");
+    if (loopback)
+        mcp_oauth_config_builder_set_loopback_handler(b, NULL, 30000);
+    mcp_oauth_transport_callbacks t = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;
+    t.userdata = c;
+    t.send = courier_send;
+    t.cancel = courier_cancel;
+    t.release = courier_release;
+    mcp_oauth_error *err = NULL;
+    CHECK(mcp_oauth_config_builder_set_transport_callbacks(b, &t, &err) == MCP_OAUTH_RESULT_OK,
+          "set_transport_callbacks (%s)", err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    return b;
+}
+
+/* What a user observes: the MCP server accepts the token. */
+static long mcp_status_with(const char *mcp_url, const char *authorization)
+{
+    CURL *curl = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char line[4096];
+    snprintf(line, sizeof line, "Authorization: %s", authorization);
+    h = curl_slist_append(h, line);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Accept: application/json, text/event-stream");
+    struct response sink = {.limit = 1 << 20};
+    curl_easy_setopt(curl, CURLOPT_URL, mcp_url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS,
+                     "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"initialize\", \"params\": {\"protocolVersion\": "
+                     "\"2025-06-18\", \"capabilities\": {}, \"clientInfo\": {\"name\": \"c\", \"version\": \"1\"}}}");
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    long status = 0;
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    free(sink.body);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(curl);
+    return status;
+}
+
+static void test_transport_whole_flow(const char *mcp_url, const char *prm_url)
+{
+    struct courier c;
+    courier_start(&c, COURIER_NORMAL);
+    mcp_oauth_provider *p = build(builder_with_courier(mcp_url, &c, true));
+    char challenge[1024];
+    snprintf(challenge, sizeof challenge, "Bearer error=\"invalid_token\", resource_metadata=\"%s\"", prm_url);
+    const char *names[] = {"www-authenticate"};
+    const char *values[] = {challenge};
+    bool retry = false;
+    mcp_oauth_headers *h = NULL;
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = mcp_oauth_provider_handle_response(p, "POST", mcp_url, NULL, 401, names, values, 1, &retry, &h,
+                                                             &err);
+    const char *auth = mcp_oauth_headers_authorization(h);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && retry && auth, "the whole flow through the host's transport (%s)",
+          err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    CHECK(auth && mcp_status_with(mcp_url, auth) == 200, "the MCP server accepts the token it got");
+    CHECK(courier_saw(&c, "GET", "/.well-known/oauth-protected-resource"), "the transport carried the PRM request");
+    CHECK(courier_saw(&c, "GET", "/.well-known/"), "and the authorization server metadata");
+    CHECK(courier_saw(&c, "POST", "/reg"), "and the registration");
+    CHECK(courier_saw(&c, "POST", "/token"), "and the token request");
+    pthread_mutex_lock(&c.mu);
+    int seen = c.nseen, answered = c.answered, elsewhere = c.answered_elsewhere;
+    pthread_mutex_unlock(&c.mu);
+    CHECK(seen >= 4 && answered == seen && elsewhere == seen,
+          "every request was answered, from the transport's own thread (%d sent, %d answered)", seen, answered);
+    CHECK(atomic_load(&c.cancels) == 0, "nothing was cancelled");
+    mcp_oauth_headers_free(h);
+    mcp_oauth_provider_free(p);
+    CHECK(atomic_load(&c.releases) == 1, "the transport is released once the provider is freed");
+    courier_stop(&c);
+}
+
+static void test_cancel_during_token_request(const char *mcp_url)
+{
+    struct courier c;
+    courier_start(&c, COURIER_HOLD_TOKEN);
+    mcp_oauth_provider *p = build(builder_with_courier(mcp_url, &c, true));
+    struct waiter w;
+    waiter_init(&w);
+    mcp_oauth_operation *op = NULL;
+    CHECK(mcp_oauth_provider_authorize_start(p, on_plain, &w, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    CHECK(courier_wait_held(&c, 1, 20000) == 1, "the token request is in flight (held by the host)");
+    CHECK(mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK, "cancel during the token request");
+    int calls = wait_calls(&w, 1, 5000);
+    CHECK(calls == 1 && w.result == MCP_OAUTH_RESULT_CANCELLED, "completes once with CANCELLED (%s)",
+          mcp_oauth_result_name(w.result));
+    mcp_oauth_operation_free(op);
+    CHECK(atomic_load(&c.cancels) == 0, "the token request itself goes on (its tokens would be stored)");
+    mcp_oauth_provider_free(p);
+    for (int i = 0; i < 100 && atomic_load(&c.cancels) == 0; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&c.cancels) == 1, "freeing the provider cancels the token request at the host (%d)",
+          atomic_load(&c.cancels));
+    courier_stop(&c); /* answers it: that frees it */
+    sleep_ms(100);
+    CHECK(w.calls == 1, "exactly one completion");
+    CHECK(atomic_load(&c.releases) == 1, "the transport is released once");
+    waiter_destroy(&w);
+}
+
+static mcp_oauth_result authorize_through(enum courier_mode mode, const char *mcp_url, uint64_t timeout_ms,
+                                          mcp_oauth_error **err, struct courier *c)
+{
+    courier_start(c, mode);
+    mcp_oauth_config_builder *b = builder_with_courier(mcp_url, c, false);
+    if (timeout_ms)
+        mcp_oauth_config_builder_set_timeout_ms(b, timeout_ms);
+    mcp_oauth_provider *p = build(b);
+    mcp_oauth_result rc = mcp_oauth_provider_authorize(p, err);
+    mcp_oauth_provider_free(p);
+    return rc;
+}
+
+static void test_transport_failures(const char *mcp_url)
+{
+    struct courier c;
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = authorize_through(COURIER_FAIL, mcp_url, 0, &err, &c);
+    CHECK(rc == MCP_OAUTH_RESULT_NETWORK && err && mcp_oauth_error_network_failure(err) == MCP_OAUTH_NETWORK_FAILURE_CONNECT &&
+              strstr(mcp_oauth_error_message(err), "connection refused (test)"),
+          "a failing transport: NETWORK, CONNECT, with the host's message (%s)", err ? mcp_oauth_error_display(err) : "none");
+    mcp_oauth_error_free(err);
+    courier_stop(&c);
+
+    err = NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = authorize_through(COURIER_SILENT, mcp_url, 300, &err, &c);
+    CHECK(rc == MCP_OAUTH_RESULT_NETWORK && err && mcp_oauth_error_network_failure(err) == MCP_OAUTH_NETWORK_FAILURE_TIMEOUT,
+          "a transport that never answers: the deadline fires, NETWORK, TIMEOUT (%s, %ld ms)",
+          err ? mcp_oauth_error_display(err) : "none", elapsed_ms(&t0));
+    mcp_oauth_error_free(err);
+    CHECK(atomic_load(&c.cancels) >= 1 && atomic_load(&c.cancels) == c.nheld,
+          "each request left unanswered was cancelled at the host (%d of %d)", atomic_load(&c.cancels), c.nheld);
+    courier_stop(&c);
+
+    err = NULL;
+    rc = authorize_through(COURIER_REFUSE, mcp_url, 0, &err, &c);
+    CHECK(rc == MCP_OAUTH_RESULT_NETWORK && err && strstr(mcp_oauth_error_message(err), "returned 7"),
+          "a transport that refuses a request: NETWORK, with its code (%s)", err ? mcp_oauth_error_display(err) : "none");
+    mcp_oauth_error_free(err);
+    courier_stop(&c);
+
+    err = NULL;
+    rc = authorize_through(COURIER_HUGE, mcp_url, 0, &err, &c);
+    CHECK(rc == MCP_OAUTH_RESULT_NETWORK && err && mcp_oauth_error_network_failure(err) == MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE,
+          "an answer over the body cap: NETWORK, TOO_LARGE (%s)", err ? mcp_oauth_error_display(err) : "none");
+    mcp_oauth_error_free(err);
+    courier_stop(&c);
+}
+
+static void test_transport_struct_versions(void)
+{
+    mcp_oauth_transport_callbacks t = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;
+    CHECK(t.version == MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION && !t.userdata && !t.send && !t.cancel && !t.release,
+          "MCP_OAUTH_TRANSPORT_CALLBACKS_INIT sets the version, the rest NULL");
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    mcp_oauth_error *err = NULL;
+    CHECK_FAILURE("transport callbacks without send", mcp_oauth_config_builder_set_transport_callbacks(b, &t, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    t.send = courier_send;
+    t.version = 0;
+    err = NULL;
+    CHECK_FAILURE("transport callbacks of version 0", mcp_oauth_config_builder_set_transport_callbacks(b, &t, &err),
+                  MCP_OAUTH_RESULT_INVALID_ARGUMENT, err);
+    t.version = MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION + 1;
+    err = NULL;
+    CHECK_FAILURE("transport callbacks of a version newer than the library",
+                  mcp_oauth_config_builder_set_transport_callbacks(b, &t, &err), MCP_OAUTH_RESULT_INVALID_ARGUMENT, err);
+    CHECK_CODE("set_transport_callbacks(NULL callbacks)", mcp_oauth_config_builder_set_transport_callbacks(b, NULL, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("respond(NULL)", mcp_oauth_http_request_respond(NULL, 200, NULL, NULL, 0, NULL, 0),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("fail(NULL)", mcp_oauth_http_request_fail(NULL, MCP_OAUTH_NETWORK_FAILURE_OTHER, NULL),
+               MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK(mcp_oauth_http_request_url(NULL) == NULL && mcp_oauth_http_request_header_count(NULL) == 0 &&
+              mcp_oauth_error_network_failure(NULL) == MCP_OAUTH_NETWORK_FAILURE_NONE,
+          "accessors of NULL");
+    mcp_oauth_config_builder_free(b);
+}
+
 int main(void)
 {
     test_release_shared_userdata();
@@ -560,5 +1019,12 @@ int main(void)
     test_cancel_after_completion();
     test_cancel_during_discovery();
     test_cancel_during_the_persons_step(need_env("MCP_URL"));
+    need_env("BROWSER");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    test_transport_struct_versions();
+    test_transport_whole_flow(need_env("MCP_URL"), need_env("PRM_URL"));
+    test_cancel_during_token_request(need_env("MCP_URL"));
+    test_transport_failures(need_env("MCP_URL"));
+    curl_global_cleanup();
     return check_finish();
 }
