@@ -603,7 +603,7 @@ typedef void (*mcp_oauth_log_callback)(void *userdata,
  *   valid only during the call, freed (and overwritten) by the library
  *   afterwards; copy what you need, and never log the values.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
- *   during the call.
+ *   during the call; keep a copy with `mcp_oauth_error_clone`.
  *
  * Runs on a thread of the library's blocking pool, never on the thread that
  * started the operation; completions of different operations may run
@@ -625,7 +625,7 @@ typedef void (*mcp_oauth_headers_completion)(void *userdata,
  *   result); reserved for an operation with a string result. Borrowed:
  *   valid only during the call.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
- *   during the call.
+ *   during the call; keep a copy with `mcp_oauth_error_clone`.
  *
  * Runs on a thread of the library's blocking pool, never on the thread that
  * started the operation; completions of different operations may run
@@ -734,6 +734,9 @@ mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_con
  * may be NULL. The key is parsed and copied here; the caller may wipe its
  * copy at once.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (not a PKCS#8 P-256 key, or an
  * algorithm other than ES256; the message never contains the key).
@@ -741,7 +744,8 @@ mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_con
 mcp_oauth_result mcp_oauth_config_builder_set_private_key_jwt(struct mcp_oauth_config_builder *builder,
                                                               const char *private_key_pem,
                                                               const char *algorithm,
-                                                              const char *key_id);
+                                                              const char *key_id,
+                                                              struct mcp_oauth_error **err_out);
 
 /**
  * The application's scope (space-separated), which replaces the client
@@ -757,20 +761,28 @@ mcp_oauth_result mcp_oauth_config_builder_set_scope(struct mcp_oauth_config_buil
  * The timeout of each HTTP request the library makes, in milliseconds
  * (default 30000).
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_timeout_ms(struct mcp_oauth_config_builder *builder,
-                                                         uint64_t timeout_ms);
+                                                         uint64_t timeout_ms,
+                                                         struct mcp_oauth_error **err_out);
 
 /**
  * The deadline of the person's part of an interactive authorization, from
  * sending them to the authorization endpoint to the redirect coming back,
  * in milliseconds (default 300000, five minutes).
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_authorization_timeout_ms(struct mcp_oauth_config_builder *builder,
-                                                                       uint64_t timeout_ms);
+                                                                       uint64_t timeout_ms,
+                                                                       struct mcp_oauth_error **err_out);
 
 /**
  * How long to wait, in milliseconds, for another process that is refreshing
@@ -789,13 +801,17 @@ mcp_oauth_result mcp_oauth_config_builder_set_lease_wait_ms(struct mcp_oauth_con
  * `MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE` (required, copied) and must be
  * NULL otherwise.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder; `value` with OVERRIDE),
  * `MCP_OAUTH_RESULT_INVALID_UTF8`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an
  * unknown mode, an empty override, or a value with SEND or OMIT).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_resource_parameter(struct mcp_oauth_config_builder *builder,
                                                                  uint32_t mode,
-                                                                 const char *value);
+                                                                 const char *value,
+                                                                 struct mcp_oauth_error **err_out);
 
 /**
  * Add a parameter to the authorization request (e.g. Auth0's `audience`).
@@ -803,24 +819,32 @@ mcp_oauth_result mcp_oauth_config_builder_set_resource_parameter(struct mcp_oaut
  * parameter never replaces one the protocol sets (`client_id`, `state`,
  * `code_challenge`, ...). Both copied.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
  */
 mcp_oauth_result mcp_oauth_config_builder_add_authorization_param(struct mcp_oauth_config_builder *builder,
                                                                   const char *name,
-                                                                  const char *value);
+                                                                  const char *value,
+                                                                  struct mcp_oauth_error **err_out);
 
 /**
  * Add a parameter to every token request (code exchange, refresh, client
  * credentials). Callable several times; never replaces a parameter the
  * protocol sets. Both copied.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
  */
 mcp_oauth_result mcp_oauth_config_builder_add_token_param(struct mcp_oauth_config_builder *builder,
                                                           const char *name,
-                                                          const char *value);
+                                                          const char *value,
+                                                          struct mcp_oauth_error **err_out);
 
 /**
  * Accept authorization servers whose metadata omits
@@ -855,11 +879,15 @@ mcp_oauth_result mcp_oauth_config_builder_set_protocol_version(struct mcp_oauth_
 /**
  * How tokens are obtained: a `mcp_oauth_grant` value.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT`
  * for an unknown value.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_grant(struct mcp_oauth_config_builder *builder,
-                                                    uint32_t grant);
+                                                    uint32_t grant,
+                                                    struct mcp_oauth_error **err_out);
 
 /**
  * Keep tokens and client information in memory only (the default): they
@@ -889,11 +917,15 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_file(struct mcp_oauth_conf
  * `callbacks->release` exactly once when done with it. On failure nothing
  * is taken.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, or one of
  * the four required callbacks).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_storage_callbacks(struct mcp_oauth_config_builder *builder,
-                                                                const struct mcp_oauth_storage_callbacks *callbacks);
+                                                                const struct mcp_oauth_storage_callbacks *callbacks,
+                                                                struct mcp_oauth_error **err_out);
 
 /**
  * Use the host's redirect and callback handlers (see
@@ -903,11 +935,15 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_callbacks(struct mcp_oauth
  * done with it. On failure nothing is taken. The client metadata must then
  * name the redirect URI the host receives on.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, redirect
  * or callback).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_handler_callbacks(struct mcp_oauth_config_builder *builder,
-                                                                const struct mcp_oauth_handler_callbacks *callbacks);
+                                                                const struct mcp_oauth_handler_callbacks *callbacks,
+                                                                struct mcp_oauth_error **err_out);
 
 /**
  * Send the library's OAuth requests (discovery, registration, token
@@ -1060,6 +1096,30 @@ bool mcp_oauth_error_retry_after_ms(const struct mcp_oauth_error *error,
  * `error` is NULL.
  */
 mcp_oauth_network_failure mcp_oauth_error_network_failure(const struct mcp_oauth_error *error);
+
+/**
+ * The OAuth `error_uri` the server sent (a page about the error), or
+ * NULL. Server-provided: show it, do not fetch it blindly. Borrowed from
+ * `error`.
+ */
+const char *mcp_oauth_error_oauth_error_uri(const struct mcp_oauth_error *error);
+
+/**
+ * What the host's own callback returned, when the failure is that a
+ * storage or handler callback returned non-zero (libgit2's `GIT_EUSER`
+ * idea: the host's code survives the library). Returns true and writes
+ * `*code_out` then; returns false and writes nothing otherwise, or when
+ * `error` or `code_out` is NULL. (A transport `send` that refuses a
+ * request has its code in the message only.)
+ */
+bool mcp_oauth_error_callback_code(const struct mcp_oauth_error *error, int64_t *code_out);
+
+/**
+ * A copy of `error`, owned by the caller and freed with
+ * `mcp_oauth_error_free`: keep one beyond a completion callback, whose
+ * `error` is only borrowed. NULL when `error` is NULL.
+ */
+struct mcp_oauth_error *mcp_oauth_error_clone(const struct mcp_oauth_error *error);
 
 /**
  * Free an error object. NULL is a no-op.

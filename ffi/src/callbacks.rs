@@ -261,9 +261,10 @@ fn call_get(f: GetFn, userdata: *mut c_void, name: &str) -> CoreResult<Option<Ze
     // until it returns.
     let rc = unsafe { f(userdata, ptr) };
     if rc != 0 {
-        return Err(CoreError::storage(format!(
-            "the storage callback {name} failed (returned {rc})"
-        )));
+        return Err(
+            CoreError::storage(format!("the storage callback {name} failed (returned {rc})"))
+                .with_callback_code(rc.into()),
+        );
     }
     Ok(answer.0.take())
 }
@@ -278,9 +279,10 @@ fn call_set(f: SetFn, userdata: *mut c_void, name: &str, json: String) -> CoreRe
     // string alive until it returns.
     let rc = unsafe { f(userdata, json.as_ptr().cast()) };
     if rc != 0 {
-        return Err(CoreError::storage(format!(
-            "the storage callback {name} failed (returned {rc})"
-        )));
+        return Err(
+            CoreError::storage(format!("the storage callback {name} failed (returned {rc})"))
+                .with_callback_code(rc.into()),
+        );
     }
     Ok(())
 }
@@ -408,7 +410,8 @@ impl AuthorizationHandler for CallbackHandler {
                 return Err(CoreError::handler(
                     Step::Authorization,
                     format!("the host's redirect callback failed (returned {rc})"),
-                ));
+                )
+                .with_callback_code(rc.into()));
             }
             Ok(())
         })
@@ -428,7 +431,8 @@ impl AuthorizationHandler for CallbackHandler {
                 return Err(CoreError::handler(
                     Step::Callback,
                     format!("the host's callback handler failed (returned {rc})"),
-                ));
+                )
+                .with_callback_code(rc.into()));
             }
             answer.0.take().ok_or_else(|| {
                 CoreError::handler(Step::Callback, "the host's callback handler returned no redirect URL")

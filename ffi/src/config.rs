@@ -99,6 +99,19 @@ impl BoxHandle for mcp_oauth_config_builder {
 /// The loopback redirect URI used when none is given.
 const DEFAULT_LOOPBACK: &str = "http://127.0.0.1:0/callback";
 
+/// [`with_builder`] for a setter that can fail for a reason worth
+/// explaining: the reason goes to `err_out`.
+fn with_builder_err(
+    builder: *mut mcp_oauth_config_builder,
+    err_out: *mut *mut mcp_oauth_error,
+    f: impl FnOnce(&mut Builder) -> Result<(), Failure>,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let b = unsafe { mcp_oauth_config_builder::borrow_mut(builder) }.ok_or_else(|| Failure::null("builder"))?;
+        f(b)
+    })
+}
+
 fn with_builder(
     builder: *mut mcp_oauth_config_builder,
     f: impl FnOnce(&mut Builder) -> Result<(), Failure>,
@@ -243,6 +256,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
 /// may be NULL. The key is parsed and copied here; the caller may wipe its
 /// copy at once.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (not a PKCS#8 P-256 key, or an
 /// algorithm other than ES256; the message never contains the key).
@@ -252,8 +268,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_private_key_jwt(
     private_key_pem: *const c_char,
     algorithm: *const c_char,
     key_id: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let pem = Secret::new(unsafe { str_arg(private_key_pem, "private_key_pem") }?);
         let algorithm = unsafe { str_arg(algorithm, "algorithm") }?;
         let key_id = unsafe { opt_str_arg(key_id, "key_id") }?.map(str::to_string);
@@ -281,13 +298,17 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_scope(
 /// The timeout of each HTTP request the library makes, in milliseconds
 /// (default 30000).
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_timeout_ms(
     builder: *mut mcp_oauth_config_builder,
     timeout_ms: u64,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         if timeout_ms == 0 {
             return Err(Failure::invalid_argument("timeout_ms must be greater than zero"));
         }
@@ -300,13 +321,17 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_timeout_ms(
 /// sending them to the authorization endpoint to the redirect coming back,
 /// in milliseconds (default 300000, five minutes).
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_authorization_timeout_ms(
     builder: *mut mcp_oauth_config_builder,
     timeout_ms: u64,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         if timeout_ms == 0 {
             return Err(Failure::invalid_argument(
                 "authorization timeout_ms must be greater than zero",
@@ -339,6 +364,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_lease_wait_ms(
 /// `MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE` (required, copied) and must be
 /// NULL otherwise.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder; `value` with OVERRIDE),
 /// `MCP_OAUTH_RESULT_INVALID_UTF8`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an
 /// unknown mode, an empty override, or a value with SEND or OMIT).
@@ -347,8 +375,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_resource_parameter(
     builder: *mut mcp_oauth_config_builder,
     mode: u32,
     value: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let value = unsafe { opt_str_arg(value, "value") }?;
         b.resource_parameter = match (mode, value) {
             (m, None) if m == mcp_oauth_resource_parameter::Send as u32 => ResourceParameter::Send,
@@ -392,6 +421,9 @@ unsafe fn param_args(name: *const c_char, value: *const c_char) -> Result<(Strin
 /// parameter never replaces one the protocol sets (`client_id`, `state`,
 /// `code_challenge`, ...). Both copied.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
 #[unsafe(no_mangle)]
@@ -399,8 +431,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_add_authorization_param(
     builder: *mut mcp_oauth_config_builder,
     name: *const c_char,
     value: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let param = unsafe { param_args(name, value) }?;
         b.extra_authorization_params.push(param);
         Ok(())
@@ -411,6 +444,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_add_authorization_param(
 /// credentials). Callable several times; never replaces a parameter the
 /// protocol sets. Both copied.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
 #[unsafe(no_mangle)]
@@ -418,8 +454,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_add_token_param(
     builder: *mut mcp_oauth_config_builder,
     name: *const c_char,
     value: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let param = unsafe { param_args(name, value) }?;
         b.extra_token_params.push(param);
         Ok(())
@@ -476,14 +513,18 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_protocol_version(
 
 /// How tokens are obtained: a `mcp_oauth_grant` value.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT`
 /// for an unknown value.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_grant(
     builder: *mut mcp_oauth_config_builder,
     grant: u32,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         b.grant = match grant {
             g if g == mcp_oauth_grant::AuthorizationCode as u32 => GrantKind::AuthorizationCode,
             g if g == mcp_oauth_grant::ClientCredentials as u32 => GrantKind::ClientCredentials,
@@ -532,14 +573,18 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
 /// `callbacks->release` exactly once when done with it. On failure nothing
 /// is taken.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, or one of
 /// the four required callbacks).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_callbacks(
     builder: *mut mcp_oauth_config_builder,
     callbacks: *const mcp_oauth_storage_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
         b.storage = StorageChoice::Callbacks(CallbackStorage::new(cb)?);
         Ok(())
@@ -553,14 +598,18 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_callbacks(
 /// done with it. On failure nothing is taken. The client metadata must then
 /// name the redirect URI the host receives on.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, redirect
 /// or callback).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_handler_callbacks(
     builder: *mut mcp_oauth_config_builder,
     callbacks: *const mcp_oauth_handler_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
         b.handler = HandlerChoice::Callbacks(CallbackHandler::new(cb)?);
         Ok(())

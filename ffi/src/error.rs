@@ -177,6 +177,7 @@ pub struct mcp_oauth_error {
     _private: [u8; 0],
 }
 
+#[derive(Clone)]
 pub(crate) struct ErrorObject {
     code: mcp_oauth_result,
     message: CString,
@@ -186,8 +187,10 @@ pub(crate) struct ErrorObject {
     status: u16,
     oauth_error: Option<CString>,
     oauth_error_description: Option<CString>,
+    oauth_error_uri: Option<CString>,
     retry_after_ms: Option<u64>,
     network: mcp_oauth_network_failure,
+    callback_code: Option<i64>,
 }
 
 impl BoxHandle for mcp_oauth_error {
@@ -206,10 +209,12 @@ impl From<Failure> for ErrorObject {
                 status: e.status().unwrap_or(0),
                 oauth_error: e.oauth().map(|o| to_cstring(&o.error)),
                 oauth_error_description: e.oauth().and_then(|o| o.error_description.as_deref()).map(to_cstring),
+                oauth_error_uri: e.oauth().and_then(|o| o.error_uri.as_deref()).map(to_cstring),
                 retry_after_ms: e
                     .retry_after()
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 network: mcp_oauth_network_failure::from_core(e.network_failure()),
+                callback_code: e.callback_code(),
             },
             Failure::Local { code, message } => ErrorObject {
                 code,
@@ -220,8 +225,10 @@ impl From<Failure> for ErrorObject {
                 status: 0,
                 oauth_error: None,
                 oauth_error_description: None,
+                oauth_error_uri: None,
                 retry_after_ms: None,
                 network: mcp_oauth_network_failure::None,
+                callback_code: None,
             },
         }
     }
@@ -371,6 +378,50 @@ pub unsafe extern "C" fn mcp_oauth_error_retry_after_ms(
 pub unsafe extern "C" fn mcp_oauth_error_network_failure(error: *const mcp_oauth_error) -> mcp_oauth_network_failure {
     boundary::guard_value(mcp_oauth_network_failure::None, || {
         unsafe { mcp_oauth_error::borrow(error) }.map_or(mcp_oauth_network_failure::None, |e| e.network)
+    })
+}
+
+/// The OAuth `error_uri` the server sent (a page about the error), or
+/// NULL. Server-provided: show it, do not fetch it blindly. Borrowed from
+/// `error`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_oauth_error_uri(error: *const mcp_oauth_error) -> *const c_char {
+    boundary::guard_value(std::ptr::null(), || {
+        unsafe { mcp_oauth_error::borrow(error) }.map_or(std::ptr::null(), |e| opt_ptr(&e.oauth_error_uri))
+    })
+}
+
+/// What the host's own callback returned, when the failure is that a
+/// storage or handler callback returned non-zero (libgit2's `GIT_EUSER`
+/// idea: the host's code survives the library). Returns true and writes
+/// `*code_out` then; returns false and writes nothing otherwise, or when
+/// `error` or `code_out` is NULL. (A transport `send` that refuses a
+/// request has its code in the message only.)
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_callback_code(error: *const mcp_oauth_error, code_out: *mut i64) -> bool {
+    boundary::guard_value(false, || {
+        let Some(code) = unsafe { mcp_oauth_error::borrow(error) }.and_then(|e| e.callback_code) else {
+            return false;
+        };
+        // SAFETY: a non-NULL output points to writable storage for one i64.
+        match unsafe { code_out.as_mut() } {
+            Some(out) => {
+                *out = code;
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// A copy of `error`, owned by the caller and freed with
+/// `mcp_oauth_error_free`: keep one beyond a completion callback, whose
+/// `error` is only borrowed. NULL when `error` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_clone(error: *const mcp_oauth_error) -> *mut mcp_oauth_error {
+    boundary::guard_value(std::ptr::null_mut(), || {
+        unsafe { mcp_oauth_error::borrow(error) }
+            .map_or(std::ptr::null_mut(), |e| mcp_oauth_error::into_raw(Box::new(e.clone())))
     })
 }
 

@@ -39,7 +39,7 @@ impl ArcHandle for mcp_oauth_provider {
 ///   result); reserved for an operation with a string result. Borrowed:
 ///   valid only during the call.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
-///   during the call.
+///   during the call; keep a copy with `mcp_oauth_error_clone`.
 ///
 /// Runs on a thread of the library's blocking pool, never on the thread that
 /// started the operation; completions of different operations may run
@@ -478,7 +478,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize(
 ///   valid only during the call, freed (and overwritten) by the library
 ///   afterwards; copy what you need, and never log the values.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
-///   during the call.
+///   during the call; keep a copy with `mcp_oauth_error_clone`.
 ///
 /// Runs on a thread of the library's blocking pool, never on the thread that
 /// started the operation; completions of different operations may run

@@ -97,6 +97,13 @@ static struct heap_store *heap_store_new(void)
     return s;
 }
 
+static int failing_get_tokens(void *userdata, mcp_oauth_answer *answer)
+{
+    (void)userdata;
+    (void)answer;
+    return -42;
+}
+
 static mcp_oauth_storage_callbacks heap_callbacks(struct heap_store *s)
 {
     mcp_oauth_storage_callbacks cb = {
@@ -115,7 +122,7 @@ static mcp_oauth_config_builder *builder_with(const mcp_oauth_storage_callbacks 
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
     mcp_oauth_config_builder_set_server_url(b, URL);
     mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
-    CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, cb) == MCP_OAUTH_RESULT_OK, "set_storage_callbacks");
+    CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, cb, NULL) == MCP_OAUTH_RESULT_OK, "set_storage_callbacks");
     return b;
 }
 
@@ -209,7 +216,7 @@ static void test_release_storage_and_handler_share(void)
     mcp_oauth_config_builder *b = builder_with(&cb);
     mcp_oauth_handler_callbacks hcb = {
         .userdata = s, .redirect = shared_redirect, .callback = shared_callback, .release = heap_release};
-    CHECK(mcp_oauth_config_builder_set_handler_callbacks(b, &hcb) == MCP_OAUTH_RESULT_OK, "set_handler_callbacks");
+    CHECK(mcp_oauth_config_builder_set_handler_callbacks(b, &hcb, NULL) == MCP_OAUTH_RESULT_OK, "set_handler_callbacks");
     mcp_oauth_provider *p = build(b);
     check_reads_store(p, "storage and handler sharing a userdata");
     mcp_oauth_provider_free(p);
@@ -228,6 +235,7 @@ struct waiter {
     char kind[64];
     char display[512];
     char auth[256];
+    mcp_oauth_error *kept; /* a clone of the last completion's error */
 };
 
 static void waiter_init(struct waiter *w)
@@ -239,6 +247,7 @@ static void waiter_init(struct waiter *w)
 
 static void waiter_destroy(struct waiter *w)
 {
+    mcp_oauth_error_free(w->kept);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
 }
@@ -253,6 +262,8 @@ static void waiter_record(struct waiter *w, mcp_oauth_result result, const mcp_o
     snprintf(w->kind, sizeof w->kind, "%s", error ? mcp_oauth_error_kind(error) : "");
     snprintf(w->display, sizeof w->display, "%s", error ? mcp_oauth_error_display(error) : "");
     snprintf(w->auth, sizeof w->auth, "%s", auth ? auth : "");
+    mcp_oauth_error_free(w->kept);
+    w->kept = mcp_oauth_error_clone(error); /* outlives the completion */
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -307,6 +318,7 @@ struct person {
     bool let_go;
     atomic_int redirects;
     atomic_int releases;
+    int redirect_rc; /* what `redirect` returns */
 };
 
 static int person_redirect(void *userdata, const char *url)
@@ -314,7 +326,7 @@ static int person_redirect(void *userdata, const char *url)
     struct person *p = userdata;
     (void)url;
     atomic_fetch_add(&p->redirects, 1);
-    return 0;
+    return p->redirect_rc;
 }
 
 static int person_callback(void *userdata, mcp_oauth_answer *answer)
@@ -381,9 +393,9 @@ static mcp_oauth_provider *provider_with_person(const char *server_url, struct p
     mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
     mcp_oauth_handler_callbacks h = {
         .userdata = person, .redirect = person_redirect, .callback = person_callback, .release = person_release};
-    CHECK(mcp_oauth_config_builder_set_handler_callbacks(b, &h) == MCP_OAUTH_RESULT_OK, "set_handler_callbacks");
+    CHECK(mcp_oauth_config_builder_set_handler_callbacks(b, &h, NULL) == MCP_OAUTH_RESULT_OK, "set_handler_callbacks");
     if (storage)
-        CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, storage) == MCP_OAUTH_RESULT_OK,
+        CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, storage, NULL) == MCP_OAUTH_RESULT_OK,
               "set_storage_callbacks");
     return build(b);
 }
@@ -435,6 +447,7 @@ static void test_cancel_during_discovery(void)
     CHECK(atomic_load(&person.redirects) == 0, "the person was never sent anywhere");
 
     /* Freeing the provider cancels what it has in flight. */
+    waiter_destroy(&w);
     waiter_init(&w);
     CHECK(mcp_oauth_provider_authorize_async(p, on_plain, &w) == MCP_OAUTH_RESULT_OK, "authorize_async starts");
     struct waiter wh;
@@ -567,7 +580,15 @@ static void test_cancel_after_completion(void)
  * it with libcurl and answers it, from that other thread. Modes make it
  * hold token requests, fail everything, never answer, refuse, or answer
  * with an oversized body. */
-enum courier_mode { COURIER_NORMAL, COURIER_HOLD_TOKEN, COURIER_FAIL, COURIER_SILENT, COURIER_REFUSE, COURIER_HUGE };
+enum courier_mode {
+    COURIER_NORMAL,
+    COURIER_HOLD_TOKEN,
+    COURIER_FAIL,
+    COURIER_SILENT,
+    COURIER_REFUSE,
+    COURIER_HUGE,
+    COURIER_SCRIPT, /* plays an authorization server that refuses the grant, with every OAuth error field */
+};
 
 #define COURIER_MAX 64
 
@@ -733,6 +754,31 @@ static void courier_perform(mcp_oauth_http_request *req)
     curl_easy_cleanup(curl);
 }
 
+static void courier_script(mcp_oauth_http_request *req)
+{
+    const char *url = mcp_oauth_http_request_url(req);
+    const char *names[] = {"Content-Type"};
+    const char *values[] = {"application/json"};
+    const char *body;
+    uint16_t status = 200;
+    if (strstr(url, "/.well-known/oauth-protected-resource")) {
+        body = "{\"resource\": \"https://mcp.example.com/mcp\", \"authorization_servers\": [\"https://as.example.com\"]}";
+    } else if (strstr(url, "/.well-known/oauth-authorization-server")) {
+        body = "{\"issuer\": \"https://as.example.com\", \"authorization_endpoint\": \"https://as.example.com/authorize\", "
+               "\"token_endpoint\": \"https://as.example.com/token\", \"response_types_supported\": [\"code\"], "
+               "\"grant_types_supported\": [\"client_credentials\"], \"code_challenge_methods_supported\": [\"S256\"], "
+               "\"token_endpoint_auth_methods_supported\": [\"client_secret_post\"]}";
+    } else if (strstr(url, "/token")) {
+        status = 400;
+        body = "{\"error\": \"invalid_client\", \"error_description\": \"unknown client\", "
+               "\"error_uri\": \"https://as.example.com/errors/invalid_client\"}";
+    } else {
+        status = 404;
+        body = "{}";
+    }
+    mcp_oauth_http_request_respond(req, status, names, values, 1, (const uint8_t *)body, strlen(body));
+}
+
 static void *courier_loop(void *arg)
 {
     struct courier *c = arg;
@@ -748,6 +794,8 @@ static void *courier_loop(void *arg)
         pthread_mutex_unlock(&c->mu);
         if (mode == COURIER_FAIL) {
             mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_CONNECT, "connection refused (test)");
+        } else if (mode == COURIER_SCRIPT) {
+            courier_script(req);
         } else if (mode == COURIER_HUGE) {
             size_t len = mcp_oauth_http_request_max_response_bytes(req) + 1;
             uint8_t *big = calloc(1, len);
@@ -935,7 +983,7 @@ static mcp_oauth_result authorize_through(enum courier_mode mode, const char *mc
     courier_start(c, mode);
     mcp_oauth_config_builder *b = builder_with_courier(mcp_url, c, false);
     if (timeout_ms)
-        mcp_oauth_config_builder_set_timeout_ms(b, timeout_ms);
+        mcp_oauth_config_builder_set_timeout_ms(b, timeout_ms, NULL);
     mcp_oauth_provider *p = build(b);
     mcp_oauth_result rc = mcp_oauth_provider_authorize(p, err);
     mcp_oauth_provider_free(p);
@@ -978,6 +1026,95 @@ static void test_transport_failures(const char *mcp_url)
           "an answer over the body cap: NETWORK, TOO_LARGE (%s)", err ? mcp_oauth_error_display(err) : "none");
     mcp_oauth_error_free(err);
     courier_stop(&c);
+}
+
+/* Errors a host can keep and act on. */
+static void test_errors(const char *mcp_url)
+{
+    /* Every OAuth field of a refusal, from an authorization server played
+     * by the host's transport (no network), through an async completion
+     * whose error is kept (cloned) beyond the callback. */
+    struct courier c;
+    courier_start(&c, COURIER_SCRIPT);
+    mcp_oauth_config_builder *b = builder_with_courier(URL, &c, false);
+    mcp_oauth_error *err = NULL;
+    CHECK(mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, &err) == MCP_OAUTH_RESULT_OK,
+          "set_grant(CLIENT_CREDENTIALS)");
+    CHECK(mcp_oauth_config_builder_set_static_client(b, "cid", "csecret", "client_secret_post", NULL) ==
+              MCP_OAUTH_RESULT_OK,
+          "set_static_client");
+    mcp_oauth_provider *p = build(b);
+    struct waiter w;
+    waiter_init(&w);
+    CHECK(mcp_oauth_provider_authorize_async(p, on_plain, &w) == MCP_OAUTH_RESULT_OK, "authorize_async");
+    int calls = wait_calls(&w, 1, 10000);
+    mcp_oauth_error *kept = w.kept;
+    /* The core reads invalid_client for a configured client as a configuration to fix. */
+    CHECK(calls == 1 && w.result == MCP_OAUTH_RESULT_INVALID_CONFIGURATION && kept, "the grant is refused (%s: %s)",
+          mcp_oauth_result_name(w.result), w.display);
+    if (kept) {
+        const char *uri = mcp_oauth_error_oauth_error_uri(kept);
+        const char *desc = mcp_oauth_error_oauth_error_description(kept);
+        CHECK(mcp_oauth_error_code(kept) == MCP_OAUTH_RESULT_INVALID_CONFIGURATION && !strcmp(mcp_oauth_error_oauth_error(kept), "invalid_client") &&
+                  desc && !strcmp(desc, "unknown client") && mcp_oauth_error_http_status(kept) == 400,
+              "the kept copy has the code, OAuth error, description and status");
+        CHECK(uri && !strcmp(uri, "https://as.example.com/errors/invalid_client"), "and the error_uri (%s)",
+              uri ? uri : "(none)");
+        mcp_oauth_error *copy = mcp_oauth_error_clone(kept);
+        CHECK(copy && copy != kept && !strcmp(mcp_oauth_error_display(copy), mcp_oauth_error_display(kept)),
+              "a clone of a clone is the same error");
+        mcp_oauth_error_free(copy);
+        int64_t code = 0;
+        CHECK(!mcp_oauth_error_callback_code(kept, &code), "no host callback failed: no callback code");
+    }
+    CHECK(mcp_oauth_error_clone(NULL) == NULL && mcp_oauth_error_oauth_error_uri(NULL) == NULL, "clone(NULL), uri(NULL)");
+    waiter_destroy(&w);
+    mcp_oauth_provider_free(p);
+    courier_stop(&c);
+
+    /* A storage callback's own code survives. */
+    struct heap_store *s = heap_store_new();
+    s->tokens[0] = '\0';
+    mcp_oauth_storage_callbacks cb = heap_callbacks(s);
+    cb.get_tokens = failing_get_tokens;
+    p = build(builder_with(&cb));
+    mcp_oauth_headers *h = NULL;
+    err = NULL;
+    mcp_oauth_result rc = mcp_oauth_provider_get_headers(p, "POST", URL, &h, &err);
+    int64_t code = 0;
+    CHECK(rc == MCP_OAUTH_RESULT_STORAGE && err && mcp_oauth_error_callback_code(err, &code) && code == -42,
+          "a storage callback returning -42: STORAGE, and callback_code -42 (%lld)", (long long)code);
+    CHECK(!mcp_oauth_error_callback_code(err, NULL), "callback_code with a NULL output: false");
+    mcp_oauth_error_free(err);
+    mcp_oauth_provider_free(p);
+
+    /* A handler callback's own code survives (discovery against the peers). */
+    struct person person;
+    person_init(&person);
+    person.redirect_rc = 17;
+    p = provider_with_person(mcp_url, &person, NULL);
+    err = NULL;
+    rc = mcp_oauth_provider_authorize(p, &err);
+    code = 0;
+    CHECK(rc == MCP_OAUTH_RESULT_HANDLER && err && mcp_oauth_error_callback_code(err, &code) && code == 17,
+          "a redirect callback returning 17: HANDLER, and callback_code 17 (%s)", err ? mcp_oauth_error_display(err) : "none");
+    mcp_oauth_error_free(err);
+    mcp_oauth_provider_free(p);
+    person_destroy(&person);
+
+    /* A setter says why it failed. */
+    b = mcp_oauth_config_builder_new();
+    err = NULL;
+    rc = mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_SEND, "https://x", &err);
+    CHECK(rc == MCP_OAUTH_RESULT_INVALID_ARGUMENT && err && strstr(mcp_oauth_error_message(err), "OVERRIDE"),
+          "set_resource_parameter says why through err_out (%s)", err ? mcp_oauth_error_message(err) : "none");
+    mcp_oauth_error_free(err);
+    err = NULL;
+    rc = mcp_oauth_config_builder_set_timeout_ms(b, 0, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_INVALID_ARGUMENT && err && mcp_oauth_error_code(err) == rc,
+          "set_timeout_ms(0) says why (%s)", err ? mcp_oauth_error_message(err) : "none");
+    mcp_oauth_error_free(err);
+    mcp_oauth_config_builder_free(b);
 }
 
 static void test_transport_struct_versions(void)
@@ -1025,6 +1162,7 @@ int main(void)
     test_transport_whole_flow(need_env("MCP_URL"), need_env("PRM_URL"));
     test_cancel_during_token_request(need_env("MCP_URL"));
     test_transport_failures(need_env("MCP_URL"));
+    test_errors(need_env("MCP_URL"));
     curl_global_cleanup();
     return check_finish();
 }
