@@ -38,3 +38,79 @@ pub(crate) unsafe fn read<T: Copy>(p: *const T, name: &str, sizes: &[usize]) -> 
         Ok(out.assume_init())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::c_void;
+
+    /// Version 1 of a struct, as a binary built against an older header has it.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct V1 {
+        version: c_uint,
+        userdata: *mut c_void,
+        first: Option<extern "C" fn() -> i32>,
+    }
+
+    /// Version 2: one member appended.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct V2 {
+        version: c_uint,
+        userdata: *mut c_void,
+        first: Option<extern "C" fn() -> i32>,
+        appended: Option<extern "C" fn() -> i32>,
+    }
+
+    const SIZES: &[usize] = &[size_of::<V1>(), size_of::<V2>()];
+
+    extern "C" fn one() -> i32 {
+        1
+    }
+
+    #[test]
+    fn an_old_version_is_read_with_the_appended_members_empty() {
+        // Only the bytes of version 1 exist: a read past them would be
+        // caught by Miri or ASan; here the allocation is exactly V1.
+        let old = Box::new(V1 {
+            version: 1,
+            userdata: 0x10 as *mut c_void,
+            first: Some(one),
+        });
+        let got =
+            unsafe { read(std::ptr::from_ref(&*old).cast::<V2>(), "callbacks", SIZES) }.unwrap_or_else(|_| panic!());
+        assert_eq!(got.version, 1);
+        assert_eq!(got.userdata as usize, 0x10);
+        assert_eq!(got.first.map(|f| f()), Some(1));
+        assert!(got.appended.is_none());
+
+        let new = V2 {
+            version: 2,
+            userdata: std::ptr::null_mut(),
+            first: None,
+            appended: Some(one),
+        };
+        let got = unsafe { read(&new, "callbacks", SIZES) }.unwrap_or_else(|_| panic!());
+        assert_eq!(got.appended.map(|f| f()), Some(1));
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused() {
+        for version in [0, 3, u32::MAX] {
+            let v = V2 {
+                version,
+                userdata: std::ptr::null_mut(),
+                first: None,
+                appended: None,
+            };
+            let e = unsafe { read(&v, "callbacks", SIZES) }.err().map(|f| f.code());
+            assert_eq!(
+                e,
+                Some(crate::error::mcp_oauth_result::InvalidArgument),
+                "version {version}"
+            );
+        }
+        assert!(unsafe { read(std::ptr::null::<V2>(), "callbacks", SIZES) }.is_err());
+    }
+}
