@@ -192,6 +192,20 @@ enum mcp_oauth_result
    * called, or its provider was freed while it ran.
    */
   MCP_OAUTH_RESULT_CANCELLED = 14,
+  /**
+   * This process is a child created with `fork()` after the library
+   * started its runtime: the library's threads did not survive the fork,
+   * so the child cannot use it (every call that needs them gives this
+   * code; freeing a provider there releases nothing). Use the library in
+   * the parent, or in a child that calls `exec`, or fork before the
+   * first provider is built.
+   */
+  MCP_OAUTH_RESULT_FORKED = 15,
+  /**
+   * `mcp_oauth_shutdown` could not stop the library in time: another
+   * thread is inside a blocking call, or a host callback still runs.
+   */
+  MCP_OAUTH_RESULT_BUSY = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1026,7 +1040,7 @@ mcp_oauth_result mcp_oauth_error_code(const struct mcp_oauth_error *error);
  * code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
  * `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
  * `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`,
- * `"cancelled"`).
+ * `"cancelled"`, `"forked"`, `"busy"`).
  * A static string; NULL when `error` is NULL.
  */
 const char *mcp_oauth_error_kind(const struct mcp_oauth_error *error);
@@ -1435,6 +1449,33 @@ mcp_oauth_result mcp_oauth_provider_try_get_headers(const struct mcp_oauth_provi
                                                     const char *url,
                                                     struct mcp_oauth_headers **headers_out,
                                                     struct mcp_oauth_error **err_out);
+
+/**
+ * Stop the library's threads, for a host about to unload the library
+ * (`dlclose`, a plugin being removed). Call it last: after freeing every
+ * provider and builder and after the completions of their operations
+ * (work still running is dropped, and the completion of an operation
+ * still in flight is never called). The process-wide log callback is
+ * removed too.
+ *
+ * Waits at most `timeout_ms` for the library's threads to end (a host
+ * callback that is still running, such as a handler waiting for a person,
+ * holds its thread until it returns; a `timeout_ms` of 0 waits for nothing
+ * and so cannot promise it). On `MCP_OAUTH_RESULT_OK` no thread
+ * of the library runs any more and the library may be unloaded. A later
+ * call of the library starts a new runtime. Without a runtime (never
+ * started, or already shut down), it returns `MCP_OAUTH_RESULT_OK` at once.
+ *
+ * In a child forked after the runtime started, it only forgets the
+ * parent's runtime (whose threads are not in the child) and returns
+ * `MCP_OAUTH_RESULT_OK`; the library stays refused there.
+ *
+ * Errors: `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from a library thread (inside
+ * a callback); `MCP_OAUTH_RESULT_BUSY` when another thread is inside a
+ * blocking call of the library until the timeout (nothing was stopped), or
+ * when some thread did not end in time (do not unload the library then).
+ */
+mcp_oauth_result mcp_oauth_shutdown(uint64_t timeout_ms);
 
 /**
  * The request's method (`"GET"` or `"POST"`). Borrowed from `request`; NULL

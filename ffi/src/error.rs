@@ -52,6 +52,16 @@ pub enum mcp_oauth_result {
     /// The operation was cancelled: its `mcp_oauth_operation_cancel` was
     /// called, or its provider was freed while it ran.
     Cancelled = 14,
+    /// This process is a child created with `fork()` after the library
+    /// started its runtime: the library's threads did not survive the fork,
+    /// so the child cannot use it (every call that needs them gives this
+    /// code; freeing a provider there releases nothing). Use the library in
+    /// the parent, or in a child that calls `exec`, or fork before the
+    /// first provider is built.
+    Forked = 15,
+    /// `mcp_oauth_shutdown` could not stop the library in time: another
+    /// thread is inside a blocking call, or a host callback still runs.
+    Busy = 16,
 }
 
 impl mcp_oauth_result {
@@ -72,6 +82,8 @@ impl mcp_oauth_result {
             Self::Panic => c"panic",
             Self::Server => c"server",
             Self::Cancelled => c"cancelled",
+            Self::Forked => c"forked",
+            Self::Busy => c"busy",
         }
     }
 
@@ -92,6 +104,8 @@ impl mcp_oauth_result {
             12 => Self::Panic,
             13 => Self::Server,
             14 => Self::Cancelled,
+            15 => Self::Forked,
+            16 => Self::Busy,
             _ => return None,
         })
     }
@@ -134,6 +148,16 @@ impl Failure {
     }
     pub(crate) fn cancelled(message: impl Into<String>) -> Self {
         Self::local(mcp_oauth_result::Cancelled, message)
+    }
+    pub(crate) fn forked() -> Self {
+        Self::local(
+            mcp_oauth_result::Forked,
+            "this process was forked after the library started its threads, which a child does not have: use \
+             the library in the parent, or exec",
+        )
+    }
+    pub(crate) fn busy(message: impl Into<String>) -> Self {
+        Self::local(mcp_oauth_result::Busy, message)
     }
     pub(crate) fn flow(message: impl Into<String>) -> Self {
         Self::local(mcp_oauth_result::Flow, message)
@@ -269,7 +293,7 @@ pub unsafe extern "C" fn mcp_oauth_error_code(error: *const mcp_oauth_error) -> 
 /// code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
 /// `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
 /// `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`,
-/// `"cancelled"`).
+/// `"cancelled"`, `"forked"`, `"busy"`).
 /// A static string; NULL when `error` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_error_kind(error: *const mcp_oauth_error) -> *const c_char {

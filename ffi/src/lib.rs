@@ -29,6 +29,7 @@ mod error;
 mod log;
 mod operation;
 mod provider;
+mod runtime;
 mod transport;
 mod versioned;
 
@@ -38,6 +39,7 @@ pub use error::*;
 pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
 pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
+pub use runtime::mcp_oauth_shutdown;
 pub use transport::*;
 
 use std::ffi::c_char;

@@ -142,6 +142,13 @@ impl Visit for Line {
     }
 }
 
+/// Stop calling the process-wide callback (for `mcp_oauth_shutdown`).
+pub(crate) fn remove_sink() {
+    let mut sink = SINK.write().unwrap_or_else(|p| p.into_inner());
+    *sink = None;
+    MAX_LEVEL.store(0, Ordering::Relaxed);
+}
+
 /// Send the library's log messages up to `max_level` (a
 /// `mcp_oauth_log_level`; `MCP_OAUTH_LOG_LEVEL_OFF` or a NULL `callback`
 /// turns logging off) to `callback`. Process-wide: replaces any previous

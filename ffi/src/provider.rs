@@ -61,7 +61,7 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output, Failure> {
     if runtime::inside_runtime() {
         return Err(Failure::would_deadlock());
     }
-    let rt = runtime::shared()?;
+    let rt = crate::runtime::get()?;
     Ok(rt.block_on(fut))
 }
 
@@ -128,10 +128,17 @@ unsafe fn server_str_arg(p: *const c_char, name: &'static str) -> Result<String,
 pub unsafe extern "C" fn mcp_oauth_provider_free(provider: *mut mcp_oauth_provider) {
     boundary::guard_void(|| {
         if let Some(p) = unsafe { mcp_oauth_provider::release(provider) } {
+            if crate::runtime::forked() {
+                // In a forked child the provider belongs to the parent's
+                // runtime, whose threads (and the locks they held) are not
+                // here: it is forgotten, not dropped.
+                std::mem::forget(p);
+                return;
+            }
             p.shutdown.signal();
             // Dropping may close the loopback receiver's socket, which
             // belongs to the runtime's I/O driver.
-            match runtime::shared() {
+            match crate::runtime::get() {
                 Ok(rt) => {
                     let _entered = rt.enter();
                     drop(p);
@@ -557,7 +564,7 @@ where
     Fut: Future<Output = Result<Option<AuthHeaders>, CoreError>> + Send + 'static,
 {
     let p = unsafe { mcp_oauth_provider::clone_arc(provider) }.ok_or_else(|| Failure::null("provider"))?;
-    let rt = runtime::shared()?;
+    let rt = crate::runtime::get()?;
     let fut = p.shutdown.guard(op(p.clone()));
     let done = Completion { callback, userdata };
     // A panic in the operation ends its own task, not the one that completes.

@@ -13,7 +13,12 @@
  *   request held by the host is cancelled at the host when the provider is
  *   freed; a failing transport, one that never answers (the deadline fires
  *   and the host is told), one that refuses, one that answers too much;
- *   the struct's version checks.
+ *   the struct's version checks;
+ * - errors a host keeps (a clone outliving its completion, error_uri, the
+ *   host callback's own code, setters saying why);
+ * - fork (the child gets FORKED at once, never hangs) and
+ *   `mcp_oauth_shutdown` (refused from a library thread, BUSY while a
+ *   blocking call runs, then the library's threads stop; usable again).
  *
  * Environment (tests/c/run.sh sets it): MCP_URL, PRM_URL (the real peers),
  * BROWSER (follows the authorization server's redirects).
@@ -23,8 +28,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1147,6 +1154,146 @@ static void test_transport_struct_versions(void)
     mcp_oauth_config_builder_free(b);
 }
 
+/* ---------------------------------------------------------- fork, shutdown */
+
+static void test_fork(void)
+{
+    /* The runtime runs (earlier tests used it); a provider with a token. */
+    atomic_store(&heap_releases, 0);
+    struct heap_store *s = heap_store_new();
+    mcp_oauth_storage_callbacks cb = heap_callbacks(s);
+    mcp_oauth_provider *p = build(builder_with(&cb));
+    check_reads_store(p, "the parent's provider");
+    fflush(stdout);
+    int report[2];
+    CHECK(pipe(report) == 0, "pipe");
+    pid_t child = fork();
+    if (child == 0) {
+        /* The child: every call that needs the library's threads is refused
+         * with FORKED, at once; nothing hangs. Exit status: the failed checks. */
+        int bad = 0;
+        mcp_oauth_provider_free(p); /* the parent's token cache first: forget it */
+        mcp_oauth_provider *q = build(builder_with(&cb));
+        mcp_oauth_headers *h = NULL;
+        mcp_oauth_error *err = NULL;
+        mcp_oauth_result rc = mcp_oauth_provider_get_headers(q, "POST", URL, &h, &err);
+        bad += !(rc == MCP_OAUTH_RESULT_FORKED && err && !strcmp(mcp_oauth_error_kind(err), "forked"));
+        mcp_oauth_error_free(err);
+        struct waiter w;
+        waiter_init(&w);
+        bad += mcp_oauth_provider_get_headers_async(q, "POST", URL, on_headers, &w) != MCP_OAUTH_RESULT_FORKED;
+        bad += mcp_oauth_provider_authorize(q, NULL) != MCP_OAUTH_RESULT_FORKED;
+        mcp_oauth_provider_free(q);
+        bad += mcp_oauth_shutdown(1000) != MCP_OAUTH_RESULT_OK;
+        bad += w.calls != 0;
+        fflush(stdout);
+        /* The count goes through a pipe: the exit status is also a leak
+         * checker's (the parent's threads' memory is unreachable here). */
+        if (write(report[1], &bad, sizeof bad) != (ssize_t)sizeof bad)
+            bad = 99;
+        _exit(0); /* no atexit handlers: the parent's objects are the parent's */
+    }
+    close(report[1]);
+    CHECK(child > 0, "fork");
+    int status = -1;
+    pid_t done = 0;
+    for (int i = 0; i < 500 && done == 0; i++) {
+        done = waitpid(child, &status, WNOHANG);
+        if (done == 0)
+            sleep_ms(20);
+    }
+    if (done == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+    }
+    int bad = -1;
+    if (read(report[0], &bad, sizeof bad) != (ssize_t)sizeof bad)
+        bad = -1;
+    close(report[0]);
+    CHECK(done == child && WIFEXITED(status), "the forked child does not hang");
+    CHECK(bad == 0,
+          "in the child, the library refuses with FORKED (calls, async calls, a new provider) and frees nothing "
+          "(%d checks failed)",
+          bad);
+    check_reads_store(p, "the parent's provider, after the fork");
+    mcp_oauth_provider_free(p);
+    CHECK(atomic_load(&heap_releases) == 1, "the parent releases its store once");
+}
+
+static void *blocking_call(void *arg)
+{
+    mcp_oauth_provider *p = arg;
+    mcp_oauth_headers *h = NULL;
+    mcp_oauth_provider_get_headers(p, "POST", URL, &h, NULL);
+    mcp_oauth_headers_free(h);
+    return NULL;
+}
+
+static int slow_get_tokens(void *userdata, mcp_oauth_answer *answer)
+{
+    sleep_ms(600);
+    return heap_get_tokens(userdata, answer);
+}
+
+static mcp_oauth_result shutdown_from_completion;
+
+static void shutdown_in_completion(void *userdata, mcp_oauth_result result, const mcp_oauth_headers *headers,
+                                   const mcp_oauth_error *error)
+{
+    shutdown_from_completion = mcp_oauth_shutdown(1000);
+    waiter_record(userdata, result, headers, error);
+}
+
+static void test_shutdown(void)
+{
+    /* From a library thread: refused. */
+    atomic_store(&heap_releases, 0);
+    struct heap_store *s = heap_store_new();
+    mcp_oauth_storage_callbacks cb = heap_callbacks(s);
+    mcp_oauth_provider *p = build(builder_with(&cb));
+    struct waiter w;
+    waiter_init(&w);
+    CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, shutdown_in_completion, &w) == MCP_OAUTH_RESULT_OK,
+          "get_headers_async");
+    int calls = wait_calls(&w, 1, 5000);
+    CHECK(calls == 1 && shutdown_from_completion == MCP_OAUTH_RESULT_WOULD_DEADLOCK,
+          "shutdown from a completion: WOULD_DEADLOCK (%s)", mcp_oauth_result_name(shutdown_from_completion));
+    waiter_destroy(&w);
+    mcp_oauth_provider_free(p);
+
+    /* Another thread inside a blocking call: BUSY, and nothing stopped. */
+    s = heap_store_new();
+    cb = heap_callbacks(s);
+    cb.get_tokens = slow_get_tokens;
+    p = build(builder_with(&cb));
+    pthread_t t;
+    pthread_create(&t, NULL, blocking_call, p);
+    sleep_ms(150);
+    CHECK(mcp_oauth_shutdown(100) == MCP_OAUTH_RESULT_BUSY, "shutdown while another thread waits in the library: BUSY");
+    pthread_join(t, NULL);
+    mcp_oauth_provider_free(p);
+    sleep_ms(100);
+    CHECK(atomic_load(&heap_releases) == 2, "both stores released (%d)", atomic_load(&heap_releases));
+
+    /* Idle: the threads stop. */
+    CHECK(mcp_oauth_shutdown(5000) == MCP_OAUTH_RESULT_OK, "shutdown when idle");
+    CHECK(mcp_oauth_shutdown(0) == MCP_OAUTH_RESULT_OK, "shutdown again: nothing to stop");
+
+    /* Used again afterwards: a new runtime. */
+    s = heap_store_new();
+    cb = heap_callbacks(s);
+    p = build(builder_with(&cb));
+    waiter_init(&w);
+    CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_headers, &w) == MCP_OAUTH_RESULT_OK,
+          "an async call after shutdown starts");
+    calls = wait_calls(&w, 1, 5000);
+    CHECK(calls == 1 && w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.auth, "Bearer shared"),
+          "and completes on a new runtime");
+    waiter_destroy(&w);
+    mcp_oauth_provider_free(p);
+    CHECK(mcp_oauth_shutdown(5000) == MCP_OAUTH_RESULT_OK, "the last shutdown, before exit");
+}
+
 int main(void)
 {
     test_release_shared_userdata();
@@ -1163,6 +1310,8 @@ int main(void)
     test_cancel_during_token_request(need_env("MCP_URL"));
     test_transport_failures(need_env("MCP_URL"));
     test_errors(need_env("MCP_URL"));
+    test_fork();
+    test_shutdown();
     curl_global_cleanup();
     return check_finish();
 }
