@@ -104,9 +104,17 @@ inline T mcp_oauth_versioned_init(unsigned int version)
 #define MCP_OAUTH_VERSIONED_INIT(type, v) {.version = (v)}
 #endif
 
+/** An initializer of `mcp_oauth_log_options` (see "Versioned structs"). */
+#define MCP_OAUTH_LOG_OPTIONS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_log_options, MCP_OAUTH_LOG_OPTIONS_VERSION)
+
 /** An initializer of `mcp_oauth_transport_callbacks` (see "Versioned structs"). */
 #define MCP_OAUTH_TRANSPORT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_transport_callbacks, MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION)
 
+
+/**
+ * The version of `mcp_oauth_log_options` this header describes.
+ */
+#define MCP_OAUTH_LOG_OPTIONS_VERSION 1
 
 /**
  * The version of `mcp_oauth_transport_callbacks` this header describes.
@@ -216,48 +224,6 @@ typedef uint32_t mcp_oauth_result;
 #endif // __cplusplus
 
 /**
- * What kind of network failure: passed to `mcp_oauth_http_request_fail`
- * as a `uint32_t`, and told by `mcp_oauth_error_network_failure`. Numbers
- * are explicit and append-only.
- */
-enum mcp_oauth_network_failure
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Not a network failure (only as an answer of
-   * `mcp_oauth_error_network_failure`).
-   */
-  MCP_OAUTH_NETWORK_FAILURE_NONE = 0,
-  /**
-   * Any other transport failure (the connection dropped, a malformed
-   * response, ...).
-   */
-  MCP_OAUTH_NETWORK_FAILURE_OTHER = 1,
-  /**
-   * No complete response within the deadline.
-   */
-  MCP_OAUTH_NETWORK_FAILURE_TIMEOUT = 2,
-  /**
-   * The connection could not be made: refused, DNS, unreachable, TLS
-   * handshake.
-   */
-  MCP_OAUTH_NETWORK_FAILURE_CONNECT = 3,
-  /**
-   * The response was larger than the library accepts.
-   */
-  MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE = 4,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum mcp_oauth_network_failure mcp_oauth_network_failure;
-#else
-typedef uint32_t mcp_oauth_network_failure;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * Severity of a log message. Passed to `mcp_oauth_set_log_callback` as a
  * `uint32_t` maximum: messages less severe (larger numbers) are not sent.
  */
@@ -296,6 +262,48 @@ enum mcp_oauth_log_level
 typedef enum mcp_oauth_log_level mcp_oauth_log_level;
 #else
 typedef uint32_t mcp_oauth_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What kind of network failure: passed to `mcp_oauth_http_request_fail`
+ * as a `uint32_t`, and told by `mcp_oauth_error_network_failure`. Numbers
+ * are explicit and append-only.
+ */
+enum mcp_oauth_network_failure
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a network failure (only as an answer of
+   * `mcp_oauth_error_network_failure`).
+   */
+  MCP_OAUTH_NETWORK_FAILURE_NONE = 0,
+  /**
+   * Any other transport failure (the connection dropped, a malformed
+   * response, ...).
+   */
+  MCP_OAUTH_NETWORK_FAILURE_OTHER = 1,
+  /**
+   * No complete response within the deadline.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TIMEOUT = 2,
+  /**
+   * The connection could not be made: refused, DNS, unreachable, TLS
+   * handshake.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_CONNECT = 3,
+  /**
+   * The response was larger than the library accepts.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mcp_oauth_network_failure mcp_oauth_network_failure;
+#else
+typedef uint32_t mcp_oauth_network_failure;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -604,6 +612,41 @@ typedef void (*mcp_oauth_log_callback)(void *userdata,
                                        mcp_oauth_log_level level,
                                        const char *target,
                                        const char *message);
+
+/**
+ * A provider's own log callback, set with
+ * `mcp_oauth_config_builder_set_log_options`: it receives the messages of
+ * that provider's work only (its refreshes, flows and requests), which the
+ * process-wide callback also receives. Initialize it with
+ * `MCP_OAUTH_LOG_OPTIONS_INIT` (a versioned struct: see "Versioned
+ * structs").
+ */
+typedef struct mcp_oauth_log_options {
+  /**
+   * `MCP_OAUTH_LOG_OPTIONS_VERSION` (set by `MCP_OAUTH_LOG_OPTIONS_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to `callback` and `release` as is.
+   */
+  void *userdata;
+  /**
+   * Receives the provider's messages, as `mcp_oauth_log_callback` does
+   * (the same threads and rules). Required.
+   */
+  mcp_oauth_log_callback callback;
+  /**
+   * The most verbose level sent (a `mcp_oauth_log_level`); 0 sends
+   * nothing.
+   */
+  uint32_t max_level;
+  /**
+   * Called exactly once per `userdata` when the library will make no more
+   * calls with it, counted as for `mcp_oauth_storage_callbacks.release`.
+   * May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_log_options;
 
 /**
  * Called once when an asynchronous header-mode operation ends
@@ -977,6 +1020,23 @@ mcp_oauth_result mcp_oauth_config_builder_set_transport_callbacks(struct mcp_oau
                                                                   struct mcp_oauth_error **err_out);
 
 /**
+ * A log callback of the provider's own (see `mcp_oauth_log_options`),
+ * which receives the messages of this provider's work only. The struct is
+ * read according to its `version` and copied; from a successful return on,
+ * the library owns `options->userdata` and calls `options->release`
+ * exactly once when done with it. On failure nothing is taken and, when
+ * `err_out` is not NULL, `*err_out` says why.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, options, callback),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version or level),
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the library's log subscriber
+ * cannot be installed: a Rust component of the host installed its own).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_log_options(struct mcp_oauth_config_builder *builder,
+                                                          const struct mcp_oauth_log_options *options,
+                                                          struct mcp_oauth_error **err_out);
+
+/**
  * Use the built-in handlers: the system browser (honoring `$BROWSER`, a
  * `:`-separated list of commands where `%s` is the URL; the URL is printed
  * on stderr when no browser starts) and a loopback HTTP receiver (RFC 8252
@@ -1145,11 +1205,19 @@ void mcp_oauth_error_free(struct mcp_oauth_error *error);
  * `mcp_oauth_log_level`; `MCP_OAUTH_LOG_LEVEL_OFF` or a NULL `callback`
  * turns logging off) to `callback`. Process-wide: replaces any previous
  * callback; once this returns, the previous callback is no longer running
- * and will not be called again. The first call installs the library's
- * `tracing` subscriber as the process's global one (a no-op if a Rust
- * component of the host already installed one).
+ * and will not be called again. A message from a provider's work ends with
+ * ` provider=N`, N being its `mcp_oauth_provider_id` (a provider can also
+ * have a callback of its own: `mcp_oauth_config_builder_set_log_options`).
  *
- * Errors: `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for an unknown level.
+ * The first call installs the library's `tracing` subscriber as the
+ * process's global one. When a Rust component of the host installed one
+ * first, the library's messages go to that one instead, and this returns
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the callback is set, but will
+ * not be called).
+ *
+ * Errors: `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for an unknown level,
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` when the subscriber cannot be
+ * installed.
  */
 mcp_oauth_result mcp_oauth_set_log_callback(mcp_oauth_log_callback callback,
                                             void *userdata,
@@ -1177,6 +1245,13 @@ mcp_oauth_result mcp_oauth_operation_cancel(const struct mcp_oauth_operation *op
  * completion is still called exactly once. NULL is a no-op.
  */
 void mcp_oauth_operation_free(struct mcp_oauth_operation *operation);
+
+/**
+ * The id of `provider` in log messages (the `provider=N` that ends the
+ * process-wide callback's messages about its work): unique in the process,
+ * never 0. 0 when `provider` is NULL.
+ */
+uint64_t mcp_oauth_provider_id(const struct mcp_oauth_provider *provider);
 
 /**
  * Free a provider, cancelling what it has in flight: every operation

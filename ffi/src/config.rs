@@ -15,6 +15,7 @@ use mcp_oauth_client::{
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
 use crate::callbacks::{CallbackHandler, CallbackStorage, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
+use crate::log::{ProviderSink, mcp_oauth_log_options};
 use crate::operation::Shutdown;
 use crate::provider::{Provider, block_on, mcp_oauth_provider};
 use crate::transport::{CallbackTransport, mcp_oauth_transport_callbacks};
@@ -90,6 +91,7 @@ pub(crate) struct Builder {
     storage: StorageChoice,
     handler: HandlerChoice,
     transport: Option<CallbackTransport>,
+    log: Option<ProviderSink>,
 }
 
 impl BoxHandle for mcp_oauth_config_builder {
@@ -150,6 +152,7 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             storage: StorageChoice::Memory,
             handler: HandlerChoice::None,
             transport: None,
+            log: None,
         }))
     })
 }
@@ -640,6 +643,29 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_transport_callbacks(
     })
 }
 
+/// A log callback of the provider's own (see `mcp_oauth_log_options`),
+/// which receives the messages of this provider's work only. The struct is
+/// read according to its `version` and copied; from a successful return on,
+/// the library owns `options->userdata` and calls `options->release`
+/// exactly once when done with it. On failure nothing is taken and, when
+/// `err_out` is not NULL, `*err_out` says why.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, options, callback),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version or level),
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the library's log subscriber
+/// cannot be installed: a Rust component of the host installed its own).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_log_options(
+    builder: *mut mcp_oauth_config_builder,
+    options: *const mcp_oauth_log_options,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        b.log = Some(unsafe { ProviderSink::new(options) }?);
+        Ok(())
+    })
+}
+
 /// Use the built-in handlers: the system browser (honoring `$BROWSER`, a
 /// `:`-separated list of commands where `%s` is the URL; the URL is printed
 /// on stderr when no browser starts) and a loopback HTTP receiver (RFC 8252
@@ -775,12 +801,19 @@ fn build(b: Builder) -> Result<Provider, Failure> {
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
     };
+    let id = crate::log::next_provider_id();
+    let span = crate::log::provider_span(id);
     let shutdown = Shutdown::new();
-    config.task_wrapper = Some(shutdown.task_wrapper());
+    config.task_wrapper = Some(shutdown.task_wrapper(span.clone()));
     let core = OAuthClientProvider::new(config, storage, handler)?;
+    if let Some(sink) = b.log {
+        crate::log::register_provider(id, sink);
+    }
     Ok(Provider {
         core,
         redirect_uri: redirect_uri.as_deref().map(to_cstring),
         shutdown,
+        id,
+        span,
     })
 }

@@ -36,7 +36,10 @@ mod versioned;
 pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 pub use config::*;
 pub use error::*;
-pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
+pub use log::{
+    MCP_OAUTH_LOG_OPTIONS_VERSION, mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_log_options,
+    mcp_oauth_set_log_callback,
+};
 pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
 pub use runtime::mcp_oauth_shutdown;

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use mcp_oauth_client::TaskWrapper;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::boundary::{self, BoxHandle};
 use crate::error::{Failure, mcp_oauth_result};
@@ -104,10 +105,12 @@ impl Shutdown {
         }
     }
 
-    /// The core's flight wrapper: a refresh or a flow is dropped (its HTTP
-    /// request abandoned, its state left as before) when the signal is given.
-    pub(crate) fn task_wrapper(&self) -> TaskWrapper {
+    /// The core's flight wrapper: a refresh or a flow runs in the
+    /// provider's `span` (which routes its log messages), and is dropped (its
+    /// HTTP request abandoned, its state left as before) when the signal is
+    /// given.
+    pub(crate) fn task_wrapper(&self, span: tracing::Span) -> TaskWrapper {
         let this = self.clone();
-        Arc::new(move |task: BoxFuture<'static, ()>| this.guard(task).map(|_| ()).boxed())
+        Arc::new(move |task: BoxFuture<'static, ()>| this.guard(task.instrument(span.clone())).map(|_| ()).boxed())
     }
 }

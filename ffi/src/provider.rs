@@ -11,6 +11,7 @@ use mcp_oauth_client::{
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg};
 use crate::error::{ErrorObject, Failure, mcp_oauth_error, mcp_oauth_result};
 use crate::operation::{Operation, Shutdown, mcp_oauth_operation};
+use tracing::Instrument;
 
 /// The OAuth client for one MCP server. Thread-safe: every function taking
 /// a provider may be called from many threads at once. Created by
@@ -25,6 +26,26 @@ pub(crate) struct Provider {
     /// Given when the caller frees the provider: stops its operations and
     /// the refreshes and flows they started.
     pub(crate) shutdown: Shutdown,
+    /// Its id, in log messages.
+    pub(crate) id: u64,
+    /// The span its work runs in (which routes its log messages).
+    pub(crate) span: tracing::Span,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        crate::log::unregister_provider(self.id);
+    }
+}
+
+/// The id of `provider` in log messages (the `provider=N` that ends the
+/// process-wide callback's messages about its work): unique in the process,
+/// never 0. 0 when `provider` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_id(provider: *const mcp_oauth_provider) -> u64 {
+    boundary::guard_value(0, || {
+        unsafe { mcp_oauth_provider::borrow(provider) }.map_or(0, |p| p.id)
+    })
 }
 
 impl ArcHandle for mcp_oauth_provider {
@@ -375,7 +396,11 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
         }
         let headers = match p.core.cached_headers(method, url) {
             Some(h) => Some(h),
-            None => block_on(p.core.headers(&RequestInfo::new(method, url)))??,
+            None => block_on(
+                p.core
+                    .headers(&RequestInfo::new(method, url))
+                    .instrument(p.span.clone()),
+            )??,
         };
         *out = optional_headers_into_raw(headers)?;
         Ok(())
@@ -439,7 +464,8 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response(
         let request = RequestInfo::new(method, url).with_authorization(sent);
         let action = block_on(
             p.core
-                .handle_response(&request, &ResponseInfo::new(status, &response_headers)),
+                .handle_response(&request, &ResponseInfo::new(status, &response_headers))
+                .instrument(p.span.clone()),
         )??;
         let headers = optional_headers_into_raw(retry_headers(action))?;
         *retry = !headers.is_null();
@@ -469,7 +495,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize(
 ) -> mcp_oauth_result {
     boundary::guard(err_out, || {
         let p = provider_ref(provider)?;
-        block_on(p.core.authorize())??;
+        block_on(p.core.authorize().instrument(p.span.clone()))??;
         Ok(())
     })
 }
@@ -565,7 +591,7 @@ where
 {
     let p = unsafe { mcp_oauth_provider::clone_arc(provider) }.ok_or_else(|| Failure::null("provider"))?;
     let rt = crate::runtime::get()?;
-    let fut = p.shutdown.guard(op(p.clone()));
+    let fut = p.shutdown.guard(op(p.clone()).instrument(p.span.clone()));
     let done = Completion { callback, userdata };
     // A panic in the operation ends its own task, not the one that completes.
     let task = rt.spawn(fut);

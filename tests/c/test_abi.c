@@ -16,6 +16,8 @@
  *   the struct's version checks;
  * - errors a host keeps (a clone outliving its completion, error_uri, the
  *   host callback's own code, setters saying why);
+ * - per-provider log callbacks, and the provider's id on the process-wide
+ *   callback's messages;
  * - fork (the child gets FORKED at once, never hangs) and
  *   `mcp_oauth_shutdown` (refused from a library thread, BUSY while a
  *   blocking call runs, then the library's threads stop; usable again).
@@ -1154,6 +1156,132 @@ static void test_transport_struct_versions(void)
     mcp_oauth_config_builder_free(b);
 }
 
+/* ------------------------------------------------------ per-provider logs */
+
+struct log_sink {
+    pthread_mutex_t mu;
+    const char *mine, *theirs; /* a text only this provider's lines hold, and the other's */
+    int lines, mine_lines, foreign_lines;
+    atomic_int releases;
+};
+
+static void log_sink_line(void *userdata, mcp_oauth_log_level level, const char *target, const char *message)
+{
+    struct log_sink *s = userdata;
+    (void)level;
+    (void)target;
+    pthread_mutex_lock(&s->mu);
+    s->lines++;
+    s->mine_lines += strstr(message, s->mine) != NULL;
+    s->foreign_lines += strstr(message, s->theirs) != NULL;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void log_sink_release(void *userdata)
+{
+    struct log_sink *s = userdata;
+    atomic_fetch_add(&s->releases, 1);
+}
+
+struct global_log {
+    pthread_mutex_t mu;
+    char tag_a[32], tag_b[32];
+    int a, b;
+};
+
+static void global_log_line(void *userdata, mcp_oauth_log_level level, const char *target, const char *message)
+{
+    struct global_log *g = userdata;
+    (void)level;
+    (void)target;
+    pthread_mutex_lock(&g->mu);
+    size_t n = strlen(message), la = strlen(g->tag_a), lb = strlen(g->tag_b);
+    g->a += n >= la && !strcmp(message + n - la, g->tag_a);
+    g->b += n >= lb && !strcmp(message + n - lb, g->tag_b);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static mcp_oauth_provider *logged_provider(const char *url, struct courier *c, struct log_sink *sink)
+{
+    mcp_oauth_config_builder *b = builder_with_courier(url, c, false);
+    mcp_oauth_log_options o = MCP_OAUTH_LOG_OPTIONS_INIT;
+    o.userdata = sink;
+    o.callback = log_sink_line;
+    o.max_level = MCP_OAUTH_LOG_LEVEL_DEBUG;
+    o.release = log_sink_release;
+    mcp_oauth_error *err = NULL;
+    CHECK(mcp_oauth_config_builder_set_log_options(b, &o, &err) == MCP_OAUTH_RESULT_OK, "set_log_options (%s)",
+          err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    return build(b);
+}
+
+static void test_per_provider_logging(void)
+{
+    struct courier c;
+    courier_start(&c, COURIER_SCRIPT);
+    struct log_sink la = {.mine = "oauth-protected-resource/a", .theirs = "oauth-protected-resource/b"};
+    struct log_sink lb = {.mine = "oauth-protected-resource/b", .theirs = "oauth-protected-resource/a"};
+    pthread_mutex_init(&la.mu, NULL);
+    pthread_mutex_init(&lb.mu, NULL);
+    mcp_oauth_provider *a = logged_provider("https://mcp.example.com/a", &c, &la);
+    mcp_oauth_provider *b = logged_provider("https://mcp.example.com/b", &c, &lb);
+    uint64_t ida = mcp_oauth_provider_id(a), idb = mcp_oauth_provider_id(b);
+    CHECK(ida && idb && ida != idb && mcp_oauth_provider_id(NULL) == 0, "providers have distinct ids (%llu, %llu)",
+          (unsigned long long)ida, (unsigned long long)idb);
+    struct global_log g = {.a = 0};
+    pthread_mutex_init(&g.mu, NULL);
+    snprintf(g.tag_a, sizeof g.tag_a, " provider=%llu", (unsigned long long)ida);
+    snprintf(g.tag_b, sizeof g.tag_b, " provider=%llu", (unsigned long long)idb);
+    CHECK(mcp_oauth_set_log_callback(global_log_line, &g, MCP_OAUTH_LOG_LEVEL_DEBUG) == MCP_OAUTH_RESULT_OK,
+          "the process-wide callback is installed");
+
+    /* Both run discovery at once, on the library's threads. */
+    struct waiter wa, wb;
+    waiter_init(&wa);
+    waiter_init(&wb);
+    mcp_oauth_provider_authorize_async(a, on_plain, &wa);
+    mcp_oauth_provider_authorize_async(b, on_plain, &wb);
+    wait_calls(&wa, 1, 10000);
+    wait_calls(&wb, 1, 10000);
+    mcp_oauth_set_log_callback(NULL, NULL, MCP_OAUTH_LOG_LEVEL_OFF);
+    pthread_mutex_lock(&la.mu);
+    pthread_mutex_lock(&lb.mu);
+    CHECK(la.mine_lines > 0 && la.foreign_lines == 0, "provider a's callback gets a's messages only (%d of %d lines, %d of b's)",
+          la.mine_lines, la.lines, la.foreign_lines);
+    CHECK(lb.mine_lines > 0 && lb.foreign_lines == 0, "provider b's callback gets b's messages only (%d of %d lines, %d of a's)",
+          lb.mine_lines, lb.lines, lb.foreign_lines);
+    pthread_mutex_unlock(&lb.mu);
+    pthread_mutex_unlock(&la.mu);
+    pthread_mutex_lock(&g.mu);
+    CHECK(g.a > 0 && g.b > 0, "the process-wide callback gets both, each ending with its provider's id (%d, %d)", g.a,
+          g.b);
+    pthread_mutex_unlock(&g.mu);
+
+    mcp_oauth_provider_free(a);
+    mcp_oauth_provider_free(b);
+    sleep_ms(100);
+    CHECK(atomic_load(&la.releases) == 1 && atomic_load(&lb.releases) == 1, "each log userdata released once");
+
+    mcp_oauth_log_options bad = MCP_OAUTH_LOG_OPTIONS_INIT;
+    mcp_oauth_config_builder *bb = mcp_oauth_config_builder_new();
+    mcp_oauth_error *err = NULL;
+    CHECK_FAILURE("log options without a callback", mcp_oauth_config_builder_set_log_options(bb, &bad, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    bad.callback = log_sink_line;
+    bad.max_level = 9;
+    err = NULL;
+    CHECK_FAILURE("log options with an unknown level", mcp_oauth_config_builder_set_log_options(bb, &bad, &err),
+                  MCP_OAUTH_RESULT_INVALID_ARGUMENT, err);
+    mcp_oauth_config_builder_free(bb);
+    waiter_destroy(&wa);
+    waiter_destroy(&wb);
+    pthread_mutex_destroy(&la.mu);
+    pthread_mutex_destroy(&lb.mu);
+    pthread_mutex_destroy(&g.mu);
+    courier_stop(&c);
+}
+
 /* ---------------------------------------------------------- fork, shutdown */
 
 static void test_fork(void)
@@ -1310,6 +1438,7 @@ int main(void)
     test_cancel_during_token_request(need_env("MCP_URL"));
     test_transport_failures(need_env("MCP_URL"));
     test_errors(need_env("MCP_URL"));
+    test_per_provider_logging();
     test_fork();
     test_shutdown();
     curl_global_cleanup();
