@@ -104,12 +104,20 @@ inline T mcp_oauth_versioned_init(unsigned int version)
 #define MCP_OAUTH_VERSIONED_INIT(type, v) {.version = (v)}
 #endif
 
+/** An initializer of `mcp_oauth_authorization_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_authorization_callbacks, MCP_OAUTH_AUTHORIZATION_CALLBACKS_VERSION)
+
 /** An initializer of `mcp_oauth_log_options` (see "Versioned structs"). */
 #define MCP_OAUTH_LOG_OPTIONS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_log_options, MCP_OAUTH_LOG_OPTIONS_VERSION)
 
 /** An initializer of `mcp_oauth_transport_callbacks` (see "Versioned structs"). */
 #define MCP_OAUTH_TRANSPORT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_transport_callbacks, MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION)
 
+
+/**
+ * The version of `mcp_oauth_authorization_callbacks` this header describes.
+ */
+#define MCP_OAUTH_AUTHORIZATION_CALLBACKS_VERSION 1
 
 /**
  * The version of `mcp_oauth_log_options` this header describes.
@@ -375,6 +383,15 @@ typedef uint32_t mcp_oauth_resource_parameter;
 typedef struct mcp_oauth_answer mcp_oauth_answer;
 
 /**
+ * One authorization waiting for the person: given to
+ * `mcp_oauth_authorization_callbacks.begin`, then the host's until it
+ * answers with `mcp_oauth_authorization_complete` or
+ * `mcp_oauth_authorization_fail` (exactly once), which frees it. Strings
+ * its accessors return are borrowed from it until then.
+ */
+typedef struct mcp_oauth_authorization mcp_oauth_authorization;
+
+/**
  * A provider's configuration, being assembled. Not thread-safe: use it from
  * one thread at a time. Consumed by `mcp_oauth_config_builder_build`, or
  * freed with `mcp_oauth_config_builder_free`.
@@ -592,6 +609,61 @@ typedef struct mcp_oauth_transport_callbacks {
    */
   void (*release)(void *userdata);
 } mcp_oauth_transport_callbacks;
+
+/**
+ * The person's step of the authorization-code flow, answered later: an
+ * alternative to `mcp_oauth_handler_callbacks` for hosts that must not
+ * block a thread while the person logs in. Set with
+ * `mcp_oauth_config_builder_set_authorization_callbacks`; initialize it
+ * with `MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT` (a versioned struct).
+ *
+ * The exchange: the library calls `begin` with an `mcp_oauth_authorization`
+ * (the URL to send the person to, its `state` and the redirect URI); the
+ * host sends the person there and, when they come back (or give up),
+ * answers exactly once, from any thread, with
+ * `mcp_oauth_authorization_complete` or `mcp_oauth_authorization_fail`,
+ * which give the authorization back to the library. The authorization
+ * timeout (`mcp_oauth_config_builder_set_authorization_timeout_ms`) bounds
+ * the wait; when it passes, or the operation is cancelled, or the provider
+ * freed, the library calls `cancel` (close the browser sheet) and the
+ * authorization must still be answered, to free it.
+ */
+typedef struct mcp_oauth_authorization_callbacks {
+  /**
+   * `MCP_OAUTH_AUTHORIZATION_CALLBACKS_VERSION` when the host was built
+   * (set by `MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Send the person to `mcp_oauth_authorization_url(authorization)`.
+   * Runs on a thread of the library's blocking pool and should return at
+   * once (it may block briefly). Return 0 when the authorization was
+   * taken (it will be answered, possibly before `begin` returns);
+   * anything else when it was not (it must then not be answered): the
+   * flow fails with `MCP_OAUTH_RESULT_HANDLER`, the returned number kept
+   * in the error (`mcp_oauth_error_callback_code`). Required.
+   */
+  int (*begin)(void *userdata, struct mcp_oauth_authorization *authorization);
+  /**
+   * The library no longer waits for `authorization` (the authorization
+   * timeout passed, the operation was cancelled, the provider was
+   * freed): dismiss what shows it, and still answer it to free it. The
+   * authorization stays valid during the call. At most once, only for an
+   * authorization `begin` took, never after the library got its answer;
+   * on a library thread; must return quickly and may answer it. Optional.
+   */
+  void (*cancel)(void *userdata, struct mcp_oauth_authorization *authorization);
+  /**
+   * Called exactly once per `userdata` when the library will make no
+   * more calls with it, counted as for
+   * `mcp_oauth_storage_callbacks.release`. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_authorization_callbacks;
 
 /**
  * Receives the library's log messages.
@@ -1020,6 +1092,24 @@ mcp_oauth_result mcp_oauth_config_builder_set_transport_callbacks(struct mcp_oau
                                                                   struct mcp_oauth_error **err_out);
 
 /**
+ * Use the host's deferred authorization callbacks (see
+ * `mcp_oauth_authorization_callbacks`) for the person's step: the host is
+ * handed the authorization and answers it later, from any thread. Replaces
+ * any handler set before. The struct is read according to its `version`
+ * and copied; from a successful return on, the library owns
+ * `callbacks->userdata` and calls `callbacks->release` exactly once when
+ * done with it. On failure nothing is taken and, when `err_out` is not
+ * NULL, `*err_out` says why. The client metadata must name the redirect URI
+ * the host receives on.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, begin),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_authorization_callbacks(struct mcp_oauth_config_builder *builder,
+                                                                      const struct mcp_oauth_authorization_callbacks *callbacks,
+                                                                      struct mcp_oauth_error **err_out);
+
+/**
  * A log callback of the provider's own (see `mcp_oauth_log_options`),
  * which receives the messages of this provider's work only. The struct is
  * read according to its `version` and copied; from a successful return on,
@@ -1081,6 +1171,55 @@ mcp_oauth_result mcp_oauth_config_builder_set_loopback_handler(struct mcp_oauth_
 mcp_oauth_result mcp_oauth_config_builder_build(struct mcp_oauth_config_builder *builder,
                                                 struct mcp_oauth_provider **provider_out,
                                                 struct mcp_oauth_error **err_out);
+
+/**
+ * The URL to send the person to. Borrowed from `authorization`; NULL when
+ * it is NULL.
+ */
+const char *mcp_oauth_authorization_url(const struct mcp_oauth_authorization *authorization);
+
+/**
+ * The `state` of this authorization (the redirect back carries it: a host
+ * serving several logins at once matches them with it). Borrowed from
+ * `authorization`; NULL when it is NULL.
+ */
+const char *mcp_oauth_authorization_state(const struct mcp_oauth_authorization *authorization);
+
+/**
+ * The redirect URI the person will be sent back to (where to listen, or
+ * what URL scheme to catch). Borrowed from `authorization`; NULL when it
+ * is NULL.
+ */
+const char *mcp_oauth_authorization_redirect_uri(const struct mcp_oauth_authorization *authorization);
+
+/**
+ * Answer `authorization` with the full redirect URL the person came back
+ * with (or just its query string; an error redirect such as
+ * `?error=access_denied&...` is a valid answer, which the library reports),
+ * and give it back (it is freed). Callable from any thread, once. `redirect`
+ * is copied. An answer after `cancel` is ignored.
+ *
+ * The authorization is given back whatever this returns (unless it is
+ * NULL); with a NULL or invalid `redirect` the flow fails.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_authorization_complete(struct mcp_oauth_authorization *authorization,
+                                                  const char *redirect);
+
+/**
+ * Answer `authorization` with a failure (the person closed the window, the
+ * host gave up), and give it back (it is freed). `code` is the host's own,
+ * kept in the error (`mcp_oauth_error_callback_code`); `message` (copied,
+ * may be NULL) goes into the error message and logs: no secret in it. The
+ * flow fails with `MCP_OAUTH_RESULT_HANDLER`. Callable from any thread,
+ * once. An answer after `cancel` is ignored.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (authorization).
+ */
+mcp_oauth_result mcp_oauth_authorization_fail(struct mcp_oauth_authorization *authorization,
+                                              int code,
+                                              const char *message);
 
 /**
  * A stable lower-case name for a result code (`"ok"`, `"null_parameter"`,

@@ -14,6 +14,7 @@ use mcp_oauth_client::{
 
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
 use crate::callbacks::{CallbackHandler, CallbackStorage, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
+use crate::deferred::{DeferredHandler, mcp_oauth_authorization_callbacks};
 use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
 use crate::log::{ProviderSink, mcp_oauth_log_options};
 use crate::operation::Shutdown;
@@ -64,6 +65,7 @@ enum StorageChoice {
 enum HandlerChoice {
     None,
     Callbacks(CallbackHandler),
+    Deferred(DeferredHandler),
     /// `timeout` None: the authorization timeout.
     Loopback {
         redirect_uri: String,
@@ -643,6 +645,30 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_transport_callbacks(
     })
 }
 
+/// Use the host's deferred authorization callbacks (see
+/// `mcp_oauth_authorization_callbacks`) for the person's step: the host is
+/// handed the authorization and answers it later, from any thread. Replaces
+/// any handler set before. The struct is read according to its `version`
+/// and copied; from a successful return on, the library owns
+/// `callbacks->userdata` and calls `callbacks->release` exactly once when
+/// done with it. On failure nothing is taken and, when `err_out` is not
+/// NULL, `*err_out` says why. The client metadata must name the redirect URI
+/// the host receives on.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, begin),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_authorization_callbacks(
+    builder: *mut mcp_oauth_config_builder,
+    callbacks: *const mcp_oauth_authorization_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        b.handler = HandlerChoice::Deferred(unsafe { DeferredHandler::new(callbacks) }?);
+        Ok(())
+    })
+}
+
 /// A log callback of the provider's own (see `mcp_oauth_log_options`),
 /// which receives the messages of this provider's work only. The struct is
 /// read according to its `version` and copied; from a successful return on,
@@ -767,6 +793,7 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     let (handler, redirect_uri): (Option<Arc<dyn AuthorizationHandler>>, Option<String>) = match b.handler {
         HandlerChoice::None => (None, None),
         HandlerChoice::Callbacks(h) => (Some(Arc::new(h)), None),
+        HandlerChoice::Deferred(h) => (Some(Arc::new(h)), None),
         HandlerChoice::Loopback { redirect_uri, timeout } => {
             let timeout = timeout.unwrap_or(config.authorization_timeout);
             let receiver = block_on(LoopbackReceiver::bind(&redirect_uri, timeout))??;

@@ -25,6 +25,7 @@
 mod boundary;
 mod callbacks;
 mod config;
+mod deferred;
 mod error;
 mod log;
 mod operation;
@@ -35,6 +36,7 @@ mod versioned;
 
 pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 pub use config::*;
+pub use deferred::*;
 pub use error::*;
 pub use log::{
     MCP_OAUTH_LOG_OPTIONS_VERSION, mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_log_options,

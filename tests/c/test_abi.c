@@ -16,6 +16,9 @@
  *   the struct's version checks;
  * - errors a host keeps (a clone outliving its completion, error_uri, the
  *   host callback's own code, setters saying why);
+ * - deferred answers to the person's step (a whole flow answered from
+ *   another thread, with the state and redirect URI; failed with the host's
+ *   code; never answered; cancelled, then dismissed at the host);
  * - per-provider log callbacks, and the provider's id on the process-wide
  *   callback's messages;
  * - fork (the child gets FORKED at once, never hangs) and
@@ -1282,6 +1285,249 @@ static void test_per_provider_logging(void)
     courier_stop(&c);
 }
 
+/* ------------------------------------------------ deferred person's step */
+
+/* The host's side of a deferred authorization: `begin` hands it to a
+ * "browser" thread of the test's own and returns at once; that thread
+ * follows the authorization server's redirects with libcurl until the
+ * redirect URI and answers from there (or fails, or never answers). */
+enum browser_mode { BROWSER_FOLLOW, BROWSER_FAIL, BROWSER_NEVER };
+
+struct deferred {
+    enum browser_mode mode;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    mcp_oauth_authorization *auth; /* handed to the browser thread */
+    mcp_oauth_authorization *never; /* held, never answered until the end */
+    char url[2048], state[256], redirect_uri[256];
+    bool state_in_url;
+    bool stop;
+    atomic_int begins, cancels, releases;
+    pthread_t browser;
+};
+
+static int deferred_begin(void *userdata, mcp_oauth_authorization *auth)
+{
+    struct deferred *d = userdata;
+    atomic_fetch_add(&d->begins, 1);
+    pthread_mutex_lock(&d->mu);
+    const char *state = mcp_oauth_authorization_state(auth);
+    const char *redirect_uri = mcp_oauth_authorization_redirect_uri(auth);
+    snprintf(d->url, sizeof d->url, "%s", mcp_oauth_authorization_url(auth));
+    snprintf(d->state, sizeof d->state, "%s", state ? state : "");
+    snprintf(d->redirect_uri, sizeof d->redirect_uri, "%s", redirect_uri ? redirect_uri : "");
+    char needle[300];
+    snprintf(needle, sizeof needle, "state=%s", d->state);
+    d->state_in_url = state && *state && strstr(d->url, needle);
+    if (d->mode == BROWSER_NEVER)
+        d->never = auth;
+    else
+        d->auth = auth;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+static void deferred_cancel(void *userdata, mcp_oauth_authorization *auth)
+{
+    struct deferred *d = userdata;
+    CHECK(mcp_oauth_authorization_url(auth) != NULL, "cancel: the authorization is readable");
+    atomic_fetch_add(&d->cancels, 1);
+}
+
+static void deferred_release(void *userdata)
+{
+    struct deferred *d = userdata;
+    atomic_fetch_add(&d->releases, 1);
+}
+
+/* Follow redirects until one goes to `redirect_uri`: that URL is the answer. */
+static bool follow_to(const char *start, const char *redirect_uri, char *out, size_t cap)
+{
+    char url[4096];
+    snprintf(url, sizeof url, "%s", start);
+    for (int hop = 0; hop < 20; hop++) {
+        if (!strncmp(url, redirect_uri, strlen(redirect_uri))) {
+            snprintf(out, cap, "%s", url);
+            return true;
+        }
+        CURL *curl = curl_easy_init();
+        struct response sink = {.limit = 1 << 20};
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        char *next = NULL;
+        bool ok = curl_easy_perform(curl) == CURLE_OK && curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &next) == CURLE_OK &&
+                  next;
+        if (ok)
+            snprintf(url, sizeof url, "%s", next);
+        free(sink.body);
+        curl_easy_cleanup(curl);
+        if (!ok)
+            return false;
+    }
+    return false;
+}
+
+static void *browser_loop(void *arg)
+{
+    struct deferred *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->auth && !d->stop)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (!d->auth)
+            break;
+        mcp_oauth_authorization *auth = d->auth;
+        d->auth = NULL;
+        char url[2048], redirect_uri[256];
+        snprintf(url, sizeof url, "%s", d->url);
+        snprintf(redirect_uri, sizeof redirect_uri, "%s", d->redirect_uri);
+        enum browser_mode mode = d->mode;
+        pthread_mutex_unlock(&d->mu);
+        char back[4096];
+        if (mode == BROWSER_FAIL)
+            mcp_oauth_authorization_fail(auth, 5, "the person closed the window");
+        else if (follow_to(url, redirect_uri, back, sizeof back))
+            mcp_oauth_authorization_complete(auth, back);
+        else
+            mcp_oauth_authorization_fail(auth, 6, "the browser could not follow the redirects");
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static void deferred_start(struct deferred *d, enum browser_mode mode)
+{
+    memset(d, 0, sizeof *d);
+    d->mode = mode;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    pthread_create(&d->browser, NULL, browser_loop, d);
+}
+
+static void deferred_stop(struct deferred *d)
+{
+    pthread_mutex_lock(&d->mu);
+    if (d->never)
+        mcp_oauth_authorization_fail(d->never, 0, "the test host is closing");
+    d->never = NULL;
+    d->stop = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->browser, NULL);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+}
+
+static mcp_oauth_provider *deferred_provider(const char *mcp_url, struct deferred *d, uint64_t person_timeout_ms)
+{
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    mcp_oauth_config_builder_set_server_url(b, mcp_url);
+    mcp_oauth_config_builder_set_client_metadata_json(
+        b, "{\"client_name\": \"c deferred test\", \"redirect_uris\": [\"http://127.0.0.1:9/deferred-callback\"], "
+           "\"grant_types\": [\"authorization_code\", \"refresh_token\"]}");
+    if (person_timeout_ms)
+        mcp_oauth_config_builder_set_authorization_timeout_ms(b, person_timeout_ms, NULL);
+    mcp_oauth_authorization_callbacks cb = MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT;
+    cb.userdata = d;
+    cb.begin = deferred_begin;
+    cb.cancel = deferred_cancel;
+    cb.release = deferred_release;
+    mcp_oauth_error *err = NULL;
+    CHECK(mcp_oauth_config_builder_set_authorization_callbacks(b, &cb, &err) == MCP_OAUTH_RESULT_OK,
+          "set_authorization_callbacks (%s)", err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    return build(b);
+}
+
+static void test_deferred_authorization(const char *mcp_url)
+{
+    /* The whole flow, the person's step answered later from another thread. */
+    struct deferred d;
+    deferred_start(&d, BROWSER_FOLLOW);
+    mcp_oauth_provider *p = deferred_provider(mcp_url, &d, 0);
+    mcp_oauth_error *err = NULL;
+    mcp_oauth_result rc = mcp_oauth_provider_authorize(p, &err);
+    CHECK(rc == MCP_OAUTH_RESULT_OK, "a flow whose person's step is answered later, from another thread (%s)",
+          err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    pthread_mutex_lock(&d.mu);
+    CHECK(d.state_in_url, "begin gets the state, the one in the URL (%s)", d.state);
+    CHECK(!strcmp(d.redirect_uri, "http://127.0.0.1:9/deferred-callback"), "and the redirect URI (%s)", d.redirect_uri);
+    pthread_mutex_unlock(&d.mu);
+    mcp_oauth_headers *h = NULL;
+    rc = mcp_oauth_provider_try_get_headers(p, "POST", mcp_url, &h, NULL);
+    const char *auth = mcp_oauth_headers_authorization(h);
+    CHECK(rc == MCP_OAUTH_RESULT_OK && auth && mcp_status_with(mcp_url, auth) == 200, "the MCP server accepts its token");
+    mcp_oauth_headers_free(h);
+    mcp_oauth_provider_free(p);
+    deferred_stop(&d);
+    CHECK(atomic_load(&d.releases) == 1 && atomic_load(&d.cancels) == 0, "released once, nothing cancelled");
+
+    /* The host fails it with its own code. */
+    deferred_start(&d, BROWSER_FAIL);
+    p = deferred_provider(mcp_url, &d, 0);
+    err = NULL;
+    rc = mcp_oauth_provider_authorize(p, &err);
+    int64_t code = 0;
+    CHECK(rc == MCP_OAUTH_RESULT_HANDLER && err && mcp_oauth_error_callback_code(err, &code) && code == 5 &&
+              strstr(mcp_oauth_error_message(err), "closed the window"),
+          "a failed authorization: HANDLER, the host's code and words (%s)", err ? mcp_oauth_error_display(err) : "none");
+    mcp_oauth_error_free(err);
+    mcp_oauth_provider_free(p);
+    deferred_stop(&d);
+
+    /* Never answered: the authorization timeout fires and the host is told. */
+    deferred_start(&d, BROWSER_NEVER);
+    p = deferred_provider(mcp_url, &d, 300);
+    err = NULL;
+    rc = mcp_oauth_provider_authorize(p, &err);
+    CHECK(rc != MCP_OAUTH_RESULT_OK && atomic_load(&d.cancels) == 1,
+          "never answered: the authorization times out and the host's cancel is called once (%s, %d)",
+          err ? mcp_oauth_error_display(err) : "ok", atomic_load(&d.cancels));
+    mcp_oauth_error_free(err);
+    mcp_oauth_provider_free(p);
+    deferred_stop(&d);
+
+    /* Cancelled, then the provider freed: the operation completes once with
+     * CANCELLED, and freeing the provider tells the host to dismiss it. */
+    deferred_start(&d, BROWSER_NEVER);
+    p = deferred_provider(mcp_url, &d, 0);
+    struct waiter w;
+    waiter_init(&w);
+    mcp_oauth_operation *op = NULL;
+    CHECK(mcp_oauth_provider_authorize_start(p, on_plain, &w, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    for (int i = 0; i < 500 && atomic_load(&d.begins) == 0; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&d.begins) == 1, "the person's step began");
+    mcp_oauth_operation_cancel(op);
+    int calls = wait_calls(&w, 1, 5000);
+    CHECK(calls == 1 && w.result == MCP_OAUTH_RESULT_CANCELLED, "cancelled while the person is away (%s)",
+          mcp_oauth_result_name(w.result));
+    mcp_oauth_operation_free(op);
+    mcp_oauth_provider_free(p);
+    for (int i = 0; i < 100 && atomic_load(&d.cancels) == 0; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&d.cancels) == 1, "freeing the provider dismisses the authorization at the host");
+    deferred_stop(&d);
+    sleep_ms(50);
+    CHECK(w.calls == 1 && atomic_load(&d.releases) == 1, "one completion, one release");
+    waiter_destroy(&w);
+
+    mcp_oauth_authorization_callbacks cb = MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT;
+    mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
+    err = NULL;
+    CHECK_FAILURE("authorization callbacks without begin", mcp_oauth_config_builder_set_authorization_callbacks(b, &cb, &err),
+                  MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    CHECK_CODE("complete(NULL)", mcp_oauth_authorization_complete(NULL, "x"), MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK_CODE("fail(NULL)", mcp_oauth_authorization_fail(NULL, 1, NULL), MCP_OAUTH_RESULT_NULL_PARAMETER);
+    CHECK(mcp_oauth_authorization_state(NULL) == NULL && mcp_oauth_authorization_url(NULL) == NULL, "accessors of NULL");
+    mcp_oauth_config_builder_free(b);
+}
+
 /* ---------------------------------------------------------- fork, shutdown */
 
 static void test_fork(void)
@@ -1439,6 +1685,7 @@ int main(void)
     test_transport_failures(need_env("MCP_URL"));
     test_errors(need_env("MCP_URL"));
     test_per_provider_logging();
+    test_deferred_authorization(need_env("MCP_URL"));
     test_fork();
     test_shutdown();
     curl_global_cleanup();
