@@ -110,6 +110,9 @@ inline T mcp_oauth_versioned_init(unsigned int version)
 /** An initializer of `mcp_oauth_log_options` (see "Versioned structs"). */
 #define MCP_OAUTH_LOG_OPTIONS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_log_options, MCP_OAUTH_LOG_OPTIONS_VERSION)
 
+/** An initializer of `mcp_oauth_token_store` (see "Versioned structs"). */
+#define MCP_OAUTH_TOKEN_STORE_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_token_store, MCP_OAUTH_TOKEN_STORE_VERSION)
+
 /** An initializer of `mcp_oauth_transport_callbacks` (see "Versioned structs"). */
 #define MCP_OAUTH_TRANSPORT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_transport_callbacks, MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION)
 
@@ -123,6 +126,11 @@ inline T mcp_oauth_versioned_init(unsigned int version)
  * The version of `mcp_oauth_log_options` this header describes.
  */
 #define MCP_OAUTH_LOG_OPTIONS_VERSION 1
+
+/**
+ * The version of `mcp_oauth_token_store` this header describes.
+ */
+#define MCP_OAUTH_TOKEN_STORE_VERSION 1
 
 /**
  * The version of `mcp_oauth_transport_callbacks` this header describes.
@@ -611,6 +619,109 @@ typedef struct mcp_oauth_transport_callbacks {
 } mcp_oauth_transport_callbacks;
 
 /**
+ * Token storage provided by the host, with what lets several processes
+ * share one store: an alternative to `mcp_oauth_storage_callbacks` (whose
+ * four callbacks suit a store one process owns). Set with
+ * `mcp_oauth_config_builder_set_token_store`; initialize it with
+ * `MCP_OAUTH_TOKEN_STORE_INIT` (a versioned struct).
+ *
+ * - `key`: every callback gets the key of the entry, the MCP server URL as
+ *   configured: one store may serve many providers.
+ * - Versions: the store keeps a version of each entry's tokens, a number
+ *   that changes on every write and is never 0 while tokens are stored
+ *   (0 means none). `compare_and_set_tokens` writes only if the entry is
+ *   still at the version the library read; otherwise it writes nothing and
+ *   says so (`*stored_out = false`): the library then reads what another
+ *   process wrote instead of overwriting it.
+ * - The lease: while it refreshes, the library holds the entry's refresh
+ *   lease; another process wanting to refresh waits for it, then reads the
+ *   new tokens instead of spending the refresh token again. A lease must
+ *   exclude every process sharing the store (a lock file, a database row).
+ *
+ * JSON and return values as for `mcp_oauth_storage_callbacks` (0 for
+ * success; anything else fails the operation with
+ * `MCP_OAUTH_RESULT_STORAGE` and is kept as the error's callback code).
+ * Threads: every callback runs on a thread of the library's blocking pool
+ * (`release_lease` on whichever library thread ends the refresh); they
+ * may run concurrently for different keys.
+ */
+typedef struct mcp_oauth_token_store {
+  /**
+   * `MCP_OAUTH_TOKEN_STORE_VERSION` (set by `MCP_OAUTH_TOKEN_STORE_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Answer with the entry's tokens' JSON through `mcp_oauth_answer_set`
+   * and write their version to `*version_out`; leave `answer` unset and
+   * write 0 when none are stored. Required.
+   */
+  int (*load_tokens)(void *userdata,
+                     const char *key,
+                     struct mcp_oauth_answer *answer,
+                     uint64_t *version_out);
+  /**
+   * If the entry's version is still `expected_version` (0: no tokens
+   * stored), replace its tokens with `tokens_json` (NULL: remove them),
+   * give the entry a new version (0 after a removal) in `*version_out`
+   * and set `*stored_out` to true; otherwise write nothing and set
+   * `*stored_out` to false. Atomic with respect to every process sharing
+   * the store. `tokens_json` is borrowed for the call (overwritten
+   * afterwards). Required.
+   */
+  int (*compare_and_set_tokens)(void *userdata,
+                                const char *key,
+                                uint64_t expected_version,
+                                const char *tokens_json,
+                                bool *stored_out,
+                                uint64_t *version_out);
+  /**
+   * Answer with the client information registered with `issuer` (NULL:
+   * the one in use), or leave `answer` unset when there is none.
+   * Required.
+   */
+  int (*get_client_info)(void *userdata,
+                         const char *key,
+                         const char *issuer,
+                         struct mcp_oauth_answer *answer);
+  /**
+   * Store client information (its JSON's `issuer` names the
+   * authorization server it was registered with), replacing the one in
+   * use. Required.
+   */
+  int (*set_client_info)(void *userdata, const char *key, const char *client_info_json);
+  /**
+   * Forget the registration made with `issuer` (the server no longer
+   * knows the client); `*removed_out` true when none is left for it.
+   * Optional: without it, a stale registration is replaced at the next
+   * registration instead.
+   */
+  int (*remove_client_info)(void *userdata, const char *key, const char *issuer, bool *removed_out);
+  /**
+   * Take the entry's refresh lease for at most `ttl_ms`, waiting at most
+   * `wait_ms` for another holder to release it (this callback may block
+   * that long). Return 0 once held; anything else when it could not be
+   * had (the operation fails with `MCP_OAUTH_RESULT_STORAGE`). Optional:
+   * without it, refreshes are coordinated only within the provider.
+   */
+  int (*acquire_lease)(void *userdata, const char *key, uint64_t ttl_ms, uint64_t wait_ms);
+  /**
+   * Release the lease `acquire_lease` took. Must return quickly. Required
+   * with `acquire_lease`.
+   */
+  void (*release_lease)(void *userdata, const char *key);
+  /**
+   * Called exactly once per `userdata` when the library will make no
+   * more calls with it (a lease still held is released first), counted
+   * as for `mcp_oauth_storage_callbacks.release`. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_token_store;
+
+/**
  * The person's step of the authorization-code flow, answered later: an
  * alternative to `mcp_oauth_handler_callbacks` for hosts that must not
  * block a thread while the person logs in. Set with
@@ -1090,6 +1201,21 @@ mcp_oauth_result mcp_oauth_config_builder_set_handler_callbacks(struct mcp_oauth
 mcp_oauth_result mcp_oauth_config_builder_set_transport_callbacks(struct mcp_oauth_config_builder *builder,
                                                                   const struct mcp_oauth_transport_callbacks *callbacks,
                                                                   struct mcp_oauth_error **err_out);
+
+/**
+ * Keep tokens and client information in the host's store, one that
+ * several processes may share (see `mcp_oauth_token_store`). Replaces any
+ * storage set before. The struct is read according to its `version` and
+ * copied; from a successful return on, the library owns `store->userdata`
+ * and calls `store->release` exactly once when done with it. On failure
+ * nothing is taken and, when `err_out` is not NULL, `*err_out` says why.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, store, a required
+ * callback), `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_token_store(struct mcp_oauth_config_builder *builder,
+                                                          const struct mcp_oauth_token_store *store,
+                                                          struct mcp_oauth_error **err_out);
 
 /**
  * Use the host's deferred authorization callbacks (see

@@ -25,7 +25,7 @@ pub struct mcp_oauth_answer {
     _private: [u8; 0],
 }
 
-pub(crate) struct Answer(Option<Zeroizing<String>>);
+pub(crate) struct Answer(pub(crate) Option<Zeroizing<String>>);
 
 impl BoxHandle for mcp_oauth_answer {
     type Inner = Answer;
@@ -287,7 +287,10 @@ fn call_set(f: SetFn, userdata: *mut c_void, name: &str, json: String) -> CoreRe
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: Option<Zeroizing<String>>, name: &str) -> CoreResult<Option<T>> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    json: Option<Zeroizing<String>>,
+    name: &str,
+) -> CoreResult<Option<T>> {
     let Some(json) = json else { return Ok(None) };
     serde_json::from_str(&json).map(Some).map_err(|e| {
         CoreError::storage(format!(
@@ -316,7 +319,7 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> CoreResult<String> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> CoreResult<String> {
     serde_json::to_string(value).map_err(|e| CoreError::storage(format!("cannot encode for storage: {e}")))
 }
 

@@ -19,6 +19,7 @@ use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
 use crate::log::{ProviderSink, mcp_oauth_log_options};
 use crate::operation::Shutdown;
 use crate::provider::{Provider, block_on, mcp_oauth_provider};
+use crate::store::{HostStoreConfig, mcp_oauth_token_store};
 use crate::transport::{CallbackTransport, mcp_oauth_transport_callbacks};
 
 /// How the provider obtains tokens when it has none. Passed to
@@ -60,6 +61,7 @@ enum StorageChoice {
     Memory,
     File(Option<PathBuf>),
     Callbacks(CallbackStorage),
+    Host(HostStoreConfig),
 }
 
 enum HandlerChoice {
@@ -645,6 +647,27 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_transport_callbacks(
     })
 }
 
+/// Keep tokens and client information in the host's store, one that
+/// several processes may share (see `mcp_oauth_token_store`). Replaces any
+/// storage set before. The struct is read according to its `version` and
+/// copied; from a successful return on, the library owns `store->userdata`
+/// and calls `store->release` exactly once when done with it. On failure
+/// nothing is taken and, when `err_out` is not NULL, `*err_out` says why.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, store, a required
+/// callback), `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_token_store(
+    builder: *mut mcp_oauth_config_builder,
+    store: *const mcp_oauth_token_store,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        b.storage = StorageChoice::Host(unsafe { HostStoreConfig::new(store) }?);
+        Ok(())
+    })
+}
+
 /// Use the host's deferred authorization callbacks (see
 /// `mcp_oauth_authorization_callbacks`) for the person's step: the host is
 /// handed the authorization and answers it later, from any thread. Replaces
@@ -827,6 +850,7 @@ fn build(b: Builder) -> Result<Provider, Failure> {
             Arc::new(FileStorage::new(dir, &config.server_url)?)
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
+        StorageChoice::Host(s) => Arc::new(s.for_key(&config.server_url)),
     };
     let id = crate::log::next_provider_id();
     let span = crate::log::provider_span(id);

@@ -31,6 +31,7 @@ mod log;
 mod operation;
 mod provider;
 mod runtime;
+mod store;
 mod transport;
 mod versioned;
 
@@ -45,6 +46,7 @@ pub use log::{
 pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
 pub use runtime::mcp_oauth_shutdown;
+pub use store::*;
 pub use transport::*;
 
 use std::ffi::c_char;

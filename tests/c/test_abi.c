@@ -19,6 +19,9 @@
  * - deferred answers to the person's step (a whole flow answered from
  *   another thread, with the state and redirect URI; failed with the host's
  *   code; never answered; cancelled, then dismissed at the host);
+ * - a token store shared by two providers (as by two processes), with
+ *   versions, compare-and-set and the lease: a rotating refresh token is
+ *   spent once;
  * - per-provider log callbacks, and the provider's id on the process-wide
  *   callback's messages;
  * - fork (the child gets FORKED at once, never hangs) and
@@ -600,7 +603,10 @@ enum courier_mode {
     COURIER_REFUSE,
     COURIER_HUGE,
     COURIER_SCRIPT, /* plays an authorization server that refuses the grant, with every OAuth error field */
+    COURIER_ROTATE, /* plays an authorization server with single-use (rotating) refresh tokens */
 };
+
+static atomic_int refresh_requests, refresh_reuses;
 
 #define COURIER_MAX 64
 
@@ -791,6 +797,48 @@ static void courier_script(mcp_oauth_http_request *req)
     mcp_oauth_http_request_respond(req, status, names, values, 1, (const uint8_t *)body, strlen(body));
 }
 
+/* Refresh tokens rt-N are single-use: rt-1 gives at-2/rt-2 once; a second
+ * use is a reuse (Auth0 would revoke the family). */
+static void courier_rotate(mcp_oauth_http_request *req)
+{
+    const char *url = mcp_oauth_http_request_url(req);
+    const char *names[] = {"Content-Type"};
+    const char *values[] = {"application/json"};
+    const char *body = "{}";
+    uint16_t status = 200;
+    static atomic_int spent;
+    if (strstr(url, "/.well-known/oauth-protected-resource")) {
+        body = "{\"resource\": \"https://mcp.example.com/mcp\", \"authorization_servers\": [\"https://as.example.com\"]}";
+    } else if (strstr(url, "/.well-known/oauth-authorization-server")) {
+        body = "{\"issuer\": \"https://as.example.com\", \"authorization_endpoint\": \"https://as.example.com/authorize\", "
+               "\"token_endpoint\": \"https://as.example.com/token\", \"response_types_supported\": [\"code\"], "
+               "\"grant_types_supported\": [\"authorization_code\", \"refresh_token\"], "
+               "\"code_challenge_methods_supported\": [\"S256\"], \"token_endpoint_auth_methods_supported\": [\"none\"]}";
+    } else if (strstr(url, "/token")) {
+        size_t len = 0;
+        const uint8_t *form = mcp_oauth_http_request_body(req, &len);
+        char text[2048];
+        snprintf(text, sizeof text, "%.*s", (int)len, form ? (const char *)form : "");
+        if (strstr(text, "grant_type=refresh_token") && strstr(text, "refresh_token=rt-1")) {
+            atomic_fetch_add(&refresh_requests, 1);
+            if (atomic_fetch_add(&spent, 1) == 0) {
+                body = "{\"access_token\": \"at-2\", \"token_type\": \"Bearer\", \"expires_in\": 3600, "
+                       "\"refresh_token\": \"rt-2\"}";
+            } else {
+                atomic_fetch_add(&refresh_reuses, 1);
+                status = 400;
+                body = "{\"error\": \"invalid_grant\", \"error_description\": \"refresh token reused\"}";
+            }
+        } else {
+            status = 400;
+            body = "{\"error\": \"invalid_grant\"}";
+        }
+    } else {
+        status = 404;
+    }
+    mcp_oauth_http_request_respond(req, status, names, values, 1, (const uint8_t *)body, strlen(body));
+}
+
 static void *courier_loop(void *arg)
 {
     struct courier *c = arg;
@@ -808,6 +856,8 @@ static void *courier_loop(void *arg)
             mcp_oauth_http_request_fail(req, MCP_OAUTH_NETWORK_FAILURE_CONNECT, "connection refused (test)");
         } else if (mode == COURIER_SCRIPT) {
             courier_script(req);
+        } else if (mode == COURIER_ROTATE) {
+            courier_rotate(req);
         } else if (mode == COURIER_HUGE) {
             size_t len = mcp_oauth_http_request_max_response_bytes(req) + 1;
             uint8_t *big = calloc(1, len);
@@ -1285,6 +1335,203 @@ static void test_per_provider_logging(void)
     courier_stop(&c);
 }
 
+/* ------------------------------------------- a store shared by processes */
+
+/* One entry, versioned, with compare-and-set and a lease, shared by two
+ * providers as by two processes (each provider has its own memory). */
+struct shared_store {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char tokens[1024];
+    uint64_t version;
+    bool leased;
+    char key[256];
+    int leases, conflicts;
+    atomic_int releases;
+};
+
+static int ss_load(void *userdata, const char *key, mcp_oauth_answer *answer, uint64_t *version_out)
+{
+    struct shared_store *s = userdata;
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->key, sizeof s->key, "%s", key);
+    int rc = 0;
+    if (s->tokens[0])
+        rc = mcp_oauth_answer_set(answer, s->tokens) == MCP_OAUTH_RESULT_OK ? 0 : 1;
+    *version_out = s->tokens[0] ? s->version : 0;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ss_cas(void *userdata, const char *key, uint64_t expected, const char *json, bool *stored_out,
+                  uint64_t *version_out)
+{
+    struct shared_store *s = userdata;
+    (void)key;
+    pthread_mutex_lock(&s->mu);
+    uint64_t current = s->tokens[0] ? s->version : 0;
+    if (current != expected) {
+        s->conflicts++;
+        *stored_out = false;
+    } else {
+        s->version++;
+        snprintf(s->tokens, sizeof s->tokens, "%s", json ? json : "");
+        *stored_out = true;
+        *version_out = json ? s->version : 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static int ss_get_client(void *userdata, const char *key, const char *issuer, mcp_oauth_answer *answer)
+{
+    (void)userdata;
+    (void)key;
+    (void)issuer;
+    return mcp_oauth_answer_set(answer, "{\"client_id\": \"cid\", \"issuer\": \"https://as.example.com\", "
+                                        "\"redirect_uris\": [\"http://127.0.0.1:9/cb\"], "
+                                        "\"token_endpoint_auth_method\": \"none\"}") == MCP_OAUTH_RESULT_OK
+               ? 0
+               : 1;
+}
+
+static int ss_set_client(void *userdata, const char *key, const char *json)
+{
+    (void)userdata;
+    (void)key;
+    (void)json;
+    return 0;
+}
+
+static int ss_acquire(void *userdata, const char *key, uint64_t ttl_ms, uint64_t wait_ms)
+{
+    struct shared_store *s = userdata;
+    (void)key;
+    (void)ttl_ms;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(wait_ms / 1000) + 1;
+    pthread_mutex_lock(&s->mu);
+    while (s->leased) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) != 0)
+            break;
+    }
+    int rc = s->leased ? 3 : 0;
+    if (!rc) {
+        s->leased = true;
+        s->leases++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void ss_release_lease(void *userdata, const char *key)
+{
+    struct shared_store *s = userdata;
+    (void)key;
+    pthread_mutex_lock(&s->mu);
+    s->leased = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void ss_release(void *userdata)
+{
+    struct shared_store *s = userdata;
+    atomic_fetch_add(&s->releases, 1);
+}
+
+static mcp_oauth_provider *shared_store_provider(struct shared_store *s, struct courier *c)
+{
+    mcp_oauth_config_builder *b = builder_with_courier(URL, c, false);
+    mcp_oauth_token_store t = MCP_OAUTH_TOKEN_STORE_INIT;
+    t.userdata = s;
+    t.load_tokens = ss_load;
+    t.compare_and_set_tokens = ss_cas;
+    t.get_client_info = ss_get_client;
+    t.set_client_info = ss_set_client;
+    t.acquire_lease = ss_acquire;
+    t.release_lease = ss_release_lease;
+    t.release = ss_release;
+    mcp_oauth_error *err = NULL;
+    CHECK(mcp_oauth_config_builder_set_token_store(b, &t, &err) == MCP_OAUTH_RESULT_OK, "set_token_store (%s)",
+          err ? mcp_oauth_error_display(err) : "ok");
+    mcp_oauth_error_free(err);
+    return build(b);
+}
+
+struct fetch {
+    mcp_oauth_provider *p;
+    mcp_oauth_result rc;
+    char auth[128];
+    char error[512];
+};
+
+static void *fetch_headers(void *arg)
+{
+    struct fetch *f = arg;
+    mcp_oauth_headers *h = NULL;
+    mcp_oauth_error *err = NULL;
+    f->rc = mcp_oauth_provider_get_headers(f->p, "POST", URL, &h, &err);
+    const char *auth = mcp_oauth_headers_authorization(h);
+    snprintf(f->auth, sizeof f->auth, "%s", auth ? auth : "");
+    snprintf(f->error, sizeof f->error, "%s", err ? mcp_oauth_error_display(err) : "");
+    mcp_oauth_headers_free(h);
+    mcp_oauth_error_free(err);
+    return NULL;
+}
+
+static void test_shared_token_store(void)
+{
+    struct courier c;
+    courier_start(&c, COURIER_ROTATE);
+    struct shared_store s = {.version = 7};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    /* Expired tokens with a single-use refresh token. */
+    snprintf(s.tokens, sizeof s.tokens,
+             "{\"access_token\": \"at-1\", \"token_type\": \"Bearer\", \"refresh_token\": \"rt-1\", \"expires_at\": 1}");
+    mcp_oauth_provider *a = shared_store_provider(&s, &c);
+    mcp_oauth_provider *b = shared_store_provider(&s, &c);
+    struct fetch fa = {.p = a}, fb = {.p = b};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, fetch_headers, &fa);
+    pthread_create(&tb, NULL, fetch_headers, &fb);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(fa.rc == MCP_OAUTH_RESULT_OK && fb.rc == MCP_OAUTH_RESULT_OK, "both providers get headers (%s / %s)", fa.error,
+          fb.error);
+    CHECK(!strcmp(fa.auth, "Bearer at-2") && !strcmp(fb.auth, "Bearer at-2"), "both use the refreshed token (%s, %s)",
+          fa.auth, fb.auth);
+    CHECK(atomic_load(&refresh_requests) == 1 && atomic_load(&refresh_reuses) == 0,
+          "the rotating refresh token was spent once, by one of them (%d requests, %d reuses)",
+          atomic_load(&refresh_requests), atomic_load(&refresh_reuses));
+    pthread_mutex_lock(&s.mu);
+    CHECK(strstr(s.tokens, "rt-2") && s.version == 8, "the store holds the new tokens, one write later (version %llu)",
+          (unsigned long long)s.version);
+    CHECK(!strcmp(s.key, URL), "callbacks get the entry's key, the server URL (%s)", s.key);
+    CHECK(s.leases >= 1 && !s.leased, "the refresh held the lease, and released it (%d)", s.leases);
+    pthread_mutex_unlock(&s.mu);
+    mcp_oauth_provider_free(a);
+    mcp_oauth_provider_free(b);
+    CHECK(atomic_load(&s.releases) == 1, "the store is released once, after both");
+    courier_stop(&c);
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+
+    mcp_oauth_token_store t = MCP_OAUTH_TOKEN_STORE_INIT;
+    t.load_tokens = ss_load;
+    t.compare_and_set_tokens = ss_cas;
+    t.get_client_info = ss_get_client;
+    t.set_client_info = ss_set_client;
+    t.acquire_lease = ss_acquire;
+    mcp_oauth_config_builder *bb = mcp_oauth_config_builder_new();
+    mcp_oauth_error *err = NULL;
+    CHECK_FAILURE("a token store with acquire_lease and no release_lease",
+                  mcp_oauth_config_builder_set_token_store(bb, &t, &err), MCP_OAUTH_RESULT_NULL_PARAMETER, err);
+    mcp_oauth_config_builder_free(bb);
+}
+
 /* ------------------------------------------------ deferred person's step */
 
 /* The host's side of a deferred authorization: `begin` hands it to a
@@ -1685,6 +1932,7 @@ int main(void)
     test_transport_failures(need_env("MCP_URL"));
     test_errors(need_env("MCP_URL"));
     test_per_provider_logging();
+    test_shared_token_store();
     test_deferred_authorization(need_env("MCP_URL"));
     test_fork();
     test_shutdown();
