@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use mcp_oauth_client::{HttpRequest, HttpResponse, HttpTransport, NetworkFailure, TransportError};
 use tokio::sync::oneshot;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::boundary::{self, to_cstring};
 use crate::callbacks::{HostPtr, Userdata};
@@ -258,23 +258,26 @@ fn tell_cancel(inner: &TransportInner, request: &Arc<RequestShared>) {
 
 #[async_trait]
 impl HttpTransport for CallbackTransport {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let (tx, rx) = oneshot::channel();
         let has_body = request.body.is_some();
+        // Header values and the body may hold secrets: they are moved (not
+        // copied) into buffers overwritten when the request is freed.
         let shared = Arc::new(RequestShared {
             method: to_cstring(request.method),
             url: to_cstring(request.url.as_str()),
-            headers: request
-                .headers
-                .iter()
+            headers: std::mem::take(&mut request.headers)
+                .into_iter()
                 .map(|(k, v)| {
-                    let mut value = Zeroizing::new(v.clone().into_bytes());
-                    value.retain(|b| *b != 0);
+                    let mut v = Zeroizing::new(v);
+                    let mut value = Zeroizing::new(Vec::with_capacity(v.len() + 1));
+                    value.extend(v.bytes().filter(|b| *b != 0));
                     value.push(0);
-                    (to_cstring(k), value)
+                    v.zeroize();
+                    (to_cstring(&k), value)
                 })
                 .collect(),
-            body: Zeroizing::new(request.body.clone().unwrap_or_default()),
+            body: Zeroizing::new(request.body.take().unwrap_or_default()),
             has_body,
             timeout_ms: u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX),
             max_response_bytes: request.max_response_bytes,

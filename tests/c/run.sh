@@ -79,6 +79,12 @@ else
     fail "examples/c build"; cat "$WORK/make-example.log"
 fi
 
+if printf '#include "mcp_oauth.hpp"\n' | ${CXX:-c++} -std=c++14 -fsyntax-only -I"$ROOT/include" -x c++ - 2>&1 | grep -q "needs C++17"; then
+    pass "mcp_oauth.hpp refuses a pre-C++17 compiler with a clear error"
+else
+    fail "mcp_oauth.hpp with -std=c++14"
+fi
+
 echo "# starting the peers"
 mkfifo "$WORK/peers.in"
 "$PYTHON" "$ROOT/tests/peers/launch.py" <"$WORK/peers.in" >"$WORK/peers.json" 2>"$WORK/peers.log" &
