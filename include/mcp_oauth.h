@@ -7,6 +7,10 @@
  *
  * Before 1.0 there is no ABI stability: rebuild against each release.
  *
+ * The header is C99 (it needs <stdbool.h>, <stdint.h> and designated
+ * initializers; C23 gives its enums a fixed underlying type) and C++17 (with
+ * include/mcp_oauth.hpp for RAII helpers).
+ *
  * Conventions
  * -----------
  * - Opaque handles. Each is created by one function and freed by one
@@ -26,11 +30,19 @@
  *   documented on the function). Tokens only ever come inside an
  *   `mcp_oauth_headers`, whose values are overwritten when it is freed.
  * - No panic crosses the boundary: it is reported as MCP_OAUTH_RESULT_PANIC.
+ *   Nor may anything unwind the other way: a host callback must return
+ *   normally (no C++ exception, no longjmp out of it), or the behaviour is
+ *   undefined.
  * - Threads: a provider may be used from many threads at once. The library
  *   runs one runtime per process (two worker threads plus a pool for the
- *   host's blocking callbacks). Host callbacks run on library threads; from
- *   there, blocking functions return MCP_OAUTH_RESULT_WOULD_DEADLOCK (use
- *   the `_async` variants).
+ *   host's blocking callbacks), started by the first call that needs it: a
+ *   blocking call that has to wait (loading or refreshing tokens, a flow),
+ *   any `_async`/`_start` call, or building a provider with the loopback
+ *   receiver; `mcp_oauth_shutdown` stops it. Host callbacks run on library
+ *   threads; from there, blocking functions return
+ *   MCP_OAUTH_RESULT_WOULD_DEADLOCK (use the `_async` variants).
+ * - fork(): a child forked after the runtime started cannot use the
+ *   library (MCP_OAUTH_RESULT_FORKED); fork before, or exec.
  * - Versioned structs (libgit2's pattern). A struct the host fills in and
  *   passes to the library starts with `unsigned int version`. Declare it
  *   with its `_INIT` macro, which sets `version` to the
@@ -164,7 +176,9 @@ enum mcp_oauth_result
   MCP_OAUTH_RESULT_INVALID_ARGUMENT = 3,
   /**
    * The configuration cannot work (a bad server URL, client metadata JSON
-   * that does not parse, a missing handler, ...).
+   * that does not parse, a client the authorization server does not
+   * know, ...), including a missing handler, reported when a flow first
+   * needs a person.
    */
   MCP_OAUTH_RESULT_INVALID_CONFIGURATION = 4,
   /**
@@ -900,8 +914,10 @@ mcp_oauth_result mcp_oauth_answer_set(struct mcp_oauth_answer *answer, const cha
  * A new builder with the defaults: the authorization-code grant, in-memory
  * storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
  * person to authorize, 30 s of waiting for another process's refresh, the
- * discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
- * or `mcp_oauth_config_builder_free`. Never NULL.
+ * discovered `resource` sent, PKCE and resource checks on. Owned by the
+ * caller: pass it to `mcp_oauth_config_builder_build` or
+ * `mcp_oauth_config_builder_free`. NULL only if the library panicked
+ * (memory exhausted).
  */
 struct mcp_oauth_config_builder *mcp_oauth_config_builder_new(void);
 
@@ -1278,9 +1294,13 @@ mcp_oauth_result mcp_oauth_config_builder_set_loopback_handler(struct mcp_oauth_
  * Build a provider from the builder, which is consumed (freed) whether or
  * not this succeeds. Checks everything that can be checked without
  * network traffic (server URL, client metadata, CIMD URL, that the grant has
- * what it needs) and binds the loopback receiver if one was asked for. The
- * first call in a process also starts the library's runtime (two worker
- * threads).
+ * what it needs) and binds the loopback receiver if one was asked for (which
+ * starts the library's runtime, if it is not running yet).
+ *
+ * An authorization-code provider without a handler builds: it works with
+ * tokens already stored, and reports the missing handler
+ * (`MCP_OAUTH_RESULT_INVALID_CONFIGURATION`, from the call that needed it)
+ * only when a flow needs a person.
  *
  * On success `*provider_out` is a new provider, owned by the caller and
  * freed with `mcp_oauth_provider_free`. On failure, when `err_out` is not

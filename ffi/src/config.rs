@@ -131,8 +131,10 @@ fn with_builder(
 /// A new builder with the defaults: the authorization-code grant, in-memory
 /// storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
 /// person to authorize, 30 s of waiting for another process's refresh, the
-/// discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
-/// or `mcp_oauth_config_builder_free`. Never NULL.
+/// discovered `resource` sent, PKCE and resource checks on. Owned by the
+/// caller: pass it to `mcp_oauth_config_builder_build` or
+/// `mcp_oauth_config_builder_free`. NULL only if the library panicked
+/// (memory exhausted).
 #[unsafe(no_mangle)]
 pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builder {
     boundary::guard_value(std::ptr::null_mut(), || {
@@ -750,9 +752,13 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_loopback_handler(
 /// Build a provider from the builder, which is consumed (freed) whether or
 /// not this succeeds. Checks everything that can be checked without
 /// network traffic (server URL, client metadata, CIMD URL, that the grant has
-/// what it needs) and binds the loopback receiver if one was asked for. The
-/// first call in a process also starts the library's runtime (two worker
-/// threads).
+/// what it needs) and binds the loopback receiver if one was asked for (which
+/// starts the library's runtime, if it is not running yet).
+///
+/// An authorization-code provider without a handler builds: it works with
+/// tokens already stored, and reports the missing handler
+/// (`MCP_OAUTH_RESULT_INVALID_CONFIGURATION`, from the call that needed it)
+/// only when a flow needs a person.
 ///
 /// On success `*provider_out` is a new provider, owned by the caller and
 /// freed with `mcp_oauth_provider_free`. On failure, when `err_out` is not

@@ -21,7 +21,9 @@ pub enum mcp_oauth_result {
     /// An argument was out of range (an unknown enum value, a zero count...).
     InvalidArgument = 3,
     /// The configuration cannot work (a bad server URL, client metadata JSON
-    /// that does not parse, a missing handler, ...).
+    /// that does not parse, a client the authorization server does not
+    /// know, ...), including a missing handler, reported when a flow first
+    /// needs a person.
     InvalidConfiguration = 4,
     /// An OAuth flow failure not covered by a more specific code (discovery,
     /// a bad callback, a state or issuer mismatch, ...).
