@@ -158,6 +158,40 @@ else
     fail "client step-up"; sed 's/^/    /' "$WORK/client4.out" | tail -40
 fi
 
+echo "# installed: ffi/install.sh into a clean prefix, examples/c built against it (pkg-config, CMake)"
+PREFIX_DIR="$WORK/prefix"
+if ffi/install.sh --prefix "$PREFIX_DIR" --profile debug >"$WORK/install.log" 2>&1 &&
+    [ -L "$PREFIX_DIR/lib/libmcp_oauth.so" ] && [ -f "$PREFIX_DIR/lib/libmcp_oauth.a" ] &&
+    readelf -d "$PREFIX_DIR/lib/libmcp_oauth.so" | grep -q "SONAME.*libmcp_oauth.so.[0-9]*.[0-9]*]"; then
+    pass "ffi/install.sh: library with a versioned soname, static library, headers, mcp_oauth.pc, CMake package"
+else
+    fail "ffi/install.sh"; tail -20 "$WORK/install.log"
+fi
+cp -r "$ROOT/examples/c" "$WORK/examples-pkgconfig"
+rm -f "$WORK/examples-pkgconfig/mcp_client" "$WORK/examples-pkgconfig/cpp_header_check"
+if PKG_CONFIG_PATH="$PREFIX_DIR/lib/pkgconfig" make -s -C "$WORK/examples-pkgconfig" PKG_CONFIG=1 >"$WORK/make-pc.log" 2>&1 &&
+    ldd "$WORK/examples-pkgconfig/mcp_client" | grep -q "libmcp_oauth.so.* => $PREFIX_DIR/lib/" &&
+    "$WORK/examples-pkgconfig/mcp_client" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client-pc.out" 2>&1 &&
+    grep -q "tools/list" "$WORK/client-pc.out"; then
+    pass "examples/c built with pkg-config against the installed copy, and run against the peers"
+else
+    fail "examples/c with pkg-config"; tail -20 "$WORK/make-pc.log" "$WORK/client-pc.out" 2>/dev/null
+fi
+if command -v cmake >/dev/null; then
+    if cmake -S "$ROOT/examples/c" -B "$WORK/cmake-build" -DCMAKE_PREFIX_PATH="$PREFIX_DIR" >"$WORK/cmake.log" 2>&1 &&
+        cmake --build "$WORK/cmake-build" >>"$WORK/cmake.log" 2>&1 &&
+        ldd "$WORK/cmake-build/mcp_client" | grep -q "libmcp_oauth.so.* => $PREFIX_DIR/lib/" &&
+        "$WORK/cmake-build/cpp_header_check" >>"$WORK/cmake.log" 2>&1 &&
+        "$WORK/cmake-build/mcp_client" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client-cmake.out" 2>&1 &&
+        grep -q "tools/list" "$WORK/client-cmake.out"; then
+        pass "examples/c built with CMake (find_package(mcp_oauth)) against the installed copy, and run"
+    else
+        fail "examples/c with CMake"; tail -30 "$WORK/cmake.log" "$WORK/client-cmake.out" 2>/dev/null
+    fi
+else
+    fail "cmake is not installed"
+fi
+
 echo "# valgrind"
 if command -v valgrind >/dev/null; then
     VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --quiet)
