@@ -79,7 +79,9 @@ else
     fail "examples/c build"; cat "$WORK/make-example.log"
 fi
 
-if printf '#include "mcp_oauth.hpp"\n' | ${CXX:-c++} -std=c++14 -fsyntax-only -I"$ROOT/include" -x c++ - 2>&1 | grep -q "needs C++17"; then
+# (the compiler's failure is the expected outcome: its output is what is checked)
+cxx14_out=$(printf '#include "mcp_oauth.hpp"\n' | ${CXX:-c++} -std=c++14 -fsyntax-only -I"$ROOT/include" -x c++ - 2>&1)
+if grep -q "needs C++17" <<<"$cxx14_out"; then
     pass "mcp_oauth.hpp refuses a pre-C++17 compiler with a clear error"
 else
     fail "mcp_oauth.hpp with -std=c++14"
@@ -156,6 +158,25 @@ if "$CLIENT" --headless --memory-store --call admin_action "$MCP_URL" >"$WORK/cl
     pass "client: 403 insufficient_scope on tools/call, step-up, retry"
 else
     fail "client step-up"; sed 's/^/    /' "$WORK/client4.out" | tail -40
+fi
+
+echo "# ASan+UBSan: the event-loop example (libcurl multi, the transport callback, async calls, storage callbacks)"
+ASYNC="$HERE/build-asan/mcp_async_client"
+a3=$(authorizations)
+if "$ASYNC" --store-dir "$WORK/tokens-async" "$MCP_URL" >"$WORK/async1.out" 2>&1 &&
+    grep -q "handing the response to libmcp_oauth" "$WORK/async1.out" && grep -q "^tools/list: .*echo" "$WORK/async1.out"; then
+    pass "async client, first run: 401, the flow over the host's transport on one event loop, tools/list"
+else
+    fail "async client, first run"; sed 's/^/    /' "$WORK/async1.out" | tail -30
+fi
+a4=$(authorizations); t4=$(token_requests)
+if [ "$a4" -eq $((a3 + 1)) ]; then pass "async client: one authorization at the AS ($a3 -> $a4)"; else fail "async client: authorizations $a3 -> $a4"; fi
+if "$ASYNC" --store-dir "$WORK/tokens-async" "$MCP_URL" >"$WORK/async2.out" 2>&1 &&
+    ! grep -q "handing the response" "$WORK/async2.out" && grep -q "^tools/list: .*echo" "$WORK/async2.out" &&
+    [ "$(authorizations)" -eq "$a4" ] && [ "$(token_requests)" -eq "$t4" ]; then
+    pass "async client, second run: tokens from its storage callbacks, no 401, no request at the AS"
+else
+    fail "async client, second run"; sed 's/^/    /' "$WORK/async2.out" | tail -30
 fi
 
 echo "# installed: ffi/install.sh into a clean prefix, examples/c built against it (pkg-config, CMake)"
