@@ -1613,9 +1613,14 @@ void mcp_oauth_headers_free(struct mcp_oauth_headers *headers);
  * gives `MCP_OAUTH_RESULT_SERVER` or `MCP_OAUTH_RESULT_NETWORK`; the stored
  * tokens are kept.
  *
- * Blocking when it must load or refresh. From a library callback it always
- * returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
- * (one rule, whatever the state): use `mcp_oauth_provider_get_headers_async` there.
+ * Blocking when it must load or refresh, and then it may also wait for an
+ * authorization another request runs (a person logging in: minutes). A
+ * host that must never wait calls `mcp_oauth_provider_try_get_headers`
+ * first and this (or `_get_headers_start`) only when that has nothing.
+ * From a library callback it always returns
+ * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held (one rule,
+ * whatever the state): use `mcp_oauth_provider_get_headers_async` or
+ * `_try_get_headers` there.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of loading and refreshing.

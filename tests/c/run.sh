@@ -181,6 +181,9 @@ fi
 
 echo "# installed: ffi/install.sh into a clean prefix, examples/c built against it (pkg-config, CMake)"
 PREFIX_DIR="$WORK/prefix"
+# Whether program $1 loads libmcp_oauth from directory $2 (ldd's whole output
+# is read first: with pipefail, grep -q closing the pipe early would fail it).
+linked_to() { local deps; deps=$(ldd "$1") && grep -q "libmcp_oauth.so.* => $2" <<<"$deps"; }
 if ffi/install.sh --prefix "$PREFIX_DIR" --profile debug >"$WORK/install.log" 2>&1 &&
     [ -L "$PREFIX_DIR/lib/libmcp_oauth.so" ] && [ -f "$PREFIX_DIR/lib/libmcp_oauth.a" ] &&
     readelf -d "$PREFIX_DIR/lib/libmcp_oauth.so" | grep -q "SONAME.*libmcp_oauth.so.[0-9]*.[0-9]*]"; then
@@ -191,23 +194,27 @@ fi
 cp -r "$ROOT/examples/c" "$WORK/examples-pkgconfig"
 rm -f "$WORK/examples-pkgconfig/mcp_client" "$WORK/examples-pkgconfig/cpp_header_check"
 if PKG_CONFIG_PATH="$PREFIX_DIR/lib/pkgconfig" make -s -C "$WORK/examples-pkgconfig" PKG_CONFIG=1 >"$WORK/make-pc.log" 2>&1 &&
-    ldd "$WORK/examples-pkgconfig/mcp_client" | grep -q "libmcp_oauth.so.* => $PREFIX_DIR/lib/" &&
+    linked_to "$WORK/examples-pkgconfig/mcp_client" "$PREFIX_DIR/lib/" &&
     "$WORK/examples-pkgconfig/mcp_client" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client-pc.out" 2>&1 &&
     grep -q "tools/list" "$WORK/client-pc.out"; then
     pass "examples/c built with pkg-config against the installed copy, and run against the peers"
 else
-    fail "examples/c with pkg-config"; tail -20 "$WORK/make-pc.log" "$WORK/client-pc.out" 2>/dev/null
+    fail "examples/c with pkg-config"
+    tail -20 "$WORK/make-pc.log"
+    [ -f "$WORK/client-pc.out" ] && tail -20 "$WORK/client-pc.out"
 fi
 if command -v cmake >/dev/null; then
     if cmake -S "$ROOT/examples/c" -B "$WORK/cmake-build" -DCMAKE_PREFIX_PATH="$PREFIX_DIR" >"$WORK/cmake.log" 2>&1 &&
         cmake --build "$WORK/cmake-build" >>"$WORK/cmake.log" 2>&1 &&
-        ldd "$WORK/cmake-build/mcp_client" | grep -q "libmcp_oauth.so.* => $PREFIX_DIR/lib/" &&
+        linked_to "$WORK/cmake-build/mcp_client" "$PREFIX_DIR/lib/" &&
         "$WORK/cmake-build/cpp_header_check" >>"$WORK/cmake.log" 2>&1 &&
         "$WORK/cmake-build/mcp_client" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client-cmake.out" 2>&1 &&
         grep -q "tools/list" "$WORK/client-cmake.out"; then
         pass "examples/c built with CMake (find_package(mcp_oauth)) against the installed copy, and run"
     else
-        fail "examples/c with CMake"; tail -30 "$WORK/cmake.log" "$WORK/client-cmake.out" 2>/dev/null
+        fail "examples/c with CMake"
+        tail -30 "$WORK/cmake.log"
+        [ -f "$WORK/client-cmake.out" ] && tail -30 "$WORK/client-cmake.out"
     fi
 else
     fail "cmake is not installed"
