@@ -140,6 +140,16 @@ inline T mcp_oauth_versioned_init(unsigned int version)
 #define MCP_OAUTH_LOG_OPTIONS_VERSION 1
 
 /**
+ * The current version of `mcp_oauth_signer_callbacks`.
+ */
+#define MCP_OAUTH_SIGNER_CALLBACKS_VERSION 1
+
+/**
+ * The current version of `mcp_oauth_jwt_callbacks`.
+ */
+#define MCP_OAUTH_JWT_CALLBACKS_VERSION 1
+
+/**
  * The version of `mcp_oauth_token_store` this header describes.
  */
 #define MCP_OAUTH_TOKEN_STORE_VERSION 1
@@ -468,6 +478,14 @@ typedef struct mcp_oauth_operation mcp_oauth_operation;
  * `mcp_oauth_config_builder_build`, freed with `mcp_oauth_provider_free`.
  */
 typedef struct mcp_oauth_provider mcp_oauth_provider;
+
+/**
+ * One signature the host owes the library. Answer it exactly once, from any
+ * thread, with `mcp_oauth_signature_complete` or `mcp_oauth_signature_fail`;
+ * either frees it. An answer after the signer's timeout is accepted and
+ * ignored.
+ */
+typedef struct mcp_oauth_signature mcp_oauth_signature;
 
 /**
  * Token storage provided by the host: four callbacks exchanging JSON.
@@ -846,6 +864,84 @@ typedef struct mcp_oauth_log_options {
 } mcp_oauth_log_options;
 
 /**
+ * A key held by the host (an HSM, a cloud KMS, a Secure Enclave): the
+ * library asks for each signature and the host answers later, from any
+ * thread, through the `mcp_oauth_signature` it was given.
+ *
+ * `sign` runs on a thread of the library's blocking pool; it may block, but
+ * need not: it may keep `signature` and answer from another thread. It must
+ * not unwind. An answer that does not come within `timeout_ms` (0: 10 s)
+ * fails the operation with `MCP_OAUTH_RESULT_HANDLER`, step `signing`.
+ */
+typedef struct mcp_oauth_signer_callbacks {
+  /**
+   * `MCP_OAUTH_SIGNER_CALLBACKS_VERSION`.
+   */
+  uint32_t version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * `"ES256"`, `"RS256"` or `"PS256"`. Copied.
+   */
+  const char *algorithm;
+  /**
+   * The JWS `kid`, or NULL. Copied.
+   */
+  const char *key_id;
+  /**
+   * The public key as a JWK (JSON), or NULL; required for DPoP. Copied.
+   */
+  const char *public_jwk_json;
+  /**
+   * How long to wait for each signature, in milliseconds (0: 10 s).
+   */
+  uint32_t timeout_ms;
+  /**
+   * Sign `input` (`length` bytes, borrowed for the call) and answer
+   * through `signature`. Required.
+   */
+  void (*sign)(void *userdata,
+               const uint8_t *input,
+               size_t length,
+               struct mcp_oauth_signature *signature);
+  /**
+   * Called exactly once, when the library will make no more calls with
+   * `userdata`. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_signer_callbacks;
+
+/**
+ * A JWT the host gives when the library needs one (the user's ID token,
+ * a workload's platform token). `get` runs on a thread of the library's
+ * blocking pool and may block; it answers with `mcp_oauth_answer_set` and
+ * returns 0 (anything else fails the operation with
+ * `MCP_OAUTH_RESULT_HANDLER`). It is called again once the JWT it gave has
+ * expired. It must not unwind.
+ */
+typedef struct mcp_oauth_jwt_callbacks {
+  /**
+   * `MCP_OAUTH_JWT_CALLBACKS_VERSION`.
+   */
+  uint32_t version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Answer with the JWT. Required.
+   */
+  int (*get)(void *userdata, struct mcp_oauth_answer *answer);
+  /**
+   * Called exactly once, when the library will make no more calls with
+   * `userdata`. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_jwt_callbacks;
+
+/**
  * Called once when an asynchronous header-mode operation ends
  * (`mcp_oauth_provider_get_headers_async`,
  * `mcp_oauth_provider_handle_response_async`).
@@ -985,17 +1081,20 @@ mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_con
  * A private key for `private_key_jwt` client authentication (RFC 7523): the
  * pre-registered client (`mcp_oauth_config_builder_set_static_client`, with
  * `auth_method` NULL or `"private_key_jwt"`) signs a fresh client assertion
- * for each token request. `private_key_pem` is a PKCS#8 PEM key; `algorithm`
- * is `"ES256"` (P-256), the one supported so far; `key_id` (the JWT `kid`)
- * may be NULL. The key is parsed and copied here; the caller may wipe its
- * copy at once.
+ * for each token request. `private_key_pem` is PEM in PKCS#8, PKCS#1 (RSA)
+ * or SEC1 (EC) form; `algorithm` is `"RS256"`, `"PS256"` (RSA, 2048 bits or
+ * more) or `"ES256"` (P-256); `key_id` (the JWT `kid`) may be NULL. The key
+ * is parsed and copied here; the caller may wipe its copy at once. For a key
+ * the host holds elsewhere, see
+ * `mcp_oauth_config_builder_set_private_key_jwt_signer`.
  *
  * On failure, when `err_out` is not NULL, `*err_out` is a new error
  * saying why (free it with `mcp_oauth_error_free`).
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
- * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (not a PKCS#8 P-256 key, or an
- * algorithm other than ES256; the message never contains the key).
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the message names what is wrong:
+ * not PEM, encrypted, a public key, the wrong curve, an algorithm the key
+ * cannot do; it never contains the key).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_private_key_jwt(struct mcp_oauth_config_builder *builder,
                                                               const char *private_key_pem,
@@ -1509,6 +1608,128 @@ mcp_oauth_result mcp_oauth_set_log_callback(mcp_oauth_log_callback callback,
                                             uint32_t max_level);
 
 /**
+ * Bind tokens to a key with DPoP (RFC 9449): every token request and every
+ * request to the MCP server carries a fresh proof, and `get_headers` gives
+ * two headers (`authorization: DPoP …` and `dpop`). With `enabled` true and
+ * no key set (`mcp_oauth_config_builder_set_dpop_key`,
+ * `mcp_oauth_config_builder_set_dpop_signer`), the provider makes an ES256
+ * key of its own: tokens bound to it cannot be used by another process, so
+ * stored DPoP tokens are then obtained again after a restart.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_dpop(struct mcp_oauth_config_builder *builder,
+                                                   bool enabled);
+
+/**
+ * DPoP with a key of the host's, so DPoP-bound tokens outlive the process:
+ * `private_key_pem` in PKCS#8, PKCS#1 or SEC1 PEM, `algorithm` `"ES256"`,
+ * `"RS256"` or `"PS256"`. Copied; the caller may wipe its copy at once.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the message names what is wrong
+ * with the key and never contains it).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_dpop_key(struct mcp_oauth_config_builder *builder,
+                                                       const char *private_key_pem,
+                                                       const char *algorithm);
+
+/**
+ * Answer a signing request with the signature (`length` bytes, copied).
+ * ES256 signatures may be the 64 bytes `r || s` or DER (as most KMS APIs
+ * give them).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ */
+mcp_oauth_result mcp_oauth_signature_complete(struct mcp_oauth_signature *signature,
+                                              const uint8_t *bytes,
+                                              size_t length);
+
+/**
+ * Answer a signing request with a failure; `message` (may be NULL) is
+ * copied into the error the operation reports.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_signature_fail(struct mcp_oauth_signature *signature,
+                                          const char *message);
+
+/**
+ * `private_key_jwt` client authentication with a key the host holds: each
+ * client assertion is signed by `callbacks->sign`. Replaces
+ * `mcp_oauth_config_builder_set_private_key_jwt`. `*callbacks` is copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown struct version),
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (an unsupported algorithm).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_private_key_jwt_signer(struct mcp_oauth_config_builder *builder,
+                                                                     const struct mcp_oauth_signer_callbacks *callbacks);
+
+/**
+ * DPoP with a key the host holds: each proof is signed by
+ * `callbacks->sign`, whose `public_jwk_json` is required. Proofs then wait
+ * for the host, so `mcp_oauth_provider_get_headers` may wait too. `*callbacks`
+ * is copied.
+ *
+ * Errors: as `mcp_oauth_config_builder_set_private_key_jwt_signer`, and
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` without a public JWK.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_dpop_signer(struct mcp_oauth_config_builder *builder,
+                                                          const struct mcp_oauth_signer_callbacks *callbacks);
+
+/**
+ * Enterprise-managed authorization (identity assertion, ID-JAG): leg 1
+ * exchanges the user's ID token at the enterprise IdP's token endpoint
+ * (RFC 8693) for an ID-JAG for the MCP authorization server and the MCP
+ * server; leg 2 presents it with the JWT-bearer grant (RFC 7523) as the
+ * pre-registered client (`mcp_oauth_config_builder_set_static_client`).
+ * `idp_client_id` and `idp_client_secret` (both may be NULL) authenticate
+ * this client at the IdP (`client_secret_basic`). `id_token` may be NULL
+ * when `mcp_oauth_config_builder_set_id_token_callbacks` gives it. Copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_identity_assertion(struct mcp_oauth_config_builder *builder,
+                                                                 const char *idp_token_endpoint,
+                                                                 const char *idp_client_id,
+                                                                 const char *idp_client_secret,
+                                                                 const char *id_token);
+
+/**
+ * The user's ID token for enterprise-managed authorization, from the host
+ * when needed (and again once the one it gave has expired). `*callbacks` is
+ * copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_id_token_callbacks(struct mcp_oauth_config_builder *builder,
+                                                                 const struct mcp_oauth_jwt_callbacks *callbacks);
+
+/**
+ * Workload identity: the JWT-bearer grant (RFC 7523) with a JWT the platform
+ * gives the workload, and no client secret; the client ID is the
+ * pre-registered one (`mcp_oauth_config_builder_set_static_client`). Give
+ * exactly one of `jwt` (the token itself) and `jwt_file` (a file re-read
+ * whenever it changes, as platforms rotate projected tokens). Copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (both NULL),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (both given), `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_workload_identity(struct mcp_oauth_config_builder *builder,
+                                                                const char *jwt,
+                                                                const char *jwt_file);
+
+/**
+ * Workload identity with the JWT from the host when needed (and again once
+ * the one it gave has expired). `*callbacks` is copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_workload_identity_callbacks(struct mcp_oauth_config_builder *builder,
+                                                                          const struct mcp_oauth_jwt_callbacks *callbacks);
+
+/**
  * Cancel an operation. If it has not finished, it stops at once: its
  * completion is called exactly once with `MCP_OAUTH_RESULT_CANCELLED`
  * (on a library thread, as always, possibly before this returns). If it
@@ -1638,7 +1859,9 @@ mcp_oauth_result mcp_oauth_provider_get_headers(const struct mcp_oauth_provider 
  * authorization through the handlers, the token exchange); on 403
  * `insufficient_scope` it steps up the scopes; any other status needs
  * nothing. Call it at most once per request: after a retry, give a second
- * 401/403 to the application.
+ * 401/403 to the application, except a DPoP nonce challenge
+ * (`mcp_oauth_is_dpop_nonce_challenge`), which may be handed over once more
+ * (a retry with a new DPoP-bound token can meet the server's nonce first).
  *
  * - `method`, `url`: the request's, as given to `mcp_oauth_provider_get_headers`.
  * - `sent_authorization`: the `Authorization` value the request carried,
@@ -1814,6 +2037,18 @@ mcp_oauth_result mcp_oauth_provider_try_get_headers(const struct mcp_oauth_provi
                                                     const char *url,
                                                     struct mcp_oauth_headers **headers_out,
                                                     struct mcp_oauth_error **err_out);
+
+/**
+ * Whether a response is a resource server's DPoP nonce challenge (401 with
+ * `error="use_dpop_nonce"` and a `DPoP-Nonce` header): the one response that
+ * may be given to `mcp_oauth_provider_handle_response` again after a retry.
+ * The headers are as for `mcp_oauth_provider_handle_response`. Returns false
+ * on any bad argument.
+ */
+bool mcp_oauth_is_dpop_nonce_challenge(uint16_t status,
+                                       const char *const *header_names,
+                                       const char *const *header_values,
+                                       size_t header_count);
 
 /**
  * Stop the library's threads, for a host about to unload the library

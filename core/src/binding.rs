@@ -63,18 +63,46 @@ impl std::fmt::Debug for AuthHeaders {
 }
 
 /// How tokens are presented.
+#[async_trait::async_trait]
 pub trait TokenBinding: Send + Sync {
-    /// Whether a token of `token_type` (as the token endpoint named it,
+    /// Whether a token the token endpoint just issued (its `token_type`
     /// normalized to `Bearer` or `DPoP`) can be presented by this binding. A
     /// token response of another type is refused before anything is stored.
-    fn accepts(&self, token_type: &str) -> bool;
+    fn accepts(&self, token: &OAuthToken) -> bool;
+
+    /// Whether a stored token can be presented (a proof-of-possession token
+    /// only with the key it is bound to).
+    fn accepts_stored(&self, token: &OAuthToken) -> bool {
+        self.accepts(token)
+    }
+
+    /// Record in a newly issued token what it is bound to, before it is stored.
+    fn bind(&self, _token: &mut OAuthToken) {}
 
     /// Work done once per token, off the hot path (the `Authorization` value).
     fn prepare(&self, token: &OAuthToken) -> String;
 
-    /// The headers of one request, from what [`TokenBinding::prepare`] made.
-    /// This is the hot path: no I/O, no waiting.
-    fn headers(&self, prepared: &str, method: &str, url: &str) -> Result<AuthHeaders>;
+    /// The headers of one request, from what [`TokenBinding::prepare`] made,
+    /// without waiting: the hot path, no I/O. `None` when making them must
+    /// wait (a proof signed by the host's callback).
+    fn headers_now(&self, prepared: &str, method: &str, url: &str) -> Option<Result<AuthHeaders>>;
+
+    /// The headers of one request, waiting where it must.
+    async fn headers(&self, prepared: &str, method: &str, url: &str) -> Result<AuthHeaders> {
+        self.headers_now(prepared, method, url)
+            .unwrap_or_else(|| Err(crate::error::Error::config("this binding cannot make headers")))
+    }
+
+    /// Headers for a token request to `token_endpoint` (a DPoP proof).
+    async fn token_request_headers(&self, _token_endpoint: &url::Url) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// See a response from `url` (a DPoP binding keeps its `DPoP-Nonce`).
+    /// Returns whether it changed what the next request carries.
+    fn observe(&self, _url: &str, _headers: &[(String, String)]) -> bool {
+        false
+    }
 }
 
 /// RFC 6750 bearer tokens: the token, as is, in `Authorization`.
@@ -82,16 +110,16 @@ pub trait TokenBinding: Send + Sync {
 pub struct Bearer;
 
 impl TokenBinding for Bearer {
-    fn accepts(&self, token_type: &str) -> bool {
-        token_type.eq_ignore_ascii_case("bearer")
+    fn accepts(&self, token: &OAuthToken) -> bool {
+        token.token_type.eq_ignore_ascii_case("bearer")
     }
 
     fn prepare(&self, token: &OAuthToken) -> String {
         format!("Bearer {}", token.access_token.expose())
     }
 
-    fn headers(&self, prepared: &str, _method: &str, _url: &str) -> Result<AuthHeaders> {
-        Ok(AuthHeaders::authorization_only(prepared.to_string()))
+    fn headers_now(&self, prepared: &str, _method: &str, _url: &str) -> Option<Result<AuthHeaders>> {
+        Some(Ok(AuthHeaders::authorization_only(prepared.to_string())))
     }
 }
 
@@ -103,11 +131,13 @@ mod tests {
     fn bearer_presents_the_token_and_refuses_dpop_tokens() {
         let t = OAuthToken::bearer("abc");
         let prepared = Bearer.prepare(&t);
-        let h = Bearer.headers(&prepared, "GET", "https://x/mcp").unwrap();
+        let h = Bearer.headers_now(&prepared, "GET", "https://x/mcp").unwrap().unwrap();
         assert_eq!(h.authorization(), "Bearer abc");
         assert_eq!(h.iter().count(), 1);
-        assert!(Bearer.accepts("Bearer"));
-        assert!(!Bearer.accepts("DPoP"));
+        assert!(Bearer.accepts(&t));
+        let mut dpop = t.clone();
+        dpop.token_type = "DPoP".into();
+        assert!(!Bearer.accepts(&dpop));
         assert!(!format!("{h:?}").contains("abc"));
     }
 }

@@ -264,9 +264,13 @@ pub struct BearerChallenge {
     pub error_description: Option<String>,
 }
 
-/// The first `Bearer` challenge (else the first `DPoP` one) among all the
-/// `WWW-Authenticate` values of a response. A header that does not parse is
-/// skipped (and logged), so one broken header does not hide a good one.
+/// The challenge an OAuth client acts on among all the `WWW-Authenticate`
+/// values of a response: the first `Bearer` or `DPoP` challenge that carries
+/// an `error` (`Bearer` before `DPoP`), else the first `Bearer` one, else the
+/// first `DPoP` one. A server that takes both schemes may name both (RFC 9449
+/// §7.2) and put the error, `use_dpop_nonce` for one, in the `DPoP` challenge
+/// only; `resource_metadata` is taken from either. A header that does not
+/// parse is skipped (and logged), so one broken header does not hide a good one.
 pub fn find_bearer<S: AsRef<str>>(headers: &[S]) -> Option<BearerChallenge> {
     let mut all = Vec::new();
     for h in headers {
@@ -275,13 +279,20 @@ pub fn find_bearer<S: AsRef<str>>(headers: &[S]) -> Option<BearerChallenge> {
             Err(e) => tracing::warn!(error = %e, "ignoring a WWW-Authenticate header that does not parse"),
         }
     }
-    let pick = all
+    let oauth: Vec<&Challenge> = all
         .iter()
-        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
-        .or_else(|| all.iter().find(|c| c.scheme.eq_ignore_ascii_case("dpop")))?;
+        .filter(|c| c.scheme.eq_ignore_ascii_case("bearer") || c.scheme.eq_ignore_ascii_case("dpop"))
+        .collect();
+    // The first of the lowest rank: with an error first, then Bearer first.
+    let pick = oauth
+        .iter()
+        .min_by_key(|c| (c.param("error").is_none(), !c.scheme.eq_ignore_ascii_case("bearer")))?;
+    let resource_metadata = pick
+        .param("resource_metadata")
+        .or_else(|| oauth.iter().find_map(|c| c.param("resource_metadata")));
     Some(BearerChallenge {
         scheme: pick.scheme.clone(),
-        resource_metadata: pick.param("resource_metadata").map(str::to_string),
+        resource_metadata: resource_metadata.map(str::to_string),
         scope: pick.param("scope").map(str::to_string),
         error: pick.param("error").map(str::to_string),
         error_description: pick.param("error_description").map(str::to_string),
@@ -415,5 +426,34 @@ mod tests {
         );
         assert!(find_bearer(&["Basic realm=x"]).is_none());
         assert!(find_bearer::<&str>(&[]).is_none());
+    }
+
+    #[test]
+    fn a_dpop_error_beside_a_plain_bearer_challenge_is_the_one_read() {
+        // A resource server taking both schemes (RFC 9449 §7.2) asks for a nonce.
+        let both = [
+            r#"Bearer resource_metadata="https://r/.well-known/oauth-protected-resource/mcp""#,
+            r#"DPoP error="use_dpop_nonce", error_description="needs a nonce", algs="ES256""#,
+        ];
+        let b = find_bearer(&both).unwrap();
+        assert_eq!(b.scheme, "DPoP");
+        assert_eq!(b.error.as_deref(), Some("use_dpop_nonce"));
+        assert_eq!(
+            b.resource_metadata.as_deref(),
+            Some("https://r/.well-known/oauth-protected-resource/mcp")
+        );
+        // In one header, and the other way round.
+        let one = [r#"DPoP algs="ES256", Bearer error="invalid_token", scope="read""#];
+        let b = find_bearer(&one).unwrap();
+        assert_eq!(
+            (b.scheme.as_str(), b.error.as_deref()),
+            ("Bearer", Some("invalid_token"))
+        );
+        // Without an error anywhere, Bearer first as before.
+        let b = find_bearer(&[r#"DPoP algs="ES256""#, r#"Bearer realm="x""#]).unwrap();
+        assert_eq!((b.scheme.as_str(), b.error), ("Bearer", None));
+        // Both with errors: Bearer first.
+        let b = find_bearer(&[r#"DPoP error="use_dpop_nonce""#, r#"Bearer error="invalid_token""#]).unwrap();
+        assert_eq!(b.error.as_deref(), Some("invalid_token"));
     }
 }

@@ -40,6 +40,12 @@ pub enum Step {
     Storage,
     /// Handling a request's response (challenge parsing, retries).
     Request,
+    /// Signing a JWT (a client assertion, a DPoP proof) with the client's key
+    /// or the host's signing callback.
+    Signing,
+    /// Obtaining an identity assertion (an ID-JAG, RFC 8693 token exchange)
+    /// from the enterprise identity provider.
+    IdentityAssertion,
 }
 
 impl Step {
@@ -58,6 +64,8 @@ impl Step {
             Step::StepUp => "step_up",
             Step::Storage => "storage",
             Step::Request => "request",
+            Step::Signing => "signing",
+            Step::IdentityAssertion => "identity_assertion",
         }
     }
 }

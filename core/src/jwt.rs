@@ -1,99 +1,121 @@
-//! Signed JWTs the client makes itself: RFC 7523 client assertions for
-//! `private_key_jwt` (and, later, DPoP proofs). ES256 with a P-256 key in
-//! PKCS#8 PEM.
+//! RFC 7523 client assertions for `private_key_jwt`, signed by a
+//! [`Signer`]: a key in PEM (RS256, PS256, ES256) or the host's signing
+//! callback.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::{Signature, SigningKey, signature::Signer};
-use p256::pkcs8::DecodePrivateKey;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::keys::{LocalSigner, Signer, sign_jwt, sign_jwt_now};
 use crate::model::{Secret, now_unix};
 use crate::token::{ClientAuthenticator, TokenRequestParts};
 
-/// A private key that signs JWTs.
+/// Signs client assertions.
 #[derive(Clone)]
 pub struct JwtSigner {
-    key: SigningKey,
-    key_id: Option<String>,
+    signer: Arc<dyn Signer>,
+    lifetime_secs: u64,
 }
 
 impl std::fmt::Debug for JwtSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtSigner")
-            .field("alg", &"ES256")
-            .field("key_id", &self.key_id)
+            .field("alg", &self.signer.algorithm())
+            .field("key_id", &self.signer.key_id())
             .finish_non_exhaustive()
     }
 }
 
 impl JwtSigner {
-    /// A signer from a PKCS#8 PEM private key for `algorithm` (only `ES256`
-    /// is supported for now).
+    /// A signer from a PEM private key (PKCS#8, PKCS#1 or SEC1) for
+    /// `algorithm` (`RS256`, `PS256` or `ES256`).
     pub fn from_pem(pem: &Secret, algorithm: &str, key_id: Option<String>) -> Result<Self> {
-        if !algorithm.eq_ignore_ascii_case("ES256") {
-            return Err(Error::config(format!(
-                "signing algorithm {algorithm:?} is not supported; use ES256 with a P-256 key"
-            )));
-        }
-        let key = SigningKey::from_pkcs8_pem(pem.expose())
-            .map_err(|_| Error::config("the private key is not a PKCS#8 PEM P-256 key"))?;
-        Ok(JwtSigner { key, key_id })
+        Ok(Self::new(Arc::new(LocalSigner::from_pem(pem, algorithm, key_id)?)))
     }
 
-    /// Sign `claims` with the header `typ` given.
-    pub fn sign(&self, typ: &str, extra_header: Option<Value>, claims: &Value) -> String {
-        let mut header = json!({"alg": "ES256", "typ": typ});
-        if let Some(kid) = &self.key_id {
-            header["kid"] = json!(kid);
+    /// Assertions signed by `signer` (a key of the host's, a callback), each
+    /// valid for five minutes.
+    pub fn new(signer: Arc<dyn Signer>) -> Self {
+        JwtSigner {
+            signer,
+            lifetime_secs: 300,
         }
-        if let (Some(Value::Object(extra)), Value::Object(h)) = (extra_header, &mut header) {
-            h.extend(extra);
-        }
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig: Signature = self.key.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }
-}
 
-pub(crate) fn random_jti() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    URL_SAFE_NO_PAD.encode(b)
-}
+    /// The signer.
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
 
-impl JwtSigner {
     /// An RFC 7523 §3 client assertion: `iss`, `sub`, `aud`, `iat`, `exp`
     /// (`lifetime_secs` from now) and a random `jti`, plus any extra claims
     /// (which cannot replace those).
-    pub fn client_assertion(
+    pub async fn client_assertion(
         &self,
         issuer: &str,
         subject: &str,
         audience: &str,
         lifetime_secs: u64,
         extra_claims: Option<&serde_json::Map<String, Value>>,
-    ) -> Secret {
-        let now = now_unix() as i64;
-        let mut claims = serde_json::Map::new();
-        if let Some(extra) = extra_claims {
-            claims.extend(extra.clone());
-        }
-        claims.insert("iss".into(), json!(issuer));
-        claims.insert("sub".into(), json!(subject));
-        claims.insert("aud".into(), json!(audience));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + lifetime_secs as i64));
-        claims.insert("jti".into(), json!(random_jti()));
-        Secret::new(self.sign("JWT", None, &Value::Object(claims)))
+    ) -> Result<Secret> {
+        let claims = assertion_claims(issuer, subject, audience, lifetime_secs, extra_claims);
+        sign_jwt(self.signer.as_ref(), typ_jwt(), &claims)
+            .await
+            .map(Secret::new)
     }
+
+    /// [`JwtSigner::client_assertion`] without waiting: `None` when the
+    /// signer is the host's callback, which must be awaited.
+    pub fn client_assertion_now(
+        &self,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        lifetime_secs: u64,
+        extra_claims: Option<&serde_json::Map<String, Value>>,
+    ) -> Option<Result<Secret>> {
+        let claims = assertion_claims(issuer, subject, audience, lifetime_secs, extra_claims);
+        sign_jwt_now(self.signer.as_ref(), typ_jwt(), &claims).map(|r| r.map(Secret::new))
+    }
+}
+
+/// The JOSE header fields of a client assertion besides `alg` and `kid`.
+pub fn typ_jwt() -> serde_json::Map<String, Value> {
+    let mut h = serde_json::Map::new();
+    h.insert("typ".into(), json!("JWT"));
+    h
+}
+
+/// The claims of an RFC 7523 §3 client assertion (see
+/// [`JwtSigner::client_assertion`]).
+pub fn assertion_claims(
+    issuer: &str,
+    subject: &str,
+    audience: &str,
+    lifetime_secs: u64,
+    extra_claims: Option<&serde_json::Map<String, Value>>,
+) -> Value {
+    let now = now_unix() as i64;
+    let mut claims = serde_json::Map::new();
+    if let Some(extra) = extra_claims {
+        claims.extend(extra.clone());
+    }
+    claims.insert("iss".into(), json!(issuer));
+    claims.insert("sub".into(), json!(subject));
+    claims.insert("aud".into(), json!(audience));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + lifetime_secs as i64));
+    claims.insert("jti".into(), json!(random_jti()));
+    Value::Object(claims)
+}
+
+pub(crate) fn random_jti() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
 }
 
 /// Makes the client assertion for a token request: a JWT signed by a key the
@@ -108,7 +130,8 @@ pub trait AssertionProvider: Send + Sync {
 #[async_trait::async_trait]
 impl AssertionProvider for JwtSigner {
     async fn assertion(&self, client_id: &str, audience: &str) -> Result<Secret> {
-        Ok(self.client_assertion(client_id, client_id, audience, 300, None))
+        self.client_assertion(client_id, client_id, audience, self.lifetime_secs, None)
+            .await
     }
 }
 
@@ -153,7 +176,7 @@ impl ClientAuthenticator for PrivateKeyJwt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p256::ecdsa::{VerifyingKey, signature::Verifier};
+    use p256::ecdsa::{Signature, SigningKey, VerifyingKey, signature::Verifier};
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
     #[tokio::test]

@@ -48,10 +48,12 @@ pub mod authorize;
 pub mod binding;
 pub mod challenge;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod handler;
 pub mod http;
 pub mod jwt;
+pub mod keys;
 pub mod model;
 pub mod provider;
 pub mod registration;
@@ -64,10 +66,12 @@ pub mod token;
 pub use authorize::AuthorizationCodeResult;
 pub use binding::{AuthHeaders, Bearer, TokenBinding};
 pub use discovery::{Discovered, DiscoveryReport, DiscoveryStep, Verdict};
+pub use dpop::Dpop;
 pub use error::{Error, ErrorKind, NetworkFailure, OAuthErrorFields, Result, Step};
 pub use handler::{AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, open_browser};
 pub use http::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError, TransportOptions};
 pub use jwt::{AssertionProvider, JwtSigner, PrivateKeyJwt};
+pub use keys::{Algorithm, CallbackSigner, LocalSigner, PrivateKey, SignFn, Signer};
 pub use model::{
     AuthorizationServerMetadata, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken,
     ProtectedResourceMetadata, Secret,

@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
+use crate::binding::TokenBinding;
 use crate::error::{Error, ErrorKind, OAuthErrorFields, Result, Step};
 use crate::http::{Http, HttpResponse};
 use crate::model::{OAuthToken, Secret};
@@ -72,7 +73,7 @@ impl Grant {
                 }
             }
             Grant::JwtBearer { assertion, scope } => {
-                push("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+                push("grant_type", crate::sources::JWT_BEARER_GRANT);
                 push("assertion", assertion.expose());
                 if let Some(s) = scope.as_deref().filter(|s| !s.is_empty()) {
                     push("scope", s);
@@ -204,7 +205,8 @@ impl ClientAuthentication {
         }
     }
 
-    async fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
+    /// Add this method's credentials to a token request.
+    pub async fn apply(&self, parts: TokenRequestParts<'_>) -> Result<()> {
         match self {
             ClientAuthentication::None { client_id } => {
                 parts.form.push(("client_id".into(), client_id.clone()));
@@ -233,7 +235,10 @@ impl ClientAuthentication {
     }
 }
 
-/// Send a grant to the token endpoint and parse the answer.
+/// Send a grant to the token endpoint and parse the answer. The binding adds
+/// its proof (DPoP); when the server answers `use_dpop_nonce` with a new
+/// nonce, the request is sent once more (RFC 9449 §8), built anew.
+#[allow(clippy::too_many_arguments)]
 pub async fn request_token(
     http: &Http,
     token_endpoint: &Url,
@@ -242,35 +247,60 @@ pub async fn request_token(
     auth: &ClientAuthentication,
     resource: Option<&str>,
     extra_params: &[(String, String)],
+    binding: &dyn TokenBinding,
 ) -> Result<OAuthToken> {
     let step = grant.step();
     crate::http::require_secure(token_endpoint, "token endpoint", step)?;
-    let mut form = Vec::new();
-    grant.form(&mut form);
-    if let Some(r) = resource {
-        form.push(("resource".into(), r.to_string()));
-    }
-    for (k, v) in extra_params {
-        if !form.iter().any(|(name, _)| name == k) {
-            form.push((k.clone(), v.clone()));
+    let mut retried = false;
+    loop {
+        let mut form = Vec::new();
+        grant.form(&mut form);
+        if let Some(r) = resource {
+            form.push(("resource".into(), r.to_string()));
+        }
+        for (k, v) in extra_params {
+            if !form.iter().any(|(name, _)| name == k) {
+                form.push((k.clone(), v.clone()));
+            }
+        }
+        let mut req = http.request("POST", token_endpoint.clone());
+        req.headers
+            .push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        auth.apply(TokenRequestParts {
+            form: &mut form,
+            headers: &mut req.headers,
+            token_endpoint,
+            issuer,
+        })
+        .await?;
+        req.headers.extend(binding.token_request_headers(token_endpoint).await?);
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter())
+            .finish();
+        req.body = Some(body.into_bytes());
+        let resp = http.send(req, step).await?;
+        let new_nonce = binding.observe(token_endpoint.as_str(), &resp.headers);
+        match parse_token_response(&resp, token_endpoint, step) {
+            Err(e) if e.oauth_error() == Some("use_dpop_nonce") => {
+                if new_nonce && !retried {
+                    retried = true;
+                    continue;
+                }
+                return Err(Error::new(
+                    ErrorKind::Token,
+                    step,
+                    if retried {
+                        "the authorization server asked for a new DPoP nonce again after one retry; giving up"
+                    } else {
+                        "the authorization server asks for a DPoP nonce (use_dpop_nonce) but sent no new one"
+                    },
+                )
+                .with_status(resp.status)
+                .with_url(token_endpoint));
+            }
+            other => return other,
         }
     }
-    let mut req = http.request("POST", token_endpoint.clone());
-    req.headers
-        .push(("content-type".into(), "application/x-www-form-urlencoded".into()));
-    auth.apply(TokenRequestParts {
-        form: &mut form,
-        headers: &mut req.headers,
-        token_endpoint,
-        issuer,
-    })
-    .await?;
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form.iter())
-        .finish();
-    req.body = Some(body.into_bytes());
-    let resp = http.send(req, step).await?;
-    parse_token_response(&resp, token_endpoint, step)
 }
 
 /// The longest `expires_in` accepted: a year. A larger value is more likely a
@@ -298,7 +328,7 @@ pub fn is_b64token(s: &str) -> bool {
 /// usable token (a 5xx or 429, an HTML page, a malformed or hostile 200) is an
 /// outage: kind `server`, with `Retry-After` when given. Nothing of a refused
 /// response is kept.
-pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Result<OAuthToken> {
+fn success_object(resp: &HttpResponse, url: &Url, step: Step) -> Result<serde_json::Value> {
     let value = parse_body(resp);
     let unavailable = resp.status == 429 || resp.status >= 500;
     let outage = |message: &str| {
@@ -325,6 +355,19 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
     }
     let Some(value) = value else {
         return Err(outage("the token response is not a JSON object"));
+    };
+    Ok(value)
+}
+
+/// Parse a token response (see [`success_object`] for what is a refusal and
+/// what an outage).
+pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Result<OAuthToken> {
+    let value = success_object(resp, url, step)?;
+    let outage = |message: &str| {
+        Error::new(ErrorKind::Server, step, message.to_string())
+            .with_status(resp.status)
+            .with_url(url)
+            .with_retry_after(crate::http::retry_after(resp))
     };
     if let Some(e) = value.get("expires_in").and_then(serde_json::Value::as_f64) {
         if e < 0.0 {
@@ -409,6 +452,36 @@ pub fn oauth_error_fields(v: &serde_json::Value) -> Option<OAuthErrorFields> {
         error_description: v.get("error_description").and_then(|x| x.as_str()).map(str::to_string),
         error_uri: v.get("error_uri").and_then(|x| x.as_str()).map(str::to_string),
     })
+}
+
+/// The token of an RFC 8693 token exchange whose `issued_token_type` must be
+/// `expected_type` (an ID-JAG: `token_type` is then `N_A`, RFC 8693 §2.2.1).
+/// Errors as [`parse_token_response`].
+pub fn parse_exchanged_token(resp: &HttpResponse, url: &Url, step: Step, expected_type: &str) -> Result<Secret> {
+    let value = success_object(resp, url, step)?;
+    let bad = |message: String| {
+        Error::new(ErrorKind::Server, step, message)
+            .with_status(resp.status)
+            .with_url(url)
+    };
+    let issued = value.get("issued_token_type").and_then(serde_json::Value::as_str);
+    if issued != Some(expected_type) {
+        let shown: String = issued
+            .unwrap_or("none")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        return Err(bad(format!(
+            "the token exchange issued a token of type {shown:?}, not {expected_type}"
+        )));
+    }
+    let token = value
+        .get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| is_b64token(t))
+        .ok_or_else(|| bad("the token exchange response has no usable access_token".into()))?;
+    Ok(Secret::new(token))
 }
 
 #[cfg(test)]

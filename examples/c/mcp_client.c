@@ -60,6 +60,12 @@ struct options {
     const char *redirect_uri;
     const char *call_tool;
     const char *call_args;
+    const char *idp_token_endpoint;
+    const char *idp_client_id;
+    const char *idp_client_secret;
+    const char *id_token_file;
+    const char *workload_jwt_file;
+    bool dpop;
     bool no_call;
     bool verbose;
     bool quiet;
@@ -90,6 +96,15 @@ static void usage(FILE *out)
             "  --client-metadata-url U  a Client ID Metadata Document URL to use as client_id\n"
             "  --scope SCOPE            scopes to ask for (space-separated)\n"
             "  --client-credentials     the client credentials grant (needs --client-id)\n"
+            "  --dpop                   bind tokens to a key of the client's (DPoP, RFC 9449)\n"
+            "  --idp-token-endpoint URL enterprise-managed authorization: exchange the user's ID\n"
+            "                           token there for an ID-JAG (needs --id-token-file and\n"
+            "                           --client-id/--client-secret for the MCP server's AS)\n"
+            "  --idp-client-id ID       this client at the IdP\n"
+            "  --idp-client-secret S    its secret at the IdP\n"
+            "  --id-token-file FILE     the user's ID token (re-read on each exchange)\n"
+            "  --workload-jwt-file FILE workload identity: the platform's JWT (re-read when it\n"
+            "                           changes), with --client-id and no secret\n"
             "Storage (default: a file per server in the library's default directory):\n"
             "  --token-dir DIR          the directory of the file store (env MCP_OAUTH_TOKEN_DIR)\n"
             "  --memory-store           keep tokens in memory only\n"
@@ -157,6 +172,18 @@ static int parse_options(int argc, char **argv, struct options *o)
             VALUE(call_args);
         } else if (!strcmp(a, "--no-call")) {
             o->no_call = true;
+        } else if (!strcmp(a, "--dpop")) {
+            o->dpop = true;
+        } else if (!strcmp(a, "--idp-token-endpoint")) {
+            VALUE(idp_token_endpoint);
+        } else if (!strcmp(a, "--idp-client-id")) {
+            VALUE(idp_client_id);
+        } else if (!strcmp(a, "--idp-client-secret")) {
+            VALUE(idp_client_secret);
+        } else if (!strcmp(a, "--id-token-file")) {
+            VALUE(id_token_file);
+        } else if (!strcmp(a, "--workload-jwt-file")) {
+            VALUE(workload_jwt_file);
         } else if (!strcmp(a, "--verbose")) {
             o->verbose = true;
         } else if (!strcmp(a, "--quiet")) {
@@ -470,7 +497,14 @@ static int post(struct session *s, const char *method, const char *body, struct 
         mcp_oauth_headers_free(auth); /* overwrites before freeing */
         return -1;
     }
-    if (r->status == 401 || r->status == 403) {
+    /* One retry per request; a second only for a DPoP nonce challenge met by
+     * the retry (a new DPoP-bound token meets the server's nonce first). */
+    for (int round = 0; round < 2; round++) {
+        if (r->status != 401 && r->status != 403)
+            break;
+        if (round == 1 && !mcp_oauth_is_dpop_nonce_challenge((uint16_t)r->status, (const char *const *)r->header_names,
+                                                             (const char *const *)r->header_values, r->header_count))
+            break;
         const char *challenge = response_header(r, "WWW-Authenticate");
         note("%s: HTTP %ld%s%s", method, r->status, challenge ? ", WWW-Authenticate: " : "", challenge ? challenge : "");
         note("handing the response to libmcp_oauth (this may run the OAuth flow)");
@@ -487,13 +521,14 @@ static int post(struct session *s, const char *method, const char *body, struct 
             mcp_oauth_error_free(err);
             return -1;
         }
-        if (retry) {
-            note("authorized; sending %s again", method);
-            response_clear(r);
-            int ok = send_once(s, method, body, again, r);
-            mcp_oauth_headers_free(again);
-            if (ok != 0)
-                return -1;
+        if (!retry)
+            break;
+        note("authorized; sending %s again", method);
+        response_clear(r);
+        auth = again;
+        if (send_once(s, method, body, auth, r) != 0) {
+            mcp_oauth_headers_free(auth);
+            return -1;
         }
     }
     mcp_oauth_headers_free(auth);
@@ -810,6 +845,22 @@ static mcp_oauth_provider *make_provider(const struct options *o)
         rc = mcp_oauth_config_builder_set_protocol_version(b, o->protocol_version);
     if (rc == MCP_OAUTH_RESULT_OK && o->client_credentials)
         rc = mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, NULL);
+    if (rc == MCP_OAUTH_RESULT_OK && o->dpop)
+        rc = mcp_oauth_config_builder_set_dpop(b, true);
+    if (rc == MCP_OAUTH_RESULT_OK && o->idp_token_endpoint) {
+        char *id_token = o->id_token_file ? read_secret_file(o->id_token_file) : NULL;
+        if (!id_token) {
+            fprintf(stderr, "mcp_client: --idp-token-endpoint needs a readable --id-token-file\n");
+            mcp_oauth_config_builder_free(b);
+            return NULL;
+        }
+        id_token[strcspn(id_token, "\r\n")] = '\0';
+        rc = mcp_oauth_config_builder_set_identity_assertion(b, o->idp_token_endpoint, o->idp_client_id,
+                                                             o->idp_client_secret, id_token);
+        wipe_and_free(id_token, PRIVATE_KEY_CAP + 1);
+    }
+    if (rc == MCP_OAUTH_RESULT_OK && o->workload_jwt_file)
+        rc = mcp_oauth_config_builder_set_workload_identity(b, NULL, o->workload_jwt_file);
     if (rc == MCP_OAUTH_RESULT_OK) {
         if (o->memory_store)
             rc = mcp_oauth_config_builder_set_storage_memory(b);

@@ -92,6 +92,7 @@ pub(crate) struct Builder {
     skip_resource_check: bool,
     protocol_version: Option<String>,
     grant: GrantKind,
+    pub(crate) m2m: crate::m2m::M2m,
     storage: StorageChoice,
     handler: HandlerChoice,
     transport: Option<CallbackTransport>,
@@ -118,7 +119,7 @@ fn with_builder_err(
     })
 }
 
-fn with_builder(
+pub(crate) fn with_builder(
     builder: *mut mcp_oauth_config_builder,
     f: impl FnOnce(&mut Builder) -> Result<(), Failure>,
 ) -> mcp_oauth_result {
@@ -155,6 +156,7 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             skip_resource_check: false,
             protocol_version: None,
             grant: GrantKind::AuthorizationCode,
+            m2m: Default::default(),
             storage: StorageChoice::Memory,
             handler: HandlerChoice::None,
             transport: None,
@@ -260,17 +262,20 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
 /// A private key for `private_key_jwt` client authentication (RFC 7523): the
 /// pre-registered client (`mcp_oauth_config_builder_set_static_client`, with
 /// `auth_method` NULL or `"private_key_jwt"`) signs a fresh client assertion
-/// for each token request. `private_key_pem` is a PKCS#8 PEM key; `algorithm`
-/// is `"ES256"` (P-256), the one supported so far; `key_id` (the JWT `kid`)
-/// may be NULL. The key is parsed and copied here; the caller may wipe its
-/// copy at once.
+/// for each token request. `private_key_pem` is PEM in PKCS#8, PKCS#1 (RSA)
+/// or SEC1 (EC) form; `algorithm` is `"RS256"`, `"PS256"` (RSA, 2048 bits or
+/// more) or `"ES256"` (P-256); `key_id` (the JWT `kid`) may be NULL. The key
+/// is parsed and copied here; the caller may wipe its copy at once. For a key
+/// the host holds elsewhere, see
+/// `mcp_oauth_config_builder_set_private_key_jwt_signer`.
 ///
 /// On failure, when `err_out` is not NULL, `*err_out` is a new error
 /// saying why (free it with `mcp_oauth_error_free`).
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
-/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (not a PKCS#8 P-256 key, or an
-/// algorithm other than ES256; the message never contains the key).
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the message names what is wrong:
+/// not PEM, encrypted, a public key, the wrong curve, an algorithm the key
+/// cannot do; it never contains the key).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_private_key_jwt(
     builder: *mut mcp_oauth_config_builder,
@@ -847,6 +852,7 @@ fn build(b: Builder) -> Result<Provider, Failure> {
         metadata.scope = Some(scope);
     }
     config.client_metadata = metadata;
+    b.m2m.apply(&mut config)?;
     let storage: Arc<dyn TokenStorage> = match b.storage {
         StorageChoice::Memory => Arc::new(MemoryStorage::new()),
         StorageChoice::File(dir) => {

@@ -28,6 +28,7 @@ mod config;
 mod deferred;
 mod error;
 mod log;
+mod m2m;
 mod operation;
 mod provider;
 mod runtime;
@@ -43,6 +44,7 @@ pub use log::{
     MCP_OAUTH_LOG_OPTIONS_VERSION, mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_log_options,
     mcp_oauth_set_log_callback,
 };
+pub use m2m::*;
 pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
 pub use runtime::mcp_oauth_shutdown;

@@ -418,7 +418,9 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
 /// authorization through the handlers, the token exchange); on 403
 /// `insufficient_scope` it steps up the scopes; any other status needs
 /// nothing. Call it at most once per request: after a retry, give a second
-/// 401/403 to the application.
+/// 401/403 to the application, except a DPoP nonce challenge
+/// (`mcp_oauth_is_dpop_nonce_challenge`), which may be handed over once more
+/// (a retry with a new DPoP-bound token can meet the server's nonce first).
 ///
 /// - `method`, `url`: the request's, as given to `mcp_oauth_provider_get_headers`.
 /// - `sent_authorization`: the `Authorization` value the request carried,
@@ -828,6 +830,26 @@ pub unsafe extern "C" fn mcp_oauth_provider_try_get_headers(
         let out = unsafe { out_arg(headers_out, "headers_out") }?;
         *out = optional_headers_into_raw(p.core.cached_headers(method, url))?;
         Ok(())
+    })
+}
+
+/// Whether a response is a resource server's DPoP nonce challenge (401 with
+/// `error="use_dpop_nonce"` and a `DPoP-Nonce` header): the one response that
+/// may be given to `mcp_oauth_provider_handle_response` again after a retry.
+/// The headers are as for `mcp_oauth_provider_handle_response`. Returns false
+/// on any bad argument.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_is_dpop_nonce_challenge(
+    status: u16,
+    header_names: *const *const c_char,
+    header_values: *const *const c_char,
+    header_count: usize,
+) -> bool {
+    boundary::guard_value(false, || {
+        match unsafe { response_headers_arg(header_names, header_values, header_count) } {
+            Ok(h) => ResponseInfo::new(status, &h).is_dpop_nonce_challenge(),
+            Err(_) => false,
+        }
     })
 }
 

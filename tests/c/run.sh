@@ -119,6 +119,9 @@ run_program "asan test_api" "$HERE/build-asan/test_api"
 echo "# ASan+UBSan: what a shipping host relies on (release, cancellation, transport, versions)"
 run_program "asan test_abi" "$HERE/build-asan/test_abi"
 
+echo "# ASan+UBSan: the machine-to-machine setters and the signing callback"
+run_program "asan test_m2m" "$HERE/build-asan/test_m2m"
+
 echo "# ASan+UBSan: the full flow through the C API"
 TOKEN_DIR="$WORK/tokens-flow" run_program "asan test_flow" "$HERE/build-asan/test_flow"
 
@@ -226,6 +229,7 @@ if command -v valgrind >/dev/null; then
     run_program "valgrind test_api" "${VG[@]}" "$HERE/build-plain/test_api"
     run_program "valgrind test_abi" "${VG[@]}" "$HERE/build-plain/test_abi"
     TOKEN_DIR="$WORK/tokens-valgrind" run_program "valgrind test_flow" "${VG[@]}" "$HERE/build-plain/test_flow"
+    run_program "valgrind test_m2m" "${VG[@]}" "$HERE/build-plain/test_m2m"
 else
     fail "valgrind is not installed (scripts/setup.sh installs it)"
 fi

@@ -8,7 +8,8 @@ MCP server, wired to each other, on 127.0.0.1.
 Prints ONE line of JSON on stdout once both are ready:
 
     {"issuer": "http://127.0.0.1:A", "mcp_url": "http://127.0.0.1:B/mcp",
-     "control_url": "http://127.0.0.1:A/__control", "prm_url": "...", "oidc_pid": N, "mcp_pid": N}
+     "control_url": "http://127.0.0.1:A/__control", "prm_url": "...",
+     "mcp_control_url": "http://127.0.0.1:B/__control", "oidc_pid": N, "mcp_pid": N}
 
 then runs until its stdin reaches EOF (unless --no-stdin), or it gets SIGTERM/SIGINT,
 and stops both children. The children die with it even if it is killed (SIGKILL):
@@ -169,6 +170,7 @@ class Peers:
                 "mcp_url": mcp_url,
                 "control_url": control_url,
                 "prm_url": f"{origin}/.well-known/oauth-protected-resource/mcp",
+                "mcp_control_url": f"{origin}/__control",
                 "oidc_pid": oidc.pid,
                 "mcp_pid": mcp.pid,
             }

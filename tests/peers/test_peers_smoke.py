@@ -544,3 +544,162 @@ def test_reference_sdk_client_interoperates(peers):
     who = asyncio.run(run())
     assert who["aud"] == peers["mcp_url"]
     assert who["scopes"] == ["mcp:read"]
+
+
+class DpopKey:
+    """A DPoP key of the test's own, making proofs with PyJWT (RFC 9449 §4)."""
+
+    def __init__(self):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+        members = {m: self.jwk[m] for m in ("crv", "kty", "x", "y")}
+        canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+        self.thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+
+    def proof(self, method, url, token=None, nonce=None, **overrides):
+        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(time.time())}
+        if token is not None:
+            claims["ath"] = base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
+        if nonce is not None:
+            claims["nonce"] = nonce
+        claims.update(overrides)
+        return jwt.encode(claims, self.key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": self.jwk})
+
+
+def dpop_client_credentials(http, peers, key):
+    client = register(
+        http,
+        peers["issuer"],
+        grant_types=["client_credentials"],
+        response_types=[],
+        redirect_uris=[],
+        token_endpoint_auth_method="client_secret_basic",
+        application_type="web",
+    )
+    token_url = f"{peers['issuer']}/token"
+
+    def ask(nonce=None):
+        return http.post(
+            token_url,
+            data={"grant_type": "client_credentials", "scope": "mcp:read", "resource": peers["mcp_url"]},
+            auth=(client["client_id"], client["client_secret"]),
+            headers={"accept": "application/json", "dpop": key.proof("POST", token_url, nonce=nonce)},
+        )
+
+    return ask
+
+
+def dpop_refusal(response: httpx.Response) -> str:
+    """The error of a 401 with a DPoP challenge."""
+    assert response.status_code == 401, response.text
+    bearer, dpop = response.headers.get_list("www-authenticate")
+    assert bearer.startswith("Bearer resource_metadata="), bearer
+    assert dpop.startswith("DPoP error="), dpop
+    error = response.json()["error"]
+    assert f'error="{error}"' in dpop
+    return error
+
+
+def test_dpop_bound_tokens_and_every_proof_checked(http, peers):
+    key = DpopKey()
+    r = dpop_client_credentials(http, peers, key)()
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
+    at = r.json()["access_token"]
+    claims = jwt.decode(at, options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": key.thumbprint}
+    assert claims["aud"] == peers["mcp_url"]
+    url, control = peers["mcp_url"], peers["mcp_control_url"]
+    before = http.get(f"{control}/state").json()["dpop"]
+
+    def send(proof, scheme="DPoP", token=at):
+        headers = {**MCP_HEADERS, "authorization": f"{scheme} {token}"}
+        if proof is not None:
+            headers["dpop"] = proof
+        return http.post(url, json=INIT, headers=headers)
+
+    good = key.proof("POST", url, at)
+    assert send(good).status_code == 200
+    # each request needs its own proof: the same one again is a replay
+    r = send(good)
+    assert dpop_refusal(r) == "invalid_dpop_proof" and "replayed" in r.json()["error_description"]
+    assert send(key.proof("POST", url, at)).status_code == 200
+    # another key, though a valid proof of its own
+    r = send(DpopKey().proof("POST", url, at))
+    assert dpop_refusal(r) == "invalid_dpop_proof" and "another key" in r.json()["error_description"]
+    # the claims that tie a proof to its request and token
+    assert dpop_refusal(send(key.proof("GET", url, at))) == "invalid_dpop_proof"
+    assert dpop_refusal(send(key.proof("POST", url + "/other", at))) == "invalid_dpop_proof"
+    assert dpop_refusal(send(key.proof("POST", url, "another-token"))) == "invalid_dpop_proof"
+    assert dpop_refusal(send(key.proof("POST", url, at, iat=int(time.time()) - 600))) == "invalid_dpop_proof"
+    assert dpop_refusal(send(None)) == "invalid_dpop_proof"
+    # a bound token is no bearer token
+    assert dpop_refusal(send(None, scheme="Bearer")) == "invalid_token"
+    # an unbound token is no DPoP token
+    _, bearer = full_flow(http, peers)
+    assert bearer["token_type"] == "Bearer"
+    assert dpop_refusal(send(key.proof("POST", url, bearer["access_token"]), token=bearer["access_token"])) == "invalid_token"
+
+    after = http.get(f"{control}/state").json()["dpop"]
+    assert after["accepted"] - before["accepted"] == 2
+    refused = {k: v - before["refused"].get(k, 0) for k, v in after["refused"].items()}
+    assert refused == {"invalid_dpop_proof": 7, "invalid_token": 2}
+
+
+def test_dpop_nonces_at_the_resource_server(http, peers):
+    key = DpopKey()
+    r = dpop_client_credentials(http, peers, key)()
+    assert r.status_code == 200, r.text
+    at = r.json()["access_token"]
+    url, control = peers["mcp_url"], peers["mcp_control_url"]
+
+    def send(nonce=None):
+        headers = {**MCP_HEADERS, "authorization": f"DPoP {at}", "dpop": key.proof("POST", url, at, nonce=nonce)}
+        return http.post(url, json=INIT, headers=headers)
+
+    assert http.post(f"{control}/dpop", json={"require_nonce": "yes"}).status_code == 400
+    try:
+        http.post(f"{control}/dpop", json={"require_nonce": True})
+        r = send()
+        assert dpop_refusal(r) == "use_dpop_nonce"
+        first = r.headers["dpop-nonce"]
+        assert send(first).status_code == 200
+        assert send(first).status_code == 200
+        # rotated: the old nonce is stale now
+        assert http.post(f"{control}/dpop", json={"rotate": True}).json()["nonces_issued"] >= 2
+        r = send(first)
+        assert dpop_refusal(r) == "use_dpop_nonce"
+        second = r.headers["dpop-nonce"]
+        assert second != first
+        assert send(second).status_code == 200
+        # a server that never settles: every answer asks for yet another nonce
+        http.post(f"{control}/dpop", json={"nonce_loop": True})
+        r = send(second)
+        third = r.headers["dpop-nonce"]
+        assert dpop_refusal(r) == "use_dpop_nonce" and third != second
+        assert dpop_refusal(send(third)) == "use_dpop_nonce"
+    finally:
+        http.post(f"{control}/dpop", json={"require_nonce": False, "nonce_loop": False})
+    assert send().status_code == 200
+
+
+def test_dpop_nonce_control_of_the_authorization_server(http, peers):
+    key = DpopKey()
+    ask = dpop_client_credentials(http, peers, key)
+    control = peers["control_url"]
+    assert http.post(f"{control}/dpop", json={}).status_code == 400
+    try:
+        assert http.post(f"{control}/dpop", json={"require_nonce": True}).json() == {"dpop_require_nonce": True}
+        assert http.get(f"{control}/state").json()["dpop_require_nonce"] is True
+        r = ask()
+        assert r.status_code == 400 and r.json()["error"] == "use_dpop_nonce"
+        nonce = r.headers["dpop-nonce"]
+        r = ask(nonce)
+        assert r.status_code == 200, r.text
+        assert r.json()["token_type"] == "DPoP"
+        assert ask("not-the-nonce").json()["error"] == "use_dpop_nonce"
+    finally:
+        http.post(f"{control}/dpop", json={"require_nonce": False})
+    assert ask().status_code == 200

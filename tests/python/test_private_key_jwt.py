@@ -4,6 +4,7 @@ against the real authorization server and MCP server."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import httpx2
 import pytest
 from conftest import INITIALIZE, MCP_HEADERS, InMemoryTokenStorage, as_state
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mcp_oauth_client import (
@@ -20,6 +21,7 @@ from mcp_oauth_client import (
     OAuthFlowError,
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
+    SigningCallbackJWTParameters,
     static_assertion_provider,
 )
 
@@ -42,7 +44,7 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _register(peers: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
+def _register(peers: dict[str, Any], key: Any, alg: str = "ES256") -> str:
     jwk = json.loads(_public_jwk(key))
     r = httpx.post(
         f"{peers['issuer']}/reg",
@@ -51,7 +53,7 @@ def _register(peers: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
             "response_types": [],
             "redirect_uris": [],
             "token_endpoint_auth_method": "private_key_jwt",
-            "token_endpoint_auth_signing_alg": "ES256",
+            "token_endpoint_auth_signing_alg": alg,
             "jwks": {"keys": [jwk]},
             "application_type": "web",
         },
@@ -61,13 +63,16 @@ def _register(peers: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
     return str(r.json()["client_id"])
 
 
-def _public_jwk(key: ec.EllipticCurvePrivateKey) -> str:
+def _b64(n: int, length: int) -> str:
+    return base64.urlsafe_b64encode(n.to_bytes(length, "big")).rstrip(b"=").decode()
+
+
+def _public_jwk(key: Any) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        rn = key.public_key().public_numbers()
+        return json.dumps({"kty": "RSA", "n": _b64(rn.n, (rn.n.bit_length() + 7) // 8), "e": _b64(rn.e, 3), "use": "sig"})
     numbers = key.public_key().public_numbers()
-
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-
-    return json.dumps({"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "use": "sig"})
+    return json.dumps({"kty": "EC", "crv": "P-256", "x": _b64(numbers.x, 32), "y": _b64(numbers.y, 32), "use": "sig"})
 
 
 async def _list_tools(peers: dict[str, Any], provider: PrivateKeyJWTOAuthProvider) -> list[str]:
@@ -180,25 +185,98 @@ async def test_another_issuer_gets_no_assertion(peers: dict[str, Any]) -> None:
     assert called == []
 
 
-def test_rs256_is_refused_clearly() -> None:
-    rsa_pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    params = SignedJWTParameters(issuer="c", subject="c", signing_key=rsa_pem)
-    assert params.signing_algorithm == "RS256"
-    with pytest.raises(ValueError, match="RS256.*not supported.*ES256") as info:
-        params.create_assertion_provider()
-    assert isinstance(info.value, OAuthConfigurationError)
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+@pytest.mark.parametrize("form", ["pkcs8", "pkcs1"])
+async def test_rsa_keys_sign_for_the_real_server(
+    peers: dict[str, Any], rsa_key: rsa.RSAPrivateKey, alg: str, form: str
+) -> None:
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8 if form == "pkcs8" else serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    client_id = _register(peers, rsa_key, alg)
+    params = SignedJWTParameters(issuer=client_id, subject=client_id, signing_key=pem, signing_algorithm=alg)
+    if alg == "RS256":
+        # The SDK's default algorithm works as it does there.
+        params = SignedJWTParameters(issuer=client_id, subject=client_id, signing_key=pem)
+    p = PrivateKeyJWTOAuthProvider(
+        peers["mcp_url"], InMemoryTokenStorage(), client_id, params.create_assertion_provider(), issuer=peers["issuer"]
+    )
+    assert await _list_tools(peers, p)
+
+
+async def test_a_key_held_elsewhere_signs_through_the_application(
+    peers: dict[str, Any], ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    client_id = _register(peers, ec_key)
+    signed: list[bytes] = []
+
+    async def kms_sign(data: bytes) -> bytes:
+        signed.append(data)
+        # DER, as cloud KMS APIs return ECDSA signatures.
+        return ec_key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    params = SigningCallbackJWTParameters(issuer=client_id, subject=client_id, signing_algorithm="ES256", sign=kms_sign)
+    p = PrivateKeyJWTOAuthProvider(peers["mcp_url"], InMemoryTokenStorage(), client_id, params.create_assertion_provider())
+    assert await _list_tools(peers, p)
+    assert signed and _claims(signed[0].decode() + ".x")["aud"] == peers["issuer"]
+
+
+async def test_a_signing_callback_that_fails_or_hangs_is_a_clear_error(peers: dict[str, Any]) -> None:
+    async def hang(data: bytes) -> bytes:
+        await asyncio.sleep(3600)
+        return b""
+
+    params = SigningCallbackJWTParameters(issuer="c", subject="c", sign=hang, timeout_seconds=0.2)
+    p = PrivateKeyJWTOAuthProvider(peers["mcp_url"], InMemoryTokenStorage(), "c", params.create_assertion_provider())
+    with pytest.raises(OAuthFlowError, match="did not answer within"):
+        await p.authorize()
+
+    def garbage(data: bytes) -> bytes:
+        return b"\x01\x02"
+
+    params = SigningCallbackJWTParameters(issuer="c", subject="c", sign=garbage)
+    p = PrivateKeyJWTOAuthProvider(peers["mcp_url"], InMemoryTokenStorage(), "c", params.create_assertion_provider())
+    with pytest.raises(Exception, match="not an ES256 signature"):
+        await p.authorize()
 
 
 @pytest.mark.parametrize(
-    "key", ["not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "rsa"]
+    ("key", "alg", "said"),
+    [
+        ("not a key", "ES256", "not PEM"),
+        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "ES256", "cannot be read"),
+        ("rsa", "ES256", "needs a P-256 EC key but the key is an RSA key"),
+        ("ec", "RS256", "needs an RSA key but the key is an EC key"),
+        ("p384", "ES256", "P-384"),
+        ("encrypted", "ES256", "encrypted"),
+        ("rsa", "HS256", "not supported"),
+    ],
 )
-def test_bad_keys_are_configuration_errors_that_do_not_echo_the_key(key: str) -> None:
-    if key == "rsa":
-        key = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    params = SignedJWTParameters(issuer="c", subject="c", signing_key=key, signing_algorithm="ES256")
-    with pytest.raises(OAuthConfigurationError) as info:
+def test_bad_keys_are_configuration_errors_that_say_why_and_do_not_echo_the_key(key: str, alg: str, said: str) -> None:
+    made: Any = {
+        "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    }
+    if key in made:
+        key = _pem(made[key]())
+    elif key == "encrypted":
+        key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pass"),
+        ).decode()
+    params = SignedJWTParameters(issuer="c", subject="c", signing_key=key, signing_algorithm=alg)
+    with pytest.raises(OAuthConfigurationError, match=said) as info:
         params.create_assertion_provider()
-    assert "P-256" in str(info.value) and key not in str(info.value)
+    assert key not in str(info.value)
     assert key not in repr(params)
 
 

@@ -181,3 +181,40 @@ impl AssertionProvider for PyAssertionProvider {
             .map_err(|e| callback_failed("the assertion provider", e, make))
     }
 }
+
+/// The application's `assertion_provider(audience, resource)` of the
+/// JWT-bearer grant (an ID-JAG it obtains itself), awaited like the storage.
+pub(crate) struct PyGrantAssertion {
+    pub(crate) bridge: Arc<Py<PyAny>>,
+}
+
+#[async_trait]
+impl mcp_oauth_client::GrantAssertion for PyGrantAssertion {
+    async fn assertion(&self, ctx: &mcp_oauth_client::sources::SourceContext<'_>, resource: &str) -> Result<Secret> {
+        let make = |m: String| Error::flow(Step::Grant, m);
+        let args = (ctx.discovered.issuer.clone(), resource.to_string());
+        let v = call_py(&self.bridge, "grant_assertion", args)
+            .await
+            .map_err(|e| callback_failed("the assertion provider", e, make))?;
+        extract::<String>(v)
+            .map(Secret::new)
+            .map_err(|e| callback_failed("the assertion provider", e, make))
+    }
+}
+
+/// The application's function giving a fresh JWT (the user's ID token, a
+/// workload's platform token), called again once the one it gave expired.
+pub(crate) fn py_jwt_fn(bridge: Arc<Py<PyAny>>, step: Step) -> mcp_oauth_client::sources::JwtFn {
+    Arc::new(move || {
+        let bridge = bridge.clone();
+        Box::pin(async move {
+            let make = move |m: String| Error::flow(step, m);
+            let v = call_py(&bridge, "fresh_jwt", ())
+                .await
+                .map_err(|e| callback_failed("the token provider", e, make))?;
+            extract::<String>(v)
+                .map(Secret::new)
+                .map_err(|e| callback_failed("the token provider", e, make))
+        })
+    })
+}

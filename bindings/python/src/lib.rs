@@ -30,6 +30,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<builtins::NativeFileStorage>()?;
     m.add_class::<builtins::NativeLoopbackReceiver>()?;
     m.add_class::<signer::NativeSigner>()?;
+    m.add_function(wrap_pyfunction!(signer::assertion_signing_input, m)?)?;
+    m.add_function(wrap_pyfunction!(signer::assertion_finish, m)?)?;
     m.add_function(wrap_pyfunction!(builtins::open_browser, m)?)?;
     m.add_function(wrap_pyfunction!(builtins::parse_redirect, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;

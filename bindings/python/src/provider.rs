@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    AuthHeaders, AuthorizationHandler, GrantKind, OAuthClientMetadata, OAuthClientProvider, ProviderConfig,
-    RequestInfo, ResourceParameter, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
+    AuthHeaders, AuthorizationHandler, GrantKind, LocalSigner, OAuthClientMetadata, OAuthClientProvider,
+    ProviderConfig, RequestInfo, ResourceParameter, ResponseAction, ResponseInfo, Secret, StaticClient, TokenStorage,
+    error::Step,
+    sources::{IdentityProvider, JwtInput},
 };
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 
-use crate::bridge::{PyAssertionProvider, PyHandler, PyStorage, resource_validator};
+use crate::bridge::{PyAssertionProvider, PyGrantAssertion, PyHandler, PyStorage, py_jwt_fn, resource_validator};
 use crate::builtins::NativeFileStorage;
 use crate::errors::{OAuthConfigurationError, in_starting_call, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
@@ -127,6 +129,9 @@ impl NativeProvider {
         client_credentials=false, client_id=None, client_secret=None, token_endpoint_auth_method=None,
         scope=None, client_assertion=false, issuer=None, resource_parameter=None,
         authorization_params=Vec::new(), token_params=Vec::new(), lease_wait=30.0,
+        dpop=false, dpop_key_pem=None, dpop_algorithm=None, grant_assertion=false,
+        idp_token_endpoint=None, idp_client_id=None, idp_client_secret=None, id_token=None,
+        fresh_jwt=false, workload_token=None, workload_token_file=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -153,6 +158,17 @@ impl NativeProvider {
         authorization_params: Vec<(String, String)>,
         token_params: Vec<(String, String)>,
         lease_wait: f64,
+        dpop: bool,
+        dpop_key_pem: Option<String>,
+        dpop_algorithm: Option<String>,
+        grant_assertion: bool,
+        idp_token_endpoint: Option<String>,
+        idp_client_id: Option<String>,
+        idp_client_secret: Option<String>,
+        id_token: Option<String>,
+        fresh_jwt: bool,
+        workload_token: Option<String>,
+        workload_token_file: Option<String>,
     ) -> PyResult<Self> {
         let bridge = Arc::new(bridge);
         let mut metadata = match &client_metadata_json {
@@ -207,6 +223,33 @@ impl NativeProvider {
         }
         if client_assertion {
             config.client_assertion = Some(Arc::new(PyAssertionProvider { bridge: bridge.clone() }));
+        }
+        if dpop || dpop_key_pem.is_some() {
+            let signer = match dpop_key_pem {
+                Some(pem) => Some(Arc::new(
+                    LocalSigner::from_pem(&Secret::new(pem), dpop_algorithm.as_deref().unwrap_or("ES256"), None)
+                        .map_err(to_pyerr)?,
+                ) as Arc<dyn mcp_oauth_client::Signer>),
+                None => None,
+            };
+            config.use_dpop(signer).map_err(to_pyerr)?;
+        }
+        let jwt_input = |fixed: Option<String>, file: Option<String>, step| match (fixed, file) {
+            (Some(t), _) => Some(JwtInput::Fixed(Secret::new(t))),
+            (None, Some(f)) => Some(JwtInput::File(f.into())),
+            (None, None) => fresh_jwt.then(|| JwtInput::Callback(py_jwt_fn(bridge.clone(), step))),
+        };
+        if let Some(endpoint) = idp_token_endpoint {
+            let idp = IdentityProvider::new(&endpoint, idp_client_id, idp_client_secret.map(Secret::new))
+                .map_err(to_pyerr)?;
+            let token = jwt_input(id_token, None, Step::IdentityAssertion).ok_or_else(|| {
+                OAuthConfigurationError::new_err("enterprise-managed authorization needs the user's ID token")
+            })?;
+            config.use_identity_assertion(idp, token);
+        } else if grant_assertion {
+            config.use_grant_assertion(Arc::new(PyGrantAssertion { bridge: bridge.clone() }));
+        } else if let Some(token) = jwt_input(workload_token, workload_token_file, Step::Grant) {
+            config.use_workload_identity(token);
         }
         if validate_resource {
             config.resource_validator = Some(resource_validator(bridge.clone(), server_url));
@@ -272,6 +315,17 @@ impl NativeProvider {
                 .await
                 .map(retry_headers)
         })
+    }
+
+    /// Whether a response to a retried request is a DPoP nonce challenge,
+    /// which `handle_response` may take once more.
+    fn is_dpop_nonce_challenge(&self, status: u16, headers: Vec<(String, String)>) -> bool {
+        ResponseInfo::new(status, &headers).is_dpop_nonce_challenge()
+    }
+
+    /// Keep what a response carries for later requests (a `DPoP-Nonce`).
+    fn observe_response(&self, url: &str, headers: Vec<(String, String)>) {
+        self.inner.observe_response(url, &headers);
     }
 
     /// Awaitable: run discovery and the whole flow now.

@@ -188,3 +188,45 @@ impl ProviderConfig {
         }
     }
 }
+
+impl ProviderConfig {
+    /// Enterprise-managed authorization: tokens from the JWT-bearer grant
+    /// with an ID-JAG that the enterprise `idp` issues for the user's
+    /// `id_token` (both legs). The pre-registered client (`static_client`)
+    /// authenticates leg 2; the application's scope, if any, is asked for in
+    /// the ID-JAG too.
+    pub fn use_identity_assertion(
+        &mut self,
+        idp: crate::sources::IdentityProvider,
+        id_token: crate::sources::JwtInput,
+    ) {
+        let scope = self.client_metadata.scope.clone();
+        let exchange = crate::sources::IdJagExchange::new(idp, id_token, scope);
+        self.use_grant_assertion(Arc::new(exchange));
+    }
+
+    /// Workload identity: tokens from the JWT-bearer grant with the
+    /// platform's JWT, for the pre-registered `client_id` without a secret.
+    pub fn use_workload_identity(&mut self, token: crate::sources::JwtInput) {
+        self.use_grant_assertion(Arc::new(crate::sources::WorkloadToken::new(token)));
+    }
+
+    /// Tokens from the JWT-bearer grant with assertions from `assertion`
+    /// (an ID-JAG the host obtains itself, for instance).
+    pub fn use_grant_assertion(&mut self, assertion: Arc<dyn crate::sources::GrantAssertion>) {
+        self.client_metadata.grant_types = vec![crate::sources::JWT_BEARER_GRANT.to_string()];
+        self.client_metadata.response_types = Vec::new();
+        self.source = Some(Arc::new(crate::sources::JwtBearer::new(assertion)));
+    }
+
+    /// DPoP-bound tokens (RFC 9449), with `signer`'s key, or with a key of
+    /// the provider's own when `None`.
+    pub fn use_dpop(&mut self, signer: Option<Arc<dyn crate::keys::Signer>>) -> crate::error::Result<()> {
+        let dpop = match signer {
+            Some(s) => crate::dpop::Dpop::new(s)?,
+            None => crate::dpop::Dpop::generate(),
+        };
+        self.binding = Some(Arc::new(dpop));
+        Ok(())
+    }
+}

@@ -84,7 +84,7 @@ impl Inner {
         if st.dead_tokens.contains(&fingerprint(&token)) {
             return false;
         }
-        if !self.binding.accepts(&token.token_type) {
+        if !self.binding.accepts_stored(&token) {
             tracing::warn!("the stored token's type cannot be presented by this client; not using it");
             return false;
         }
@@ -173,6 +173,7 @@ impl Inner {
             client_metadata: &cfg.client_metadata,
             assume_s256_when_pkce_unadvertised: cfg.assume_s256_when_pkce_unadvertised,
             authorization_timeout: cfg.authorization_timeout,
+            binding: self.binding.as_ref(),
         }
     }
 
@@ -185,7 +186,7 @@ impl Inner {
         scope: Option<&str>,
         step: Step,
     ) -> Result<OAuthToken> {
-        if !self.binding.accepts(&token.token_type) {
+        if !self.binding.accepts(&token) {
             return Err(Error::flow(
                 step,
                 format!(
@@ -194,6 +195,7 @@ impl Inner {
                 ),
             ));
         }
+        self.binding.bind(&mut token);
         token.issuer = Some(d.issuer.clone());
         token.resource = Some(d.resource.clone());
         if token.scope.is_none() {

@@ -95,6 +95,16 @@ impl<'a> ResponseInfo<'a> {
         ResponseInfo { status, headers }
     }
 
+    /// Whether this is a resource server's DPoP nonce challenge (401,
+    /// `error="use_dpop_nonce"`, with a `DPoP-Nonce`): the one response that
+    /// may be handed to [`OAuthClientProvider::handle_response`] again after
+    /// a retry, since a retry carrying a new token can meet it first.
+    pub fn is_dpop_nonce_challenge(&self) -> bool {
+        self.status == 401
+            && self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("dpop-nonce"))
+            && find_bearer(&self.challenges()).is_some_and(|c| c.error.as_deref() == Some("use_dpop_nonce"))
+    }
+
     fn challenges(&self) -> Vec<&'a str> {
         self.headers
             .iter()
@@ -327,7 +337,7 @@ impl OAuthClientProvider {
         if held.due() || !self.inner.same_origin(url) {
             return None;
         }
-        self.inner.binding.headers(&held.prepared, method, url).ok()
+        self.inner.binding.headers_now(&held.prepared, method, url)?.ok()
     }
 
     /// The tokens held now, if any.
@@ -355,11 +365,15 @@ impl OAuthClientProvider {
         .await?;
         let guard = self.inner.current.load();
         match guard.as_ref() {
-            Some(h) if !h.token.is_expired() => self
-                .inner
-                .binding
-                .headers(&h.prepared, request.method, request.url)
-                .map(Some),
+            Some(h) if !h.token.is_expired() => {
+                let prepared = h.prepared.clone();
+                drop(guard);
+                self.inner
+                    .binding
+                    .headers(&prepared, request.method, request.url)
+                    .await
+                    .map(Some)
+            }
             _ => Ok(None),
         }
     }
@@ -367,22 +381,42 @@ impl OAuthClientProvider {
     /// Hand the provider a response to `request` (whose `authorization` is
     /// what it carried). On 401 it refreshes or runs the flow; on 403
     /// `insufficient_scope` it steps up. Call it at most once per request:
-    /// after a retry, pass a second 401/403 to the application.
+    /// after a retry, pass a second 401/403 to the application, except a DPoP
+    /// nonce challenge ([`ResponseInfo::is_dpop_nonce_challenge`]), which may
+    /// be handed over once more.
     pub async fn handle_response(
         &self,
         request: &RequestInfo<'_>,
         response: &ResponseInfo<'_>,
     ) -> Result<ResponseAction> {
+        let nonce_changed = self.inner.binding.observe(request.url, response.headers);
         match response.status {
             401 => {
                 let challenge = find_bearer(&response.challenges());
+                if challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("use_dpop_nonce") {
+                    // RFC 9449 §9: the resource server wants its nonce in the
+                    // proof. The token is fine: send again with a new proof.
+                    if !nonce_changed
+                        && !response
+                            .headers
+                            .iter()
+                            .any(|(k, _)| k.eq_ignore_ascii_case("dpop-nonce"))
+                    {
+                        return Err(Error::flow(
+                            Step::Request,
+                            "the server asks for a DPoP nonce (use_dpop_nonce) but sent none",
+                        )
+                        .with_status(401));
+                    }
+                    return self.retry_with_current(request).await;
+                }
                 let rejected = request.authorization.map(str::to_string);
                 let key = FlightKey::Reauthorize(header_key(request.authorization));
                 self.run(key, request.timeout, move |inner, http| {
                     Box::pin(inner.reauthorize(http, rejected, challenge))
                 })
                 .await?;
-                self.retry_with_current(request)
+                self.retry_with_current(request).await
             }
             403 => match find_bearer(&response.challenges()) {
                 Some(c) if c.error.as_deref() == Some("insufficient_scope") => {
@@ -514,16 +548,27 @@ impl OAuthClientProvider {
 
     /// The headers to retry with: the held, unexpired token a completed flight
     /// left (it replaced the refused one, or the flight found one that had).
-    fn retry_with_current(&self, request: &RequestInfo<'_>) -> Result<ResponseAction> {
-        let guard = self.inner.current.load();
-        let held = guard
-            .as_ref()
-            .filter(|h| !h.token.is_expired())
-            .ok_or_else(|| Error::flow(Step::Request, "no usable token after the authorization completed"))?;
+    async fn retry_with_current(&self, request: &RequestInfo<'_>) -> Result<ResponseAction> {
+        let prepared = {
+            let guard = self.inner.current.load();
+            let held = guard
+                .as_ref()
+                .filter(|h| !h.token.is_expired())
+                .ok_or_else(|| Error::flow(Step::Request, "no usable token after the authorization completed"))?;
+            held.prepared.clone()
+        };
         self.inner
             .binding
-            .headers(&held.prepared, request.method, request.url)
+            .headers(&prepared, request.method, request.url)
+            .await
             .map(ResponseAction::Retry)
+    }
+
+    /// See a response the provider was not asked to handle (any status), so
+    /// that what it carries for later requests is kept: the `DPoP-Nonce` a
+    /// server may send on any response. Cheap; does nothing with Bearer tokens.
+    pub fn observe_response(&self, url: &str, headers: &[(String, String)]) {
+        self.inner.binding.observe(url, headers);
     }
 
     async fn on_insufficient_scope(
@@ -539,7 +584,7 @@ impl OAuthClientProvider {
             .is_some_and(|h| Some(h.prepared.as_str()) == request.authorization);
         // Another request's step-up may already hold what this one needs.
         if !sent_current && inner.covers(&challenged) && !challenged.is_empty() {
-            return self.retry_with_current(request);
+            return self.retry_with_current(request).await;
         }
         let held_scope = held
             .as_ref()
@@ -586,13 +631,12 @@ impl OAuthClientProvider {
                 Box::pin(inner.step_up(http, challenge, wanted))
             })
             .await;
-        let mut counts = inner.step_ups.lock().unwrap_or_else(|p| p.into_inner());
         if inner.covers(&challenged) {
-            counts.remove(&key);
-            drop(counts);
+            inner.step_ups.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
             outcome?;
-            return self.retry_with_current(request);
+            return self.retry_with_current(request).await;
         }
+        let mut counts = inner.step_ups.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(outcome, Ok(true)) || outcome.is_err() {
             *counts.entry(key.clone()).or_insert(0) += 1;
         }

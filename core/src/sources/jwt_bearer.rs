@@ -9,11 +9,15 @@ use crate::error::Result;
 use crate::model::{OAuthToken, Secret};
 use crate::token::Grant;
 
+/// The RFC 7523 JWT-bearer grant type.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// Makes the assertion of a JWT-bearer grant.
 #[async_trait::async_trait]
 pub trait GrantAssertion: Send + Sync {
-    /// An assertion for the authorization server `issuer` and the `resource`.
-    async fn assertion(&self, issuer: &str, resource: &str) -> Result<Secret>;
+    /// An assertion for the authorization server `ctx.discovered.issuer`
+    /// and the resource `resource` (the MCP server).
+    async fn assertion(&self, ctx: &SourceContext<'_>, resource: &str) -> Result<Secret>;
 }
 
 /// Tokens from assertions.
@@ -50,8 +54,8 @@ impl TokenSource for JwtBearer {
     }
 
     async fn obtain(&self, ctx: &SourceContext<'_>, scope: Option<&str>) -> Result<OAuthToken> {
-        let d = ctx.discovered;
-        let assertion = self.assertion.assertion(&d.issuer, &d.resource).await?;
+        let resource = ctx.resource.unwrap_or(&ctx.discovered.resource);
+        let assertion = self.assertion.assertion(ctx, resource).await?;
         let grant = Grant::JwtBearer {
             assertion,
             scope: scope.map(str::to_string),

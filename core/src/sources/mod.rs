@@ -10,6 +10,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod identity_assertion;
 mod jwt_bearer;
 mod refresh;
 
@@ -19,9 +20,14 @@ use url::Url;
 
 pub use authorization_code::AuthorizationCode;
 pub use client_credentials::ClientCredentials;
-pub use jwt_bearer::{GrantAssertion, JwtBearer};
+pub use identity_assertion::{
+    ID_JAG_TYPE, ID_TOKEN_TYPE, IdJagExchange, IdentityProvider, JwtFn, JwtInput, JwtReader, TOKEN_EXCHANGE_GRANT,
+    WorkloadToken,
+};
+pub use jwt_bearer::{GrantAssertion, JWT_BEARER_GRANT, JwtBearer};
 pub use refresh::refresh;
 
+use crate::binding::TokenBinding;
 use crate::discovery::Discovered;
 use crate::error::Result;
 use crate::http::Http;
@@ -53,6 +59,8 @@ pub struct SourceContext<'a> {
     pub assume_s256_when_pkce_unadvertised: bool,
     /// The deadline of an interactive authorization, end to end.
     pub authorization_timeout: Duration,
+    /// How tokens are presented; it adds its proof to token requests.
+    pub binding: &'a dyn TokenBinding,
 }
 
 impl SourceContext<'_> {
@@ -67,6 +75,7 @@ impl SourceContext<'_> {
             self.client_auth,
             self.resource,
             self.extra_token_params,
+            self.binding,
         )
         .await
     }

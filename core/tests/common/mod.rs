@@ -32,6 +32,8 @@ pub struct Peers {
     pub issuer: String,
     pub mcp_url: String,
     pub control_url: String,
+    /// The MCP server's test controls (DPoP nonces, counters).
+    pub mcp_control_url: String,
 }
 
 impl Peers {
@@ -67,6 +69,7 @@ impl Peers {
             issuer: info["issuer"].as_str().unwrap().to_string(),
             mcp_url: info["mcp_url"].as_str().unwrap().to_string(),
             control_url: info["control_url"].as_str().unwrap().to_string(),
+            mcp_control_url: info["mcp_control_url"].as_str().unwrap().to_string(),
         }
     }
 
@@ -198,6 +201,8 @@ pub struct Mcp {
     pub provider: OAuthClientProvider,
     http: reqwest::Client,
     session: std::sync::Mutex<Option<String>>,
+    /// Every `DPoP` proof sent, in order.
+    pub proofs: std::sync::Mutex<Vec<String>>,
 }
 
 pub struct McpReply {
@@ -212,10 +217,11 @@ impl Mcp {
             provider,
             http: reqwest::Client::new(),
             session: Default::default(),
+            proofs: Default::default(),
         }
     }
 
-    async fn send_once(&self, body: &Value, auth: Option<&str>) -> reqwest::Response {
+    async fn send_once(&self, body: &Value, auth: Option<&AuthHeaders>) -> reqwest::Response {
         let mut rb = self
             .http
             .post(&self.url)
@@ -223,8 +229,11 @@ impl Mcp {
             .header("content-type", "application/json")
             .header("mcp-protocol-version", "2025-06-18")
             .json(body);
-        if let Some(a) = auth {
-            rb = rb.header("authorization", a);
+        for (name, value) in auth.iter().flat_map(|h| h.iter()) {
+            rb = rb.header(name, value);
+        }
+        if let Some(proof) = auth.and_then(AuthHeaders::dpop) {
+            self.proofs.lock().unwrap().push(proof.to_string());
         }
         if let Some(s) = self.session.lock().unwrap().clone() {
             rb = rb.header("mcp-session-id", s);
@@ -237,28 +246,26 @@ impl Mcp {
     pub async fn call(&self, method: &str, params: Value) -> mcp_oauth_client::Result<McpReply> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let url = self.provider.server_url().to_string();
-        let auth = self
-            .provider
-            .headers(&RequestInfo::new("POST", &url))
-            .await?
-            .map(AuthHeaders::into_authorization);
-        let mut resp = self.send_once(&body, auth.as_deref()).await;
+        let auth = self.provider.headers(&RequestInfo::new("POST", &url)).await?;
+        let mut resp = self.send_once(&body, auth.as_ref()).await;
         let status = resp.status().as_u16();
+        let headers = header_pairs(&resp);
         if status == 401 || status == 403 {
-            let headers: Vec<(String, String)> = resp
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-                .collect();
-            let request = RequestInfo::new("POST", &url).with_authorization(auth.as_deref());
+            let request = RequestInfo::new("POST", &url).with_authorization(auth.as_ref().map(|h| h.authorization()));
             match self
                 .provider
                 .handle_response(&request, &ResponseInfo::new(status, &headers))
                 .await?
             {
-                ResponseAction::Retry(h) => resp = self.send_once(&body, Some(h.authorization())).await,
+                ResponseAction::Retry(h) => {
+                    resp = self.send_once(&body, Some(&h)).await;
+                    self.provider.observe_response(&url, &header_pairs(&resp));
+                }
                 ResponseAction::Done => {}
             }
+        } else {
+            // A DPoP-Nonce may come with any answer.
+            self.provider.observe_response(&url, &headers);
         }
         let status = resp.status().as_u16();
         if let Some(s) = resp.headers().get("mcp-session-id") {
@@ -287,11 +294,8 @@ impl Mcp {
             .await?;
         if r.status == 200 {
             let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-            let auth = self
-                .provider
-                .cached_headers("POST", &self.url)
-                .map(AuthHeaders::into_authorization);
-            self.send_once(&note, auth.as_deref()).await;
+            let auth = self.provider.cached_headers("POST", &self.url);
+            self.send_once(&note, auth.as_ref()).await;
         }
         Ok(r)
     }
@@ -299,6 +303,22 @@ impl Mcp {
     pub async fn tool(&self, name: &str, args: Value) -> mcp_oauth_client::Result<McpReply> {
         self.call("tools/call", json!({"name": name, "arguments": args})).await
     }
+}
+
+/// A response's headers as (name, value) pairs.
+fn header_pairs(resp: &reqwest::Response) -> Vec<(String, String)> {
+    resp.headers()
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .collect()
+}
+
+/// The JOSE header of a JWT, without checking it.
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let header = token.split('.').next().expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// The claims of a JWT, without checking it (the MCP server checks it).

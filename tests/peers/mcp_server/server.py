@@ -20,6 +20,27 @@ Run with the repo venv:
   `WWW-Authenticate: Bearer error="insufficient_scope", scope="<required> mcp:admin",
   resource_metadata="..."` (step-up).
 
+- DPoP (RFC 9449): a token whose claims hold `cnf.jkt` is accepted only as
+  `Authorization: DPoP <token>` with one `DPoP` proof header whose signature verifies
+  with the proof's own `jwk`, whose key's thumbprint (RFC 7638) is `cnf.jkt`, with `htm`
+  and `htu` matching the request, `ath` = base64url(SHA-256(token)), `iat` within a
+  minute of now, a `jti` never seen before, and, when nonces are required, the
+  server's current nonce. Refusals are 401 with two challenges, as a server taking
+  both schemes may send (RFC 9449 §7.2): `WWW-Authenticate: Bearer resource_metadata=…`
+  and `WWW-Authenticate: DPoP error=…`. A refused proof: `DPoP error="invalid_dpop_proof"`;
+  a missing or stale nonce: `DPoP error="use_dpop_nonce"` with the current nonce in
+  `DPoP-Nonce`; the same token as `Bearer`, or an unbound token with the `DPoP`
+  scheme: `DPoP error="invalid_token"`.
+
+Test controls (same port):
+  POST /__control/dpop   JSON body, every field optional: {"require_nonce": bool,
+                         "rotate": true (a new nonce now), "nonce_loop": bool (every DPoP
+                         request is refused with a new nonce: a server that never settles)}.
+                         Answers the DPoP state.
+  GET  /__control/state  {"dpop": {"require_nonce", "nonce_loop", "accepted", "refused":
+                         {error: n}, "nonces_issued"}}: proofs accepted, requests refused by
+                         error code, and how many nonces the server has had (1 at start).
+
 Prints `READY {"url": "http://127.0.0.1:N/mcp"}` on stdout when listening; logs to stderr.
 """
 
@@ -27,12 +48,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import logging
+import secrets
 import signal
 import socket
 import sys
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import jwt
@@ -168,6 +194,237 @@ class StepUpMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+# Algorithms a DPoP proof may be signed with (asymmetric only: RFC 9449 §4.2).
+DPOP_ALGS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+# How far a proof's `iat` may be from now, seconds.
+DPOP_IAT_WINDOW = 60
+# JWK members that only a private key has; a proof's key must have none.
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+# RFC 7638 §3.2: the members a thumbprint is computed over, per key type.
+THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
+
+
+def b64url_sha256(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint: SHA-256 of the required members, as compact JSON in key order."""
+    members = THUMBPRINT_MEMBERS.get(jwk.get("kty"))
+    if members is None or any(not isinstance(jwk.get(m), str) for m in members):
+        raise ValueError("unsupported or incomplete JWK")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url_sha256(canonical.encode())
+
+
+def normalized_url(url: str) -> tuple[str, str, str]:
+    """(scheme, authority, path) with scheme and host lower-cased: what `htu` is compared on."""
+    u = urlsplit(url)
+    host = (u.hostname or "").lower()
+    port = u.port
+    default = {"http": 80, "https": 443}.get(u.scheme.lower())
+    authority = host if port in (None, default) else f"{host}:{port}"
+    return u.scheme.lower(), authority, u.path or "/"
+
+
+class DpopRefusal(Exception):
+    def __init__(self, error: str, description: str):
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+class DpopGate:
+    """ASGI middleware in front of the MCP app: the resource server's side of DPoP
+    (RFC 9449 §7). A DPoP request that passes is handed on as a Bearer request (the
+    SDK knows no other scheme); one that does not is answered 401 here. Also serves
+    the test controls under /__control/."""
+
+    def __init__(self, app, verifier: JwtTokenVerifier, resource_metadata_url: str):
+        self.app = app
+        self.verifier = verifier
+        self.resource_metadata_url = resource_metadata_url
+        self.require_nonce = False
+        self.nonce_loop = False
+        self.nonce = secrets.token_urlsafe(16)
+        self.nonces_issued = 1
+        self.seen_jti: dict[str, float] = {}  # jti -> when it may be forgotten
+        self.accepted = 0
+        self.refused: dict[str, int] = {}
+
+    def rotate(self) -> None:
+        self.nonce = secrets.token_urlsafe(16)
+        self.nonces_issued += 1
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "require_nonce": self.require_nonce,
+            "nonce_loop": self.nonce_loop,
+            "accepted": self.accepted,
+            "refused": dict(self.refused),
+            "nonces_issued": self.nonces_issued,
+        }
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["path"].startswith("/__control/"):
+            return await self._control(scope, receive, send)
+        if not scope["path"].startswith("/mcp"):
+            return await self.app(scope, receive, send)
+        headers = scope["headers"]
+        authz = [v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"]
+        proofs = [v.decode("latin-1") for k, v in headers if k.lower() == b"dpop"]
+        scheme, _, token = (authz[0] if len(authz) == 1 else "").partition(" ")
+        token = token.strip()
+        scheme = scheme.lower()
+        if scheme not in ("bearer", "dpop") or not token:
+            return await self.app(scope, receive, send)
+        claims = await anyio.to_thread.run_sync(self.verifier.decode, token)
+        if claims is None:
+            # Not a valid token: the SDK answers 401 invalid_token as for any other.
+            return await self.app(self._as_bearer(scope, token), receive, send)
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        try:
+            if scheme == "bearer":
+                if jkt is not None:
+                    raise DpopRefusal("invalid_token", "a DPoP-bound token must be presented with the DPoP scheme")
+                return await self.app(scope, receive, send)
+            if not isinstance(jkt, str):
+                raise DpopRefusal("invalid_token", "the token is not DPoP-bound; present it as Bearer")
+            if len(proofs) != 1:
+                raise DpopRefusal("invalid_dpop_proof", "exactly one DPoP proof header is required")
+            self._check_proof(proofs[0], scope, token, jkt)
+        except DpopRefusal as refusal:
+            return await self._refuse(send, refusal)
+        self.accepted += 1
+        return await self.app(self._as_bearer(scope, token), receive, send)
+
+    @staticmethod
+    def _as_bearer(scope, token: str):
+        rest = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+        return {**scope, "headers": [*rest, (b"authorization", f"Bearer {token}".encode("latin-1"))]}
+
+    def _request_url(self, scope) -> tuple[str, str, str]:
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"host"), "")
+        return normalized_url(f"{scope['scheme']}://{host}{scope.get('root_path', '')}{scope['path']}")
+
+    def _check_proof(self, proof: str, scope, token: str, jkt: str) -> None:
+        bad = lambda why: DpopRefusal("invalid_dpop_proof", why)  # noqa: E731
+        try:
+            header = jwt.get_unverified_header(proof)
+        except jwt.PyJWTError:
+            raise bad("the DPoP proof is not a JWS") from None
+        alg, jwk = header.get("alg"), header.get("jwk")
+        if header.get("typ") != "dpop+jwt":
+            raise bad("the DPoP proof's typ is not dpop+jwt")
+        if alg not in DPOP_ALGS:
+            raise bad("the DPoP proof's alg is not an accepted asymmetric algorithm")
+        if not isinstance(jwk, dict) or any(m in jwk for m in PRIVATE_JWK_MEMBERS):
+            raise bad("the DPoP proof's jwk is missing or holds a private key")
+        try:
+            key = jwt.PyJWK(jwk, algorithm=alg)
+            claims = jwt.decode(
+                proof,
+                key.key,
+                algorithms=[alg],
+                options={"require": ["jti", "htm", "htu", "iat"], "verify_iat": False, "verify_aud": False},
+            )
+        except Exception as exc:  # a malformed key or a bad signature alike
+            raise bad(f"the DPoP proof does not verify with its jwk ({type(exc).__name__})") from None
+        try:
+            thumbprint = jwk_thumbprint(jwk)
+        except ValueError:
+            raise bad("the DPoP proof's jwk has no thumbprint") from None
+        if not secrets.compare_digest(thumbprint, jkt):
+            raise bad("the DPoP proof is signed by another key than the one the token is bound to")
+        if claims["htm"] != scope["method"]:
+            raise bad("the DPoP proof's htm is not the request's method")
+        if not isinstance(claims["htu"], str) or normalized_url(claims["htu"]) != self._request_url(scope):
+            raise bad("the DPoP proof's htu is not the request's URL")
+        if claims.get("ath") != b64url_sha256(token.encode("latin-1")):
+            raise bad("the DPoP proof's ath is not the hash of the access token")
+        iat = claims["iat"]
+        now = time.time()
+        if not isinstance(iat, (int, float)) or abs(now - iat) > DPOP_IAT_WINDOW:
+            raise bad("the DPoP proof's iat is not recent")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise bad("the DPoP proof has no jti")
+        self.seen_jti = {j: t for j, t in self.seen_jti.items() if t > now}
+        if jti in self.seen_jti:
+            raise bad("the DPoP proof was used before (jti replayed)")
+        # Remembered for as long as its iat would be accepted.
+        self.seen_jti[jti] = iat + DPOP_IAT_WINDOW + 1
+        if self.nonce_loop:
+            self.rotate()
+            raise DpopRefusal("use_dpop_nonce", "a new DPoP nonce is required")
+        if self.require_nonce and claims.get("nonce") != self.nonce:
+            raise DpopRefusal("use_dpop_nonce", "the DPoP proof must carry the server's current nonce")
+
+    async def _refuse(self, send, refusal: DpopRefusal) -> None:
+        self.refused[refusal.error] = self.refused.get(refusal.error, 0) + 1
+        log.info("DPoP: refused (%s): %s", refusal.error, refusal.description)
+        body = json.dumps({"error": refusal.error, "error_description": refusal.description}).encode()
+        challenge = (
+            f'DPoP error="{refusal.error}", error_description="{refusal.description}", '
+            f'algs="{" ".join(DPOP_ALGS)}"'
+        )
+        # This server takes both schemes, so it names both (RFC 9449 §7.2): the
+        # error is the DPoP challenge's, after a plain Bearer one.
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", f'Bearer resource_metadata="{self.resource_metadata_url}"'.encode()),
+            (b"www-authenticate", challenge.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        if refusal.error == "use_dpop_nonce":
+            headers.append((b"dpop-nonce", self.nonce.encode()))
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _control(self, scope, receive, send) -> None:
+        chunks = []
+        more = True
+        while more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunks.append(msg.get("body", b""))
+            more = msg.get("more_body", False)
+        status, answer = 200, None
+        if scope["method"] == "GET" and scope["path"] == "/__control/state":
+            answer = {"dpop": self.state()}
+        elif scope["method"] == "POST" and scope["path"] == "/__control/dpop":
+            try:
+                body = json.loads(b"".join(chunks) or b"{}")
+            except ValueError:
+                body = None
+            flags = ("require_nonce", "rotate", "nonce_loop")
+            if not isinstance(body, dict) or any(not isinstance(body.get(f, False), bool) for f in flags):
+                status, answer = 400, {"error": 'expected {"require_nonce": bool, "rotate": bool, "nonce_loop": bool}'}
+            else:
+                self.require_nonce = body.get("require_nonce", self.require_nonce)
+                self.nonce_loop = body.get("nonce_loop", self.nonce_loop)
+                if body.get("rotate"):
+                    self.rotate()
+                log.info("DPoP control: %s", self.state())
+                answer = self.state()
+        else:
+            status, answer = 404, {"error": "unknown control"}
+        data = json.dumps(answer).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+
 def _token_of(ctx: Context) -> AccessToken | None:
     request = getattr(ctx.request_context, "request", None)
     user = getattr(request, "user", None) if request is not None else None
@@ -222,7 +479,7 @@ def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: boo
 
     app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
     prm_url = f"{mcp_url.split('/mcp')[0]}/.well-known/oauth-protected-resource/mcp"
-    return StepUpMiddleware(app, verifier, required_scope, prm_url)
+    return DpopGate(StepUpMiddleware(app, verifier, required_scope, prm_url), verifier, prm_url)
 
 
 def main(argv: list[str] | None = None) -> int:

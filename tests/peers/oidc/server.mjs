@@ -29,6 +29,10 @@
 //   used refresh token again revokes the whole grant (invalid_grant).
 //   Token endpoint auth: none, client_secret_basic, client_secret_post,
 //   private_key_jwt. Client credentials grant enabled (needs `resource`).
+//   DPoP (RFC 9449): a token request with a DPoP proof (ES256) gets a token bound
+//   to the proof's key (token_type DPoP, `cnf.jkt` in the JWT access token).
+//   Nonces are offered (a `DPoP-Nonce` header when the proof's nonce is missing or
+//   old) and required when the dpop control says so.
 //   Client ID Metadata Documents enabled. A CIMD client_id must be an https URL;
 //   for tests, an https client_id on a loopback host (127.0.0.1, localhost, [::1])
 //   is fetched over plain http from the same host and port.
@@ -55,13 +59,20 @@
 //                               delayed request through now.
 //   POST /__control/access-token-ttl  JSON body {"seconds": N}: access tokens issued from now on
 //                               live N seconds (tokens already issued keep their lifetime).
+//   POST /__control/id-token, /__control/workload-token: signed tokens of the enterprise
+//                               IdP and the workload platform (see enterprise.mjs), which
+//                               also serves the IdP's token endpoint POST /idp/token and
+//                               the JWT-bearer grant.
+//   POST /__control/dpop        JSON body {"require_nonce": bool}: whether token requests with a
+//                               DPoP proof must carry the server's nonce (answered 400
+//                               use_dpop_nonce with a DPoP-Nonce header otherwise). Off at start.
 //   POST /__control/reset       clears pending denials and token faults.
 //   GET  /__control/state       JSON: pending denials, counters of authorizations, token
 //                               requests by grant type (successes), token errors by error
 //                               code, POSTs to the token endpoint (all, faulted ones too),
 //                               GETs of the metadata (a client's discovery),
 //                               the pending token fault, how many delayed requests wait, and
-//                               the access token lifetime.
+//                               the access token lifetime, and whether DPoP nonces are required.
 //
 // Prints exactly one line to stdout when listening:
 //   READY {"issuer": "http://127.0.0.1:N", "port": N}
@@ -72,6 +83,8 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 
 import Provider, { errors, interactionPolicy } from 'oidc-provider';
+
+import { installEnterprise, readText } from './enterprise.mjs';
 
 const log = (...args) => console.error('[oidc]', ...args);
 
@@ -115,6 +128,7 @@ const control = {
   tokenFault: null, // { mode, remaining, retryAfter, ms }
   delayed: new Set(), // token requests held by the delay fault: { go }
   accessTokenTTL, // for access tokens issued from now on (POST /__control/access-token-ttl)
+  dpopRequireNonce: false, // POST /__control/dpop
 };
 
 const METADATA_PATHS = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
@@ -283,6 +297,11 @@ const configuration = {
       },
     },
     clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
+    dPoP: {
+      enabled: true,
+      nonceSecret: randomBytes(32),
+      requireNonce: () => control.dpopRequireNonce,
+    },
   },
   // CIMD documents on loopback hosts are fetched over plain http (test servers
   // have no TLS certificate); everything else goes through the default fetch.
@@ -378,6 +397,13 @@ async function handleControl(req, res) {
       log(`access tokens issued from now on live ${seconds}s (test control)`);
       return sendJson(res, 200, { access_token_ttl: seconds });
     }
+    if (req.method === 'POST' && path === '/__control/dpop') {
+      const body = await readBody(req);
+      if (typeof body.require_nonce !== 'boolean') return sendJson(res, 400, { error: 'expected {"require_nonce": true | false}' });
+      control.dpopRequireNonce = body.require_nonce;
+      log(`DPoP nonces ${control.dpopRequireNonce ? 'required' : 'optional'} at the token endpoint (test control)`);
+      return sendJson(res, 200, { dpop_require_nonce: control.dpopRequireNonce });
+    }
     if (req.method === 'POST' && path === '/__control/reset') {
       control.denials.length = 0;
       control.tokenFault = null;
@@ -394,7 +420,9 @@ async function handleControl(req, res) {
         token_fault: faultState(),
         delayed_token_requests: control.delayed.size,
         access_token_ttl: control.accessTokenTTL,
+        dpop_require_nonce: control.dpopRequireNonce,
         resources: [...resources],
+        enterprise: enterprise?.state,
       });
     }
     return sendJson(res, 404, { error: 'unknown control' });
@@ -403,11 +431,22 @@ async function handleControl(req, res) {
   }
 }
 
+// The enterprise IdP, the workload platform and the JWT-bearer grant (enterprise.mjs).
+let enterprise;
+
 const server = http.createServer();
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, '127.0.0.1', async () => {
   const actualPort = server.address().port;
   issuer = `http://127.0.0.1:${actualPort}`;
   const provider = new Provider(issuer, configuration);
+  enterprise = await installEnterprise({
+    provider,
+    issuer,
+    resources,
+    resourceServerInfo: configuration.features.resourceIndicators.getResourceServerInfo,
+    log,
+    errors,
+  });
 
   provider.on('grant.success', (ctx) => {
     const gt = ctx.oidc.params?.grant_type ?? 'unknown';
@@ -425,8 +464,18 @@ server.listen(port, '127.0.0.1', () => {
   const callback = provider.callback();
   server.on('request', (req, res) => {
     log(req.method, req.url);
-    if (req.url.startsWith('/__control/')) return void handleControl(req, res);
     const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'POST' && (path === '/__control/id-token' || path === '/__control/workload-token')) {
+      return void readBody(req)
+        .then((body) => enterprise.control(path, body, res, sendJson))
+        .catch((err) => sendJson(res, 400, { error: String(err?.message ?? err) }));
+    }
+    if (req.url.startsWith('/__control/')) return void handleControl(req, res);
+    if (req.method === 'POST' && path === '/idp/token') {
+      return void readText(req)
+        .then((body) => enterprise.idpToken(req, res, body, sendJson))
+        .catch((err) => sendJson(res, 500, { error: 'server_error', error_description: String(err?.message ?? err) }));
+    }
     if (req.method === 'GET' && METADATA_PATHS.has(path)) control.metadataRequests += 1;
     if (req.method === 'POST' && path === '/token') {
       control.tokenEndpointPosts += 1;

@@ -17,7 +17,8 @@ from ._errors import (
     OAuthTokenError,
 )
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
-from ._jwt import SignedJWTParameters, static_assertion_provider
+from ._jwt import SignedJWTParameters, SigningCallbackJWTParameters, static_assertion_provider
+from ._m2m import EnterpriseAuthOAuthProvider, IdentityAssertionOAuthProvider, WorkloadIdentityOAuthProvider
 from ._native import __version__
 from ._provider import (
     ClientCredentialsOAuthProvider,
@@ -30,7 +31,9 @@ from ._provider import (
 __all__ = [
     "AuthorizationCodeResult",
     "ClientCredentialsOAuthProvider",
+    "EnterpriseAuthOAuthProvider",
     "FileTokenStorage",
+    "IdentityAssertionOAuthProvider",
     "LoopbackReceiver",
     "OAuthClientInformationFull",
     "OAuthClientMetadata",
@@ -47,7 +50,9 @@ __all__ = [
     "PrivateKeyJWTOAuthProvider",
     "ServerSettings",
     "SignedJWTParameters",
+    "SigningCallbackJWTParameters",
     "TokenStorage",
+    "WorkloadIdentityOAuthProvider",
     "__version__",
     "open_browser",
     "static_assertion_provider",

@@ -62,6 +62,8 @@ class Bridge:
         timeout: float,
         validate_resource_url: Callable[[str, str | None], Awaitable[None]] | None,
         assertion_provider: Callable[[str], Awaitable[str]] | None = None,
+        grant_assertion_provider: Callable[[str, str], Awaitable[str]] | None = None,
+        jwt_provider: Callable[[], Awaitable[str] | str] | None = None,
     ) -> None:
         self._storage = storage
         self._redirect_handler = redirect_handler
@@ -69,6 +71,8 @@ class Bridge:
         self._timeout = timeout
         self._validate_resource_url = validate_resource_url
         self._assertion_provider = assertion_provider
+        self._grant_assertion_provider = grant_assertion_provider
+        self._jwt_provider = jwt_provider
 
     async def get_tokens(self) -> str | None:
         return to_json(await _resolve(self._storage.get_tokens()), "get_tokens")
@@ -114,3 +118,19 @@ class Bridge:
         if not isinstance(assertion, str) or not assertion:
             raise TypeError(f"assertion_provider must return a JWT string, not {type(assertion).__name__}")
         return assertion
+
+    async def grant_assertion(self, audience: str, resource: str) -> str:
+        if self._grant_assertion_provider is None:
+            raise OAuthFlowError("No assertion provider for the JWT-bearer grant", step="grant")
+        assertion = await _resolve(self._grant_assertion_provider(audience, resource))
+        if not isinstance(assertion, str) or not assertion:
+            raise TypeError(f"assertion_provider must return a JWT string, not {type(assertion).__name__}")
+        return assertion
+
+    async def fresh_jwt(self) -> str:
+        if self._jwt_provider is None:
+            raise OAuthFlowError("No token provider", step="grant")
+        token = await _resolve(self._jwt_provider())
+        if not isinstance(token, str) or not token:
+            raise TypeError(f"the token provider must return a JWT string, not {type(token).__name__}")
+        return token

@@ -11,6 +11,8 @@ __all__ = [
     "NativeFileStorage",
     "NativeLoopbackReceiver",
     "NativeSigner",
+    "assertion_signing_input",
+    "assertion_finish",
     "open_browser",
     "parse_redirect",
     "flush_logs",
@@ -47,6 +49,17 @@ class NativeProvider:
         authorization_params: list[tuple[str, str]] = ...,
         token_params: list[tuple[str, str]] = ...,
         lease_wait: float = 30.0,
+        dpop: bool = False,
+        dpop_key_pem: str | None = None,
+        dpop_algorithm: str | None = None,
+        grant_assertion: bool = False,
+        idp_token_endpoint: str | None = None,
+        idp_client_id: str | None = None,
+        idp_client_secret: str | None = None,
+        id_token: str | None = None,
+        fresh_jwt: bool = False,
+        workload_token: str | None = None,
+        workload_token_file: str | None = None,
     ) -> NativeProvider: ...
     @property
     def server_url(self) -> str: ...
@@ -61,6 +74,8 @@ class NativeProvider:
         headers: list[tuple[str, str]],
         timeout: float | None = None,
     ) -> Awaitable[list[tuple[str, str]] | None]: ...
+    def is_dpop_nonce_challenge(self, status: int, headers: list[tuple[str, str]]) -> bool: ...
+    def observe_response(self, url: str, headers: list[tuple[str, str]]) -> None: ...
     def authorize(self) -> Awaitable[None]: ...
     def headers_blocking(
         self, event_loop: asyncio.AbstractEventLoop, method: str, url: str, timeout: float | None = None
@@ -109,6 +124,17 @@ class NativeSigner:
     ) -> NativeSigner: ...
     def client_assertion(self, issuer: str, subject: str, audience: str) -> str: ...
 
+def assertion_signing_input(
+    algorithm: str,
+    issuer: str,
+    subject: str,
+    audience: str,
+    *,
+    lifetime_seconds: int = 300,
+    extra_claims_json: str | None = None,
+    key_id: str | None = None,
+) -> str: ...
+def assertion_finish(signing_input: str, algorithm: str, signature: bytes) -> str: ...
 def open_browser(url: str) -> Awaitable[None]: ...
 def parse_redirect(url_or_query: str) -> _CallbackTuple: ...
 def flush_logs() -> None: ...

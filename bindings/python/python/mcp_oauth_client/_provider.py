@@ -184,6 +184,13 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         skip_resource_check: Skip the protected resource metadata ``resource`` check.
         protocol_version: Sent as ``MCP-Protocol-Version`` on discovery requests.
         settings: What the authorization server needs (``ServerSettings``).
+        dpop: Bind tokens to a key with DPoP (RFC 9449): every token request and every
+            request to the MCP server carries a fresh proof. Without ``dpop_key`` the
+            provider makes an ES256 key of its own, so DPoP tokens it stored are
+            obtained again by the next process.
+        dpop_key: A PEM private key (ES256 P-256, or RS256/PS256 with
+            ``dpop_algorithm``) for DPoP, so that bound tokens outlive the process.
+        dpop_algorithm: The algorithm of ``dpop_key`` (default ES256).
 
     Raises:
         ValueError: ``client_metadata_url`` is not HTTPS with a non-root path, or
@@ -210,6 +217,9 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
         settings: ServerSettings | None = None,
+        dpop: bool = False,
+        dpop_key: str | None = None,
+        dpop_algorithm: str = "ES256",
     ) -> None:
         if not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -229,6 +239,7 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             skip_resource_check=skip_resource_check,
             protocol_version=protocol_version,
             **_settings_kwargs(settings),
+            **_dpop_kwargs(dpop, dpop_key, dpop_algorithm),
         )
 
     def __repr__(self) -> str:
@@ -264,23 +275,33 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             for name, value in headers:
                 request.headers[name] = value
         response = yield request
-        status = response.status_code
-        if status == 401 or status == 403:
+        # One retry per request; a second only for a DPoP nonce challenge met by
+        # the retry (a new DPoP-bound token meets the server's nonce first).
+        for round in range(2):
+            status = response.status_code
+            items = response.headers.multi_items()
+            if status != 401 and status != 403:
+                if "dpop-nonce" in response.headers:
+                    native.observe_response(url, items)
+                return
+            if round == 1 and not native.is_dpop_nonce_challenge(status, items):
+                return
             try:
                 retry = await native.handle_response(
                     method,
                     url,
                     request.headers.get("authorization"),
                     status,
-                    response.headers.multi_items(),
+                    items,
                     _request_timeout(request),
                 )
             finally:
                 _native.flush_logs()
-            if retry is not None:
-                for name, value in retry:
-                    request.headers[name] = value
-                yield request
+            if retry is None:
+                return
+            for name, value in retry:
+                request.headers[name] = value
+            response = yield request
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         native = self._native
@@ -292,21 +313,35 @@ class OAuthClientProvider(*_auth_bases()):  # type: ignore[misc]
             for name, value in headers:
                 request.headers[name] = value
         response = yield request
-        status = response.status_code
-        if status == 401 or status == 403:
+        for round in range(2):
+            status = response.status_code
+            items = response.headers.multi_items()
+            if status != 401 and status != 403:
+                if "dpop-nonce" in response.headers:
+                    native.observe_response(url, items)
+                return
+            if round == 1 and not native.is_dpop_nonce_challenge(status, items):
+                return
             retry = native.handle_response_blocking(
                 _callback_loop(),
                 method,
                 url,
                 request.headers.get("authorization"),
                 status,
-                response.headers.multi_items(),
+                items,
                 _request_timeout(request),
             )
-            if retry is not None:
-                for name, value in retry:
-                    request.headers[name] = value
-                yield request
+            if retry is None:
+                return
+            for name, value in retry:
+                request.headers[name] = value
+            response = yield request
+
+
+def _dpop_kwargs(dpop: bool, dpop_key: str | None, dpop_algorithm: str) -> dict[str, Any]:
+    if dpop_key is not None:
+        return {"dpop": True, "dpop_key_pem": dpop_key, "dpop_algorithm": dpop_algorithm}
+    return {"dpop": bool(dpop)}
 
 
 def _machine_native(
@@ -320,7 +355,8 @@ def _machine_native(
     settings: ServerSettings | None,
     **grant: Any,
 ) -> Any:
-    """The native provider of a client credentials grant (no person, no handlers)."""
+    """The native provider of a grant without a person or handlers (client credentials
+    unless ``grant`` names another)."""
     return _native.NativeProvider(
         server_url,
         bridge,
@@ -329,7 +365,7 @@ def _machine_native(
         assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
         skip_resource_check=skip_resource_check,
         protocol_version=protocol_version,
-        client_credentials=True,
+        client_credentials=grant.pop("client_credentials", True),
         **_settings_kwargs(settings),
         **grant,
     )
@@ -345,7 +381,16 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
         client_secret: The client secret.
         token_endpoint_auth_method: ``client_secret_basic`` (HTTP Basic, the default) or
             ``client_secret_post`` (in the form body).
-        scopes: Space-separated scopes to ask for (``scope`` is accepted as well).
+        scope: Space-separated scopes to ask for (``scopes=``, the SDK 1.x name, is
+            accepted as well).
+        issuer: The issuer of the authorization server the credentials belong to. When
+            set, metadata from any other issuer is refused and the secret is never sent
+            elsewhere: the flow stops with ``OAuthFlowError``.
+        dpop: Bind the tokens to a key with DPoP (see ``OAuthClientProvider``).
+
+    Raises:
+        ValueError: an unknown ``token_endpoint_auth_method``, an ``issuer`` that is not
+            an http(s) URL, or both ``scope`` and ``scopes`` given and different.
     """
 
     def __init__(
@@ -355,14 +400,18 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
         client_id: str,
         client_secret: str,
         token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic",
-        scopes: str | None = None,
-        *,
         scope: str | None = None,
+        issuer: str | None = None,
+        *,
+        scopes: str | None = None,
         http_timeout: float = 30.0,
         assume_s256_when_pkce_unadvertised: bool = False,
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
         settings: ServerSettings | None = None,
+        dpop: bool = False,
+        dpop_key: str | None = None,
+        dpop_algorithm: str = "ES256",
     ) -> None:
         if token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
             raise ValueError("token_endpoint_auth_method must be client_secret_basic or client_secret_post")
@@ -381,7 +430,9 @@ class ClientCredentialsOAuthProvider(OAuthClientProvider):
             client_id=client_id,
             client_secret=client_secret,
             token_endpoint_auth_method=token_endpoint_auth_method,
-            scope=scopes if scopes is not None else scope,
+            scope=scope if scope is not None else scopes,
+            issuer=issuer,
+            **_dpop_kwargs(dpop, dpop_key, dpop_algorithm),
         )
 
 
@@ -426,6 +477,9 @@ class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
         skip_resource_check: bool = False,
         protocol_version: str | None = None,
         settings: ServerSettings | None = None,
+        dpop: bool = False,
+        dpop_key: str | None = None,
+        dpop_algorithm: str = "ES256",
     ) -> None:
         if not callable(assertion_provider):
             raise TypeError("assertion_provider must be callable: async (audience: str) -> str")
@@ -446,4 +500,5 @@ class PrivateKeyJWTOAuthProvider(OAuthClientProvider):
             scope=scope if scope is not None else scopes,
             client_assertion=True,
             issuer=issuer,
+            **_dpop_kwargs(dpop, dpop_key, dpop_algorithm),
         )
