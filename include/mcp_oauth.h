@@ -7,6 +7,10 @@
  *
  * Before 1.0 there is no ABI stability: rebuild against each release.
  *
+ * The header is C99 (it needs <stdbool.h>, <stdint.h> and designated
+ * initializers; C23 gives its enums a fixed underlying type) and C++17 (with
+ * include/mcp_oauth.hpp for RAII helpers).
+ *
  * Conventions
  * -----------
  * - Opaque handles. Each is created by one function and freed by one
@@ -26,11 +30,37 @@
  *   documented on the function). Tokens only ever come inside an
  *   `mcp_oauth_headers`, whose values are overwritten when it is freed.
  * - No panic crosses the boundary: it is reported as MCP_OAUTH_RESULT_PANIC.
+ *   Nor may anything unwind the other way: a host callback must return
+ *   normally (no C++ exception, no longjmp out of it), or the behaviour is
+ *   undefined.
  * - Threads: a provider may be used from many threads at once. The library
  *   runs one runtime per process (two worker threads plus a pool for the
- *   host's blocking callbacks). Host callbacks run on library threads; from
- *   there, blocking functions return MCP_OAUTH_RESULT_WOULD_DEADLOCK (use
- *   the `_async` variants).
+ *   host's blocking callbacks), started by the first call that needs it: a
+ *   blocking call that has to wait (loading or refreshing tokens, a flow),
+ *   any `_async`/`_start` call, or building a provider with the loopback
+ *   receiver; `mcp_oauth_shutdown` stops it. Host callbacks run on library
+ *   threads; from there, blocking functions return
+ *   MCP_OAUTH_RESULT_WOULD_DEADLOCK (use the `_async` variants).
+ * - fork(): a child forked after the runtime started cannot use the
+ *   library (MCP_OAUTH_RESULT_FORKED); fork before, or exec.
+ * - Versioned structs (libgit2's pattern). A struct the host fills in and
+ *   passes to the library starts with `unsigned int version`. Declare it
+ *   with its `_INIT` macro, which sets `version` to the
+ *   `MCP_OAUTH_<STRUCT>_VERSION` of this header and every other member to
+ *   zero/NULL, then set the members you use:
+ *
+ *     mcp_oauth_transport_callbacks t = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;
+ *     t.userdata = me; t.send = my_send;
+ *
+ *   A later header appends members and bumps the version; the library
+ *   reads only the members of the version the struct says, so a binary
+ *   built against an older header keeps working with a newer library. A
+ *   version the library does not know (0, or newer than the library) is
+ *   refused with MCP_OAUTH_RESULT_INVALID_ARGUMENT. Every new struct passed
+ *   in follows this convention: first member `unsigned int version`, a
+ *   `MCP_OAUTH_<STRUCT>_VERSION` constant, an `_INIT` macro, members only
+ *   ever appended. (`mcp_oauth_storage_callbacks` and
+ *   `mcp_oauth_handler_callbacks` predate it and are not versioned.)
  *
  * Typical use (header mode):
  *
@@ -68,6 +98,46 @@
 #define MCP_OAUTH_VERSION_PATCH 0
 #define MCP_OAUTH_VERSION "0.1.0"
 
+/*
+ * MCP_OAUTH_VERSIONED_INIT(type, v): an initializer of a versioned
+ * struct with `version` set to v and every other member zero/NULL; each versioned
+ * struct has its own `MCP_OAUTH_<STRUCT>_INIT` built on it.
+ */
+#ifdef __cplusplus
+template <typename T>
+inline T mcp_oauth_versioned_init(unsigned int version)
+{
+    T value{};
+    value.version = version;
+    return value;
+}
+#define MCP_OAUTH_VERSIONED_INIT(type, v) (mcp_oauth_versioned_init<type>(v))
+#else
+#define MCP_OAUTH_VERSIONED_INIT(type, v) {.version = (v)}
+#endif
+
+/** An initializer of `mcp_oauth_authorization_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_authorization_callbacks, MCP_OAUTH_AUTHORIZATION_CALLBACKS_VERSION)
+
+/** An initializer of `mcp_oauth_log_options` (see "Versioned structs"). */
+#define MCP_OAUTH_LOG_OPTIONS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_log_options, MCP_OAUTH_LOG_OPTIONS_VERSION)
+
+/** An initializer of `mcp_oauth_token_store` (see "Versioned structs"). */
+#define MCP_OAUTH_TOKEN_STORE_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_token_store, MCP_OAUTH_TOKEN_STORE_VERSION)
+
+/** An initializer of `mcp_oauth_transport_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_TRANSPORT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_transport_callbacks, MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION)
+
+
+/**
+ * The version of `mcp_oauth_authorization_callbacks` this header describes.
+ */
+#define MCP_OAUTH_AUTHORIZATION_CALLBACKS_VERSION 1
+
+/**
+ * The version of `mcp_oauth_log_options` this header describes.
+ */
+#define MCP_OAUTH_LOG_OPTIONS_VERSION 1
 
 /**
  * The current version of `mcp_oauth_signer_callbacks`.
@@ -78,6 +148,16 @@
  * The current version of `mcp_oauth_jwt_callbacks`.
  */
 #define MCP_OAUTH_JWT_CALLBACKS_VERSION 1
+
+/**
+ * The version of `mcp_oauth_token_store` this header describes.
+ */
+#define MCP_OAUTH_TOKEN_STORE_VERSION 1
+
+/**
+ * The version of `mcp_oauth_transport_callbacks` this header describes.
+ */
+#define MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION 1
 
 /**
  * The outcome of a call. Numbers are explicit and append-only: a code is
@@ -106,7 +186,9 @@ enum mcp_oauth_result
   MCP_OAUTH_RESULT_INVALID_ARGUMENT = 3,
   /**
    * The configuration cannot work (a bad server URL, client metadata JSON
-   * that does not parse, a missing handler, ...).
+   * that does not parse, a client the authorization server does not
+   * know, ...), including a missing handler, reported when a flow first
+   * needs a person.
    */
   MCP_OAUTH_RESULT_INVALID_CONFIGURATION = 4,
   /**
@@ -153,6 +235,25 @@ enum mcp_oauth_result
    * when the server said how long to wait).
    */
   MCP_OAUTH_RESULT_SERVER = 13,
+  /**
+   * The operation was cancelled: its `mcp_oauth_operation_cancel` was
+   * called, or its provider was freed while it ran.
+   */
+  MCP_OAUTH_RESULT_CANCELLED = 14,
+  /**
+   * This process is a child created with `fork()` after the library
+   * started its runtime: the library's threads did not survive the fork,
+   * so the child cannot use it (every call that needs them gives this
+   * code; freeing a provider there releases nothing). Use the library in
+   * the parent, or in a child that calls `exec`, or fork before the
+   * first provider is built.
+   */
+  MCP_OAUTH_RESULT_FORKED = 15,
+  /**
+   * `mcp_oauth_shutdown` could not stop the library in time: another
+   * thread is inside a blocking call, or a host callback still runs.
+   */
+  MCP_OAUTH_RESULT_BUSY = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -201,6 +302,48 @@ enum mcp_oauth_log_level
 typedef enum mcp_oauth_log_level mcp_oauth_log_level;
 #else
 typedef uint32_t mcp_oauth_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What kind of network failure: passed to `mcp_oauth_http_request_fail`
+ * as a `uint32_t`, and told by `mcp_oauth_error_network_failure`. Numbers
+ * are explicit and append-only.
+ */
+enum mcp_oauth_network_failure
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a network failure (only as an answer of
+   * `mcp_oauth_error_network_failure`).
+   */
+  MCP_OAUTH_NETWORK_FAILURE_NONE = 0,
+  /**
+   * Any other transport failure (the connection dropped, a malformed
+   * response, ...).
+   */
+  MCP_OAUTH_NETWORK_FAILURE_OTHER = 1,
+  /**
+   * No complete response within the deadline.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TIMEOUT = 2,
+  /**
+   * The connection could not be made: refused, DNS, unreachable, TLS
+   * handshake.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_CONNECT = 3,
+  /**
+   * The response was larger than the library accepts.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mcp_oauth_network_failure mcp_oauth_network_failure;
+#else
+typedef uint32_t mcp_oauth_network_failure;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -272,6 +415,15 @@ typedef uint32_t mcp_oauth_resource_parameter;
 typedef struct mcp_oauth_answer mcp_oauth_answer;
 
 /**
+ * One authorization waiting for the person: given to
+ * `mcp_oauth_authorization_callbacks.begin`, then the host's until it
+ * answers with `mcp_oauth_authorization_complete` or
+ * `mcp_oauth_authorization_fail` (exactly once), which frees it. Strings
+ * its accessors return are borrowed from it until then.
+ */
+typedef struct mcp_oauth_authorization mcp_oauth_authorization;
+
+/**
  * A provider's configuration, being assembled. Not thread-safe: use it from
  * one thread at a time. Consumed by `mcp_oauth_config_builder_build`, or
  * freed with `mcp_oauth_config_builder_free`.
@@ -299,6 +451,26 @@ typedef struct mcp_oauth_error mcp_oauth_error;
  * is freed.
  */
 typedef struct mcp_oauth_headers mcp_oauth_headers;
+
+/**
+ * One HTTP request for the host to send: method, URL, headers, body, and
+ * the limits of the exchange. Given to `mcp_oauth_transport_callbacks.send`,
+ * then the host's until it answers it with `mcp_oauth_http_request_respond`
+ * or `mcp_oauth_http_request_fail` (exactly once), which frees it. Strings
+ * and bytes its accessors return are borrowed from it until then. The
+ * headers and body may hold secrets (a client secret, an authorization
+ * code, a refresh token): never log them. They are overwritten when the
+ * request is freed.
+ */
+typedef struct mcp_oauth_http_request mcp_oauth_http_request;
+
+/**
+ * An asynchronous operation in flight, started by one of the `_start`
+ * functions. Owned by the caller, freed with `mcp_oauth_operation_free`
+ * (which does not cancel it). May be used from any thread, including from
+ * the operation's own completion.
+ */
+typedef struct mcp_oauth_operation mcp_oauth_operation;
 
 /**
  * The OAuth client for one MCP server. Thread-safe: every function taking
@@ -361,10 +533,13 @@ typedef struct mcp_oauth_storage_callbacks {
    */
   int (*set_client_info)(void *userdata, const char *client_info_json);
   /**
-   * Called exactly once, when the library will make no more calls with
-   * `userdata` (the builder was freed, the storage was replaced, or the
-   * last provider using it was freed and its operations finished). May run
-   * on any thread. Optional.
+   * Called exactly once per `userdata`, when the library will make no
+   * more calls with it: the library counts every struct it was given with
+   * this `userdata` and this `release` (several builders and providers
+   * may share one store, and storage and handler callbacks may share one
+   * `userdata`), and calls `release` when the last one is done (its
+   * builder freed, its storage replaced, or its provider freed and that
+   * provider's operations finished). May run on any thread. Optional.
    */
   void (*release)(void *userdata);
 } mcp_oauth_storage_callbacks;
@@ -401,11 +576,237 @@ typedef struct mcp_oauth_handler_callbacks {
    */
   int (*callback)(void *userdata, struct mcp_oauth_answer *answer);
   /**
-   * Called exactly once when the library will make no more calls with
-   * `userdata`. May run on any thread. Optional.
+   * Called exactly once per `userdata`, when the library will make no
+   * more calls with it, counted as for
+   * `mcp_oauth_storage_callbacks.release`. May run on any thread. Optional.
    */
   void (*release)(void *userdata);
 } mcp_oauth_handler_callbacks;
+
+/**
+ * The host's HTTP stack, for the OAuth requests the library makes
+ * (discovery, registration, token requests; never the MCP requests, which
+ * the host sends itself). Set with
+ * `mcp_oauth_config_builder_set_transport_callbacks`; without it the
+ * library uses its own HTTPS client.
+ *
+ * Initialize it with `MCP_OAUTH_TRANSPORT_CALLBACKS_INIT` (which sets
+ * `version`), then set the members.
+ *
+ * The exchange: the library calls `send` with a request; the host sends it
+ * (honouring its timeout, following no redirect) and answers it exactly
+ * once, from any thread and at any later time (or before `send` returns),
+ * with `mcp_oauth_http_request_respond` or `mcp_oauth_http_request_fail`,
+ * which give the request back to the library. The request must be answered
+ * even after `cancel`: answering is what frees it.
+ *
+ * The library's deadline (`mcp_oauth_config_builder_set_timeout_ms`) and
+ * its cap on the response body hold whatever the host does: at the
+ * deadline the library stops waiting (the operation fails with
+ * `MCP_OAUTH_RESULT_NETWORK`, network failure `TIMEOUT`) and calls
+ * `cancel`; a body over `mcp_oauth_http_request_max_response_bytes` is
+ * refused (`TOO_LARGE`) without being copied.
+ */
+typedef struct mcp_oauth_transport_callbacks {
+  /**
+   * `MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION` when the host was built (set
+   * by `MCP_OAUTH_TRANSPORT_CALLBACKS_INIT`). Members appended in later
+   * versions are not read from an older struct.
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Start sending `request`. Runs on a thread of the library's blocking
+   * pool: it may block, and may even send the request synchronously and
+   * answer it before returning. Return 0 when the request was taken (it
+   * will be answered); anything else when it was not (it must then not
+   * be answered): the request fails with `MCP_OAUTH_RESULT_NETWORK` and
+   * the returned number is kept in the error
+   * (`mcp_oauth_error_callback_code`). Required.
+   */
+  int (*send)(void *userdata, struct mcp_oauth_http_request *request);
+  /**
+   * The library no longer waits for `request` (its deadline passed, or
+   * the operation was cancelled): stop it if you can, and still answer
+   * it (any answer; it is ignored) to free it. `request` and its
+   * accessors stay valid during the call. Called at most once per
+   * request, and only for a request `send` took (returned 0 for), never
+   * after the library got its answer (an answer given at the same moment
+   * from another thread may cross it); when the library stops waiting
+   * while `send` still runs, `cancel` comes as soon as `send` returns 0.
+   * Runs on a library thread; it must return quickly and may answer the
+   * request itself. Optional.
+   */
+  void (*cancel)(void *userdata, struct mcp_oauth_http_request *request);
+  /**
+   * Called exactly once per `userdata` when the library will make no
+   * more calls with it, counted as for
+   * `mcp_oauth_storage_callbacks.release`; requests still unanswered
+   * must be answered all the same. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_transport_callbacks;
+
+/**
+ * Token storage provided by the host, with what lets several processes
+ * share one store: an alternative to `mcp_oauth_storage_callbacks` (whose
+ * four callbacks suit a store one process owns). Set with
+ * `mcp_oauth_config_builder_set_token_store`; initialize it with
+ * `MCP_OAUTH_TOKEN_STORE_INIT` (a versioned struct).
+ *
+ * - `key`: every callback gets the key of the entry, the MCP server URL as
+ *   configured: one store may serve many providers.
+ * - Versions: the store keeps a version of each entry's tokens, a number
+ *   that changes on every write and is never 0 while tokens are stored
+ *   (0 means none). `compare_and_set_tokens` writes only if the entry is
+ *   still at the version the library read; otherwise it writes nothing and
+ *   says so (`*stored_out = false`): the library then reads what another
+ *   process wrote instead of overwriting it.
+ * - The lease: while it refreshes, the library holds the entry's refresh
+ *   lease; another process wanting to refresh waits for it, then reads the
+ *   new tokens instead of spending the refresh token again. A lease must
+ *   exclude every process sharing the store (a lock file, a database row).
+ *
+ * JSON and return values as for `mcp_oauth_storage_callbacks` (0 for
+ * success; anything else fails the operation with
+ * `MCP_OAUTH_RESULT_STORAGE` and is kept as the error's callback code).
+ * Threads: every callback runs on a thread of the library's blocking pool
+ * (`release_lease` on whichever library thread ends the refresh); they
+ * may run concurrently for different keys.
+ */
+typedef struct mcp_oauth_token_store {
+  /**
+   * `MCP_OAUTH_TOKEN_STORE_VERSION` (set by `MCP_OAUTH_TOKEN_STORE_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Answer with the entry's tokens' JSON through `mcp_oauth_answer_set`
+   * and write their version to `*version_out`; leave `answer` unset and
+   * write 0 when none are stored. Required.
+   */
+  int (*load_tokens)(void *userdata,
+                     const char *key,
+                     struct mcp_oauth_answer *answer,
+                     uint64_t *version_out);
+  /**
+   * If the entry's version is still `expected_version` (0: no tokens
+   * stored), replace its tokens with `tokens_json` (NULL: remove them),
+   * give the entry a new version (0 after a removal) in `*version_out`
+   * and set `*stored_out` to true; otherwise write nothing and set
+   * `*stored_out` to false. Atomic with respect to every process sharing
+   * the store. `tokens_json` is borrowed for the call (overwritten
+   * afterwards). Required.
+   */
+  int (*compare_and_set_tokens)(void *userdata,
+                                const char *key,
+                                uint64_t expected_version,
+                                const char *tokens_json,
+                                bool *stored_out,
+                                uint64_t *version_out);
+  /**
+   * Answer with the client information registered with `issuer` (NULL:
+   * the one in use), or leave `answer` unset when there is none.
+   * Required.
+   */
+  int (*get_client_info)(void *userdata,
+                         const char *key,
+                         const char *issuer,
+                         struct mcp_oauth_answer *answer);
+  /**
+   * Store client information (its JSON's `issuer` names the
+   * authorization server it was registered with), replacing the one in
+   * use. Required.
+   */
+  int (*set_client_info)(void *userdata, const char *key, const char *client_info_json);
+  /**
+   * Forget the registration made with `issuer` (the server no longer
+   * knows the client); `*removed_out` true when none is left for it.
+   * Optional: without it, a stale registration is replaced at the next
+   * registration instead.
+   */
+  int (*remove_client_info)(void *userdata, const char *key, const char *issuer, bool *removed_out);
+  /**
+   * Take the entry's refresh lease for at most `ttl_ms`, waiting at most
+   * `wait_ms` for another holder to release it (this callback may block
+   * that long). Return 0 once held; anything else when it could not be
+   * had (the operation fails with `MCP_OAUTH_RESULT_STORAGE`). Optional:
+   * without it, refreshes are coordinated only within the provider.
+   */
+  int (*acquire_lease)(void *userdata, const char *key, uint64_t ttl_ms, uint64_t wait_ms);
+  /**
+   * Release the lease `acquire_lease` took. Must return quickly. Required
+   * with `acquire_lease`.
+   */
+  void (*release_lease)(void *userdata, const char *key);
+  /**
+   * Called exactly once per `userdata` when the library will make no
+   * more calls with it (a lease still held is released first), counted
+   * as for `mcp_oauth_storage_callbacks.release`. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_token_store;
+
+/**
+ * The person's step of the authorization-code flow, answered later: an
+ * alternative to `mcp_oauth_handler_callbacks` for hosts that must not
+ * block a thread while the person logs in. Set with
+ * `mcp_oauth_config_builder_set_authorization_callbacks`; initialize it
+ * with `MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT` (a versioned struct).
+ *
+ * The exchange: the library calls `begin` with an `mcp_oauth_authorization`
+ * (the URL to send the person to, its `state` and the redirect URI); the
+ * host sends the person there and, when they come back (or give up),
+ * answers exactly once, from any thread, with
+ * `mcp_oauth_authorization_complete` or `mcp_oauth_authorization_fail`,
+ * which give the authorization back to the library. The authorization
+ * timeout (`mcp_oauth_config_builder_set_authorization_timeout_ms`) bounds
+ * the wait; when it passes, or the operation is cancelled, or the provider
+ * freed, the library calls `cancel` (close the browser sheet) and the
+ * authorization must still be answered, to free it.
+ */
+typedef struct mcp_oauth_authorization_callbacks {
+  /**
+   * `MCP_OAUTH_AUTHORIZATION_CALLBACKS_VERSION` when the host was built
+   * (set by `MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Send the person to `mcp_oauth_authorization_url(authorization)`.
+   * Runs on a thread of the library's blocking pool and should return at
+   * once (it may block briefly). Return 0 when the authorization was
+   * taken (it will be answered, possibly before `begin` returns);
+   * anything else when it was not (it must then not be answered): the
+   * flow fails with `MCP_OAUTH_RESULT_HANDLER`, the returned number kept
+   * in the error (`mcp_oauth_error_callback_code`). Required.
+   */
+  int (*begin)(void *userdata, struct mcp_oauth_authorization *authorization);
+  /**
+   * The library no longer waits for `authorization` (the authorization
+   * timeout passed, the operation was cancelled, the provider was
+   * freed): dismiss what shows it, and still answer it to free it. The
+   * authorization stays valid during the call. At most once, only for an
+   * authorization `begin` took, never after the library got its answer;
+   * on a library thread; must return quickly and may answer it. Optional.
+   */
+  void (*cancel)(void *userdata, struct mcp_oauth_authorization *authorization);
+  /**
+   * Called exactly once per `userdata` when the library will make no
+   * more calls with it, counted as for
+   * `mcp_oauth_storage_callbacks.release`. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_authorization_callbacks;
 
 /**
  * Receives the library's log messages.
@@ -426,6 +827,41 @@ typedef void (*mcp_oauth_log_callback)(void *userdata,
                                        mcp_oauth_log_level level,
                                        const char *target,
                                        const char *message);
+
+/**
+ * A provider's own log callback, set with
+ * `mcp_oauth_config_builder_set_log_options`: it receives the messages of
+ * that provider's work only (its refreshes, flows and requests), which the
+ * process-wide callback also receives. Initialize it with
+ * `MCP_OAUTH_LOG_OPTIONS_INIT` (a versioned struct: see "Versioned
+ * structs").
+ */
+typedef struct mcp_oauth_log_options {
+  /**
+   * `MCP_OAUTH_LOG_OPTIONS_VERSION` (set by `MCP_OAUTH_LOG_OPTIONS_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to `callback` and `release` as is.
+   */
+  void *userdata;
+  /**
+   * Receives the provider's messages, as `mcp_oauth_log_callback` does
+   * (the same threads and rules). Required.
+   */
+  mcp_oauth_log_callback callback;
+  /**
+   * The most verbose level sent (a `mcp_oauth_log_level`); 0 sends
+   * nothing.
+   */
+  uint32_t max_level;
+  /**
+   * Called exactly once per `userdata` when the library will make no more
+   * calls with it, counted as for `mcp_oauth_storage_callbacks.release`.
+   * May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_log_options;
 
 /**
  * A key held by the host (an HSM, a cloud KMS, a Secure Enclave): the
@@ -517,7 +953,7 @@ typedef struct mcp_oauth_jwt_callbacks {
  *   valid only during the call, freed (and overwritten) by the library
  *   afterwards; copy what you need, and never log the values.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
- *   during the call.
+ *   during the call; keep a copy with `mcp_oauth_error_clone`.
  *
  * Runs on a thread of the library's blocking pool, never on the thread that
  * started the operation; completions of different operations may run
@@ -539,7 +975,7 @@ typedef void (*mcp_oauth_headers_completion)(void *userdata,
  *   result); reserved for an operation with a string result. Borrowed:
  *   valid only during the call.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
- *   during the call.
+ *   during the call; keep a copy with `mcp_oauth_error_clone`.
  *
  * Runs on a thread of the library's blocking pool, never on the thread that
  * started the operation; completions of different operations may run
@@ -574,8 +1010,10 @@ mcp_oauth_result mcp_oauth_answer_set(struct mcp_oauth_answer *answer, const cha
  * A new builder with the defaults: the authorization-code grant, in-memory
  * storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
  * person to authorize, 30 s of waiting for another process's refresh, the
- * discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
- * or `mcp_oauth_config_builder_free`. Never NULL.
+ * discovered `resource` sent, PKCE and resource checks on. Owned by the
+ * caller: pass it to `mcp_oauth_config_builder_build` or
+ * `mcp_oauth_config_builder_free`. NULL only if the library panicked
+ * (memory exhausted).
  */
 struct mcp_oauth_config_builder *mcp_oauth_config_builder_new(void);
 
@@ -650,6 +1088,9 @@ mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_con
  * the host holds elsewhere, see
  * `mcp_oauth_config_builder_set_private_key_jwt_signer`.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the message names what is wrong:
  * not PEM, encrypted, a public key, the wrong curve, an algorithm the key
@@ -658,7 +1099,8 @@ mcp_oauth_result mcp_oauth_config_builder_set_static_client(struct mcp_oauth_con
 mcp_oauth_result mcp_oauth_config_builder_set_private_key_jwt(struct mcp_oauth_config_builder *builder,
                                                               const char *private_key_pem,
                                                               const char *algorithm,
-                                                              const char *key_id);
+                                                              const char *key_id,
+                                                              struct mcp_oauth_error **err_out);
 
 /**
  * The application's scope (space-separated), which replaces the client
@@ -674,20 +1116,28 @@ mcp_oauth_result mcp_oauth_config_builder_set_scope(struct mcp_oauth_config_buil
  * The timeout of each HTTP request the library makes, in milliseconds
  * (default 30000).
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_timeout_ms(struct mcp_oauth_config_builder *builder,
-                                                         uint64_t timeout_ms);
+                                                         uint64_t timeout_ms,
+                                                         struct mcp_oauth_error **err_out);
 
 /**
  * The deadline of the person's part of an interactive authorization, from
  * sending them to the authorization endpoint to the redirect coming back,
  * in milliseconds (default 300000, five minutes).
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_authorization_timeout_ms(struct mcp_oauth_config_builder *builder,
-                                                                       uint64_t timeout_ms);
+                                                                       uint64_t timeout_ms,
+                                                                       struct mcp_oauth_error **err_out);
 
 /**
  * How long to wait, in milliseconds, for another process that is refreshing
@@ -706,13 +1156,17 @@ mcp_oauth_result mcp_oauth_config_builder_set_lease_wait_ms(struct mcp_oauth_con
  * `MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE` (required, copied) and must be
  * NULL otherwise.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder; `value` with OVERRIDE),
  * `MCP_OAUTH_RESULT_INVALID_UTF8`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an
  * unknown mode, an empty override, or a value with SEND or OMIT).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_resource_parameter(struct mcp_oauth_config_builder *builder,
                                                                  uint32_t mode,
-                                                                 const char *value);
+                                                                 const char *value,
+                                                                 struct mcp_oauth_error **err_out);
 
 /**
  * Add a parameter to the authorization request (e.g. Auth0's `audience`).
@@ -720,24 +1174,32 @@ mcp_oauth_result mcp_oauth_config_builder_set_resource_parameter(struct mcp_oaut
  * parameter never replaces one the protocol sets (`client_id`, `state`,
  * `code_challenge`, ...). Both copied.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
  */
 mcp_oauth_result mcp_oauth_config_builder_add_authorization_param(struct mcp_oauth_config_builder *builder,
                                                                   const char *name,
-                                                                  const char *value);
+                                                                  const char *value,
+                                                                  struct mcp_oauth_error **err_out);
 
 /**
  * Add a parameter to every token request (code exchange, refresh, client
  * credentials). Callable several times; never replaces a parameter the
  * protocol sets. Both copied.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
  */
 mcp_oauth_result mcp_oauth_config_builder_add_token_param(struct mcp_oauth_config_builder *builder,
                                                           const char *name,
-                                                          const char *value);
+                                                          const char *value,
+                                                          struct mcp_oauth_error **err_out);
 
 /**
  * Accept authorization servers whose metadata omits
@@ -772,11 +1234,15 @@ mcp_oauth_result mcp_oauth_config_builder_set_protocol_version(struct mcp_oauth_
 /**
  * How tokens are obtained: a `mcp_oauth_grant` value.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT`
  * for an unknown value.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_grant(struct mcp_oauth_config_builder *builder,
-                                                    uint32_t grant);
+                                                    uint32_t grant,
+                                                    struct mcp_oauth_error **err_out);
 
 /**
  * Keep tokens and client information in memory only (the default): they
@@ -806,11 +1272,15 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_file(struct mcp_oauth_conf
  * `callbacks->release` exactly once when done with it. On failure nothing
  * is taken.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, or one of
  * the four required callbacks).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_storage_callbacks(struct mcp_oauth_config_builder *builder,
-                                                                const struct mcp_oauth_storage_callbacks *callbacks);
+                                                                const struct mcp_oauth_storage_callbacks *callbacks,
+                                                                struct mcp_oauth_error **err_out);
 
 /**
  * Use the host's redirect and callback handlers (see
@@ -820,11 +1290,82 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_callbacks(struct mcp_oauth
  * done with it. On failure nothing is taken. The client metadata must then
  * name the redirect URI the host receives on.
  *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`).
+ *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, redirect
  * or callback).
  */
 mcp_oauth_result mcp_oauth_config_builder_set_handler_callbacks(struct mcp_oauth_config_builder *builder,
-                                                                const struct mcp_oauth_handler_callbacks *callbacks);
+                                                                const struct mcp_oauth_handler_callbacks *callbacks,
+                                                                struct mcp_oauth_error **err_out);
+
+/**
+ * Send the library's OAuth requests (discovery, registration, token
+ * requests) through the host's HTTP stack (see
+ * `mcp_oauth_transport_callbacks`) instead of the library's own HTTPS
+ * client. The struct is read according to its `version` and copied; from a
+ * successful return on, the library owns `callbacks->userdata` and calls
+ * `callbacks->release` exactly once when done with it. On failure nothing
+ * is taken and, when `err_out` is not NULL, `*err_out` says why.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, send),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (a `version` this library does not
+ * know: 0, or newer than the library).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_transport_callbacks(struct mcp_oauth_config_builder *builder,
+                                                                  const struct mcp_oauth_transport_callbacks *callbacks,
+                                                                  struct mcp_oauth_error **err_out);
+
+/**
+ * Keep tokens and client information in the host's store, one that
+ * several processes may share (see `mcp_oauth_token_store`). Replaces any
+ * storage set before. The struct is read according to its `version` and
+ * copied; from a successful return on, the library owns `store->userdata`
+ * and calls `store->release` exactly once when done with it. On failure
+ * nothing is taken and, when `err_out` is not NULL, `*err_out` says why.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, store, a required
+ * callback), `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_token_store(struct mcp_oauth_config_builder *builder,
+                                                          const struct mcp_oauth_token_store *store,
+                                                          struct mcp_oauth_error **err_out);
+
+/**
+ * Use the host's deferred authorization callbacks (see
+ * `mcp_oauth_authorization_callbacks`) for the person's step: the host is
+ * handed the authorization and answers it later, from any thread. Replaces
+ * any handler set before. The struct is read according to its `version`
+ * and copied; from a successful return on, the library owns
+ * `callbacks->userdata` and calls `callbacks->release` exactly once when
+ * done with it. On failure nothing is taken and, when `err_out` is not
+ * NULL, `*err_out` says why. The client metadata must name the redirect URI
+ * the host receives on.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, begin),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_authorization_callbacks(struct mcp_oauth_config_builder *builder,
+                                                                      const struct mcp_oauth_authorization_callbacks *callbacks,
+                                                                      struct mcp_oauth_error **err_out);
+
+/**
+ * A log callback of the provider's own (see `mcp_oauth_log_options`),
+ * which receives the messages of this provider's work only. The struct is
+ * read according to its `version` and copied; from a successful return on,
+ * the library owns `options->userdata` and calls `options->release`
+ * exactly once when done with it. On failure nothing is taken and, when
+ * `err_out` is not NULL, `*err_out` says why.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, options, callback),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version or level),
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the library's log subscriber
+ * cannot be installed: a Rust component of the host installed its own).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_log_options(struct mcp_oauth_config_builder *builder,
+                                                          const struct mcp_oauth_log_options *options,
+                                                          struct mcp_oauth_error **err_out);
 
 /**
  * Use the built-in handlers: the system browser (honoring `$BROWSER`, a
@@ -852,9 +1393,13 @@ mcp_oauth_result mcp_oauth_config_builder_set_loopback_handler(struct mcp_oauth_
  * Build a provider from the builder, which is consumed (freed) whether or
  * not this succeeds. Checks everything that can be checked without
  * network traffic (server URL, client metadata, CIMD URL, that the grant has
- * what it needs) and binds the loopback receiver if one was asked for. The
- * first call in a process also starts the library's runtime (two worker
- * threads).
+ * what it needs) and binds the loopback receiver if one was asked for (which
+ * starts the library's runtime, if it is not running yet).
+ *
+ * An authorization-code provider without a handler builds: it works with
+ * tokens already stored, and reports the missing handler
+ * (`MCP_OAUTH_RESULT_INVALID_CONFIGURATION`, from the call that needed it)
+ * only when a flow needs a person.
  *
  * On success `*provider_out` is a new provider, owned by the caller and
  * freed with `mcp_oauth_provider_free`. On failure, when `err_out` is not
@@ -873,6 +1418,55 @@ mcp_oauth_result mcp_oauth_config_builder_build(struct mcp_oauth_config_builder 
                                                 struct mcp_oauth_error **err_out);
 
 /**
+ * The URL to send the person to. Borrowed from `authorization`; NULL when
+ * it is NULL.
+ */
+const char *mcp_oauth_authorization_url(const struct mcp_oauth_authorization *authorization);
+
+/**
+ * The `state` of this authorization (the redirect back carries it: a host
+ * serving several logins at once matches them with it). Borrowed from
+ * `authorization`; NULL when it is NULL.
+ */
+const char *mcp_oauth_authorization_state(const struct mcp_oauth_authorization *authorization);
+
+/**
+ * The redirect URI the person will be sent back to (where to listen, or
+ * what URL scheme to catch). Borrowed from `authorization`; NULL when it
+ * is NULL.
+ */
+const char *mcp_oauth_authorization_redirect_uri(const struct mcp_oauth_authorization *authorization);
+
+/**
+ * Answer `authorization` with the full redirect URL the person came back
+ * with (or just its query string; an error redirect such as
+ * `?error=access_denied&...` is a valid answer, which the library reports),
+ * and give it back (it is freed). Callable from any thread, once. `redirect`
+ * is copied. An answer after `cancel` is ignored.
+ *
+ * The authorization is given back whatever this returns (unless it is
+ * NULL); with a NULL or invalid `redirect` the flow fails.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_authorization_complete(struct mcp_oauth_authorization *authorization,
+                                                  const char *redirect);
+
+/**
+ * Answer `authorization` with a failure (the person closed the window, the
+ * host gave up), and give it back (it is freed). `code` is the host's own,
+ * kept in the error (`mcp_oauth_error_callback_code`); `message` (copied,
+ * may be NULL) goes into the error message and logs: no secret in it. The
+ * flow fails with `MCP_OAUTH_RESULT_HANDLER`. Callable from any thread,
+ * once. An answer after `cancel` is ignored.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (authorization).
+ */
+mcp_oauth_result mcp_oauth_authorization_fail(struct mcp_oauth_authorization *authorization,
+                                              int code,
+                                              const char *message);
+
+/**
  * A stable lower-case name for a result code (`"ok"`, `"null_parameter"`,
  * `"storage"`, ...), or `"unknown"` for a number this library does not
  * know. A static string, never freed.
@@ -889,7 +1483,8 @@ mcp_oauth_result mcp_oauth_error_code(const struct mcp_oauth_error *error);
  * The kind of failure, as a stable lower-case name: the name of its result
  * code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
  * `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
- * `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`).
+ * `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`,
+ * `"cancelled"`, `"forked"`, `"busy"`).
  * A static string; NULL when `error` is NULL.
  */
 const char *mcp_oauth_error_kind(const struct mcp_oauth_error *error);
@@ -953,6 +1548,38 @@ bool mcp_oauth_error_retry_after_ms(const struct mcp_oauth_error *error,
                                     uint64_t *retry_after_ms_out);
 
 /**
+ * What kind of network failure an error of kind `"network"` is: a
+ * `mcp_oauth_network_failure` (`TIMEOUT`, `CONNECT`, `TOO_LARGE`,
+ * `OTHER`); `MCP_OAUTH_NETWORK_FAILURE_NONE` for any other error, or when
+ * `error` is NULL.
+ */
+mcp_oauth_network_failure mcp_oauth_error_network_failure(const struct mcp_oauth_error *error);
+
+/**
+ * The OAuth `error_uri` the server sent (a page about the error), or
+ * NULL. Server-provided: show it, do not fetch it blindly. Borrowed from
+ * `error`.
+ */
+const char *mcp_oauth_error_oauth_error_uri(const struct mcp_oauth_error *error);
+
+/**
+ * What the host's own callback returned, when the failure is that a
+ * storage or handler callback returned non-zero (libgit2's `GIT_EUSER`
+ * idea: the host's code survives the library). Returns true and writes
+ * `*code_out` then; returns false and writes nothing otherwise, or when
+ * `error` or `code_out` is NULL. (A transport `send` that refuses a
+ * request has its code in the message only.)
+ */
+bool mcp_oauth_error_callback_code(const struct mcp_oauth_error *error, int64_t *code_out);
+
+/**
+ * A copy of `error`, owned by the caller and freed with
+ * `mcp_oauth_error_free`: keep one beyond a completion callback, whose
+ * `error` is only borrowed. NULL when `error` is NULL.
+ */
+struct mcp_oauth_error *mcp_oauth_error_clone(const struct mcp_oauth_error *error);
+
+/**
  * Free an error object. NULL is a no-op.
  */
 void mcp_oauth_error_free(struct mcp_oauth_error *error);
@@ -962,11 +1589,19 @@ void mcp_oauth_error_free(struct mcp_oauth_error *error);
  * `mcp_oauth_log_level`; `MCP_OAUTH_LOG_LEVEL_OFF` or a NULL `callback`
  * turns logging off) to `callback`. Process-wide: replaces any previous
  * callback; once this returns, the previous callback is no longer running
- * and will not be called again. The first call installs the library's
- * `tracing` subscriber as the process's global one (a no-op if a Rust
- * component of the host already installed one).
+ * and will not be called again. A message from a provider's work ends with
+ * ` provider=N`, N being its `mcp_oauth_provider_id` (a provider can also
+ * have a callback of its own: `mcp_oauth_config_builder_set_log_options`).
  *
- * Errors: `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for an unknown level.
+ * The first call installs the library's `tracing` subscriber as the
+ * process's global one. When a Rust component of the host installed one
+ * first, the library's messages go to that one instead, and this returns
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the callback is set, but will
+ * not be called).
+ *
+ * Errors: `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for an unknown level,
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` when the subscriber cannot be
+ * installed.
  */
 mcp_oauth_result mcp_oauth_set_log_callback(mcp_oauth_log_callback callback,
                                             void *userdata,
@@ -1095,11 +1730,46 @@ mcp_oauth_result mcp_oauth_config_builder_set_workload_identity_callbacks(struct
                                                                           const struct mcp_oauth_jwt_callbacks *callbacks);
 
 /**
- * Free a provider (give back the caller's reference). Operations already
- * started with `_async` functions hold their own reference: they run to the
- * end and their completion is still called exactly once; the provider's
- * storage and handler callbacks are released after the last one finishes.
- * NULL is a no-op. Do not use `provider` afterwards.
+ * Cancel an operation. If it has not finished, it stops at once: its
+ * completion is called exactly once with `MCP_OAUTH_RESULT_CANCELLED`
+ * (on a library thread, as always, possibly before this returns). If it
+ * had already finished, or its completion is already running, nothing
+ * changes: the completion gets (or got) the operation's own result.
+ * Cancelling twice is harmless.
+ *
+ * What the operation was waiting for is not undone: a refresh or a flow
+ * that other requests share runs on for them (and its tokens are stored);
+ * cancelling the only request waiting for an authorization does not stop
+ * the person's step in the handler (free the provider for that).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ */
+mcp_oauth_result mcp_oauth_operation_cancel(const struct mcp_oauth_operation *operation);
+
+/**
+ * Free an operation handle: the operation itself runs on, and its
+ * completion is still called exactly once. NULL is a no-op.
+ */
+void mcp_oauth_operation_free(struct mcp_oauth_operation *operation);
+
+/**
+ * The id of `provider` in log messages (the `provider=N` that ends the
+ * process-wide callback's messages about its work): unique in the process,
+ * never 0. 0 when `provider` is NULL.
+ */
+uint64_t mcp_oauth_provider_id(const struct mcp_oauth_provider *provider);
+
+/**
+ * Free a provider, cancelling what it has in flight: every operation
+ * started with an `_async` or `_start` function that has not finished
+ * completes, exactly once, with `MCP_OAUTH_RESULT_CANCELLED` (on a library
+ * thread, possibly after this returns), and the refreshes and flows the
+ * provider runs are stopped where they are (an HTTP request in progress is
+ * abandoned, and a refresh the server may already have answered is lost).
+ * A host callback that is running is not interrupted: its answer is
+ * ignored, and the storage and handler callbacks are released after the
+ * last one returns. NULL is a no-op. Do not use `provider` afterwards, and
+ * do not free it while another thread is inside a blocking call on it.
  */
 void mcp_oauth_provider_free(struct mcp_oauth_provider *provider);
 
@@ -1164,9 +1834,14 @@ void mcp_oauth_headers_free(struct mcp_oauth_headers *headers);
  * gives `MCP_OAUTH_RESULT_SERVER` or `MCP_OAUTH_RESULT_NETWORK`; the stored
  * tokens are kept.
  *
- * Blocking when it must load or refresh. From a library callback it always
- * returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
- * (one rule, whatever the state): use `mcp_oauth_provider_get_headers_async` there.
+ * Blocking when it must load or refresh, and then it may also wait for an
+ * authorization another request runs (a person logging in: minutes). A
+ * host that must never wait calls `mcp_oauth_provider_try_get_headers`
+ * first and this (or `_get_headers_start`) only when that has nothing.
+ * From a library callback it always returns
+ * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held (one rule,
+ * whatever the state): use `mcp_oauth_provider_get_headers_async` or
+ * `_try_get_headers` there.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
  * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of loading and refreshing.
@@ -1241,11 +1916,13 @@ mcp_oauth_result mcp_oauth_provider_authorize(const struct mcp_oauth_provider *p
  * `mcp_oauth_provider_get_headers`, without waiting: `completion` gets the
  * headers to set, or NULL when there is no usable token (or the URL is not
  * the MCP server's). `method` and `url` are copied before this returns.
+ * The same as `mcp_oauth_provider_get_headers_start` without a handle.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
- * `completion` is called exactly once, even if the provider is freed
- * meanwhile. Any other result means it did not start and `completion`
- * will not be called. Callable from any thread, including library callbacks.
+ * `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+ * if the provider is freed before it finishes. Any other result means it
+ * did not start and `completion` will not be called. Callable from any
+ * thread, including library callbacks.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, method, url,
  * completion), `MCP_OAUTH_RESULT_INVALID_UTF8`.
@@ -1257,14 +1934,29 @@ mcp_oauth_result mcp_oauth_provider_get_headers_async(const struct mcp_oauth_pro
                                                       void *userdata);
 
 /**
+ * `mcp_oauth_provider_get_headers_async`, with a handle to cancel it: on
+ * success, when `operation_out` is not NULL, `*operation_out` is a new
+ * `mcp_oauth_operation` (owned by the caller, freed with
+ * `mcp_oauth_operation_free`; freeing it does not cancel).
+ */
+mcp_oauth_result mcp_oauth_provider_get_headers_start(const struct mcp_oauth_provider *provider,
+                                                      const char *method,
+                                                      const char *url,
+                                                      mcp_oauth_headers_completion completion,
+                                                      void *userdata,
+                                                      struct mcp_oauth_operation **operation_out);
+
+/**
  * `mcp_oauth_provider_handle_response`, without waiting: `completion` gets
  * the headers to send the request again with when it should be retried,
- * NULL when not. The arguments are copied before this returns.
+ * NULL when not. The arguments are copied before this returns. The same as
+ * `mcp_oauth_provider_handle_response_start` without a handle.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
- * `completion` is called exactly once, even if the provider is freed
- * meanwhile. Any other result means it did not start and `completion`
- * will not be called. Callable from any thread, including library callbacks.
+ * `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+ * if the provider is freed before it finishes. Any other result means it
+ * did not start and `completion` will not be called. Callable from any
+ * thread, including library callbacks.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
@@ -1280,19 +1972,71 @@ mcp_oauth_result mcp_oauth_provider_handle_response_async(const struct mcp_oauth
                                                           void *userdata);
 
 /**
+ * `mcp_oauth_provider_handle_response_async`, with a handle to cancel it:
+ * on success, when `operation_out` is not NULL, `*operation_out` is a new
+ * `mcp_oauth_operation` (owned by the caller, freed with
+ * `mcp_oauth_operation_free`; freeing it does not cancel).
+ */
+mcp_oauth_result mcp_oauth_provider_handle_response_start(const struct mcp_oauth_provider *provider,
+                                                          const char *method,
+                                                          const char *url,
+                                                          const char *sent_authorization,
+                                                          uint16_t status,
+                                                          const char *const *header_names,
+                                                          const char *const *header_values,
+                                                          size_t header_count,
+                                                          mcp_oauth_headers_completion completion,
+                                                          void *userdata,
+                                                          struct mcp_oauth_operation **operation_out);
+
+/**
  * `mcp_oauth_provider_authorize`, without waiting: `completion` gets NULL
- * as `value`.
+ * as `value`. The same as `mcp_oauth_provider_authorize_start` without a
+ * handle.
  *
  * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
- * `completion` is called exactly once, even if the provider is freed
- * meanwhile. Any other result means it did not start and `completion`
- * will not be called. Callable from any thread, including library callbacks.
+ * `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+ * if the provider is freed before it finishes. Any other result means it
+ * did not start and `completion` will not be called. Callable from any
+ * thread, including library callbacks.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
  */
 mcp_oauth_result mcp_oauth_provider_authorize_async(const struct mcp_oauth_provider *provider,
                                                     mcp_oauth_completion completion,
                                                     void *userdata);
+
+/**
+ * `mcp_oauth_provider_authorize_async`, with a handle to cancel it: on
+ * success, when `operation_out` is not NULL, `*operation_out` is a new
+ * `mcp_oauth_operation` (owned by the caller, freed with
+ * `mcp_oauth_operation_free`; freeing it does not cancel).
+ */
+mcp_oauth_result mcp_oauth_provider_authorize_start(const struct mcp_oauth_provider *provider,
+                                                    mcp_oauth_completion completion,
+                                                    void *userdata,
+                                                    struct mcp_oauth_operation **operation_out);
+
+/**
+ * Header mode's hot path, which never waits: the headers to set on a
+ * request when the provider holds a token that is valid and not due for
+ * refresh, and the request goes to the MCP server's origin. No I/O, no
+ * lock, no waiting behind a refresh or a person's authorization; callable
+ * from any thread, including library callbacks.
+ *
+ * On success `*headers_out` is a new headers object (owned by the caller;
+ * free with `mcp_oauth_headers_free`) or NULL when no such token is held
+ * (none loaded yet, one due for refresh, or another origin): then call
+ * `mcp_oauth_provider_get_headers` or `_get_headers_async`, which load and
+ * refresh. On failure nothing is written.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_provider_try_get_headers(const struct mcp_oauth_provider *provider,
+                                                    const char *method,
+                                                    const char *url,
+                                                    struct mcp_oauth_headers **headers_out,
+                                                    struct mcp_oauth_error **err_out);
 
 /**
  * Whether a response is a resource server's DPoP nonce challenge (401 with
@@ -1305,6 +2049,136 @@ bool mcp_oauth_is_dpop_nonce_challenge(uint16_t status,
                                        const char *const *header_names,
                                        const char *const *header_values,
                                        size_t header_count);
+
+/**
+ * Stop the library's threads, for a host about to unload the library
+ * (`dlclose`, a plugin being removed). Call it last: after freeing every
+ * provider and builder and after the completions of their operations
+ * (work still running is dropped, and the completion of an operation
+ * still in flight is never called). The process-wide log callback is
+ * removed too.
+ *
+ * Waits at most `timeout_ms` for the library's threads to end (a host
+ * callback that is still running, such as a handler waiting for a person,
+ * holds its thread until it returns; a `timeout_ms` of 0 waits for nothing
+ * and so cannot promise it). On `MCP_OAUTH_RESULT_OK` no thread
+ * of the library runs any more and the library may be unloaded. A later
+ * call of the library starts a new runtime. Without a runtime (never
+ * started, or already shut down), it returns `MCP_OAUTH_RESULT_OK` at once.
+ *
+ * In a child forked after the runtime started, it only forgets the
+ * parent's runtime (whose threads are not in the child) and returns
+ * `MCP_OAUTH_RESULT_OK`; the library stays refused there.
+ *
+ * Errors: `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from a library thread (inside
+ * a callback); `MCP_OAUTH_RESULT_BUSY` when another thread is inside a
+ * blocking call of the library until the timeout (nothing was stopped), or
+ * when some thread did not end in time (do not unload the library then).
+ */
+mcp_oauth_result mcp_oauth_shutdown(uint64_t timeout_ms);
+
+/**
+ * The request's method (`"GET"` or `"POST"`). Borrowed from `request`; NULL
+ * when `request` is NULL.
+ */
+const char *mcp_oauth_http_request_method(const struct mcp_oauth_http_request *request);
+
+/**
+ * The request's absolute URL. Borrowed from `request`; NULL when `request`
+ * is NULL.
+ */
+const char *mcp_oauth_http_request_url(const struct mcp_oauth_http_request *request);
+
+/**
+ * How many headers to send (names lower-case); 0 when `request` is NULL.
+ */
+size_t mcp_oauth_http_request_header_count(const struct mcp_oauth_http_request *request);
+
+/**
+ * The name of header `index`, or NULL when `request` is NULL or `index` is
+ * not below `mcp_oauth_http_request_header_count`. Borrowed from `request`.
+ */
+const char *mcp_oauth_http_request_header_name(const struct mcp_oauth_http_request *request,
+                                               size_t index);
+
+/**
+ * The value of header `index` (it may hold a secret: never log it), or
+ * NULL when `request` is NULL or `index` is out of range. Borrowed from
+ * `request`.
+ */
+const char *mcp_oauth_http_request_header_value(const struct mcp_oauth_http_request *request,
+                                                size_t index);
+
+/**
+ * The request's body (it may hold secrets: never log it) and, in
+ * `*len_out` when not NULL, its length. NULL (and a length of 0) for a
+ * request without a body (a GET) or when `request` is NULL. Borrowed from
+ * `request`; not NUL-terminated.
+ */
+const uint8_t *mcp_oauth_http_request_body(const struct mcp_oauth_http_request *request,
+                                           size_t *len_out);
+
+/**
+ * The time allowed for the whole exchange, in milliseconds (the library
+ * stops waiting after it anyway). 0 when `request` is NULL.
+ */
+uint64_t mcp_oauth_http_request_timeout_ms(const struct mcp_oauth_http_request *request);
+
+/**
+ * The largest response body the library accepts, in bytes: stop reading
+ * beyond it and answer with `MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE`. 0 when
+ * `request` is NULL.
+ */
+size_t mcp_oauth_http_request_max_response_bytes(const struct mcp_oauth_http_request *request);
+
+/**
+ * Answer `request` with the server's response, and give it back (it is
+ * freed: do not use it afterwards). Callable from any thread, once per
+ * request.
+ *
+ * - `status`: the HTTP status (a redirect is a response like any other:
+ *   do not follow it).
+ * - `header_names`, `header_values`, `header_count`: the response's
+ *   headers, as for `mcp_oauth_provider_handle_response` (the server's
+ *   bytes; both arrays may be NULL when `header_count` is 0).
+ * - `body`, `body_len`: the response's body (`body` may be NULL when
+ *   `body_len` is 0). Copied, unless over the request's
+ *   `max_response_bytes`: then the exchange fails with `TOO_LARGE`.
+ *
+ * The request is given back whatever this returns (unless it is NULL);
+ * with invalid arguments the exchange fails. An answer after `cancel` is
+ * ignored.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request, or an array or body
+ * NULL with a count above 0).
+ */
+mcp_oauth_result mcp_oauth_http_request_respond(struct mcp_oauth_http_request *request,
+                                                uint16_t status,
+                                                const char *const *header_names,
+                                                const char *const *header_values,
+                                                size_t header_count,
+                                                const uint8_t *body,
+                                                size_t body_len);
+
+/**
+ * Answer `request` with a failure to get a response, and give it back (it
+ * is freed: do not use it afterwards). Callable from any thread, once per
+ * request.
+ *
+ * - `failure`: a `mcp_oauth_network_failure` (`OTHER`, `TIMEOUT`,
+ *   `CONNECT`, `TOO_LARGE`); an unknown value is taken as `OTHER`.
+ * - `message`: what happened, in the host's words (e.g. libcurl's
+ *   `curl_easy_strerror`), or NULL. Copied. It ends up in error messages
+ *   and logs: it must not hold a secret.
+ *
+ * The request is given back whatever this returns (unless it is NULL).
+ * An answer after `cancel` is ignored.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request).
+ */
+mcp_oauth_result mcp_oauth_http_request_fail(struct mcp_oauth_http_request *request,
+                                             uint32_t failure,
+                                             const char *message);
 
 #ifdef __cplusplus
 }  // extern "C"

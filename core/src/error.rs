@@ -118,6 +118,10 @@ pub struct ErrorDetail {
     pub network: Option<NetworkFailure>,
     /// How long the server asked the client to wait (`Retry-After`), if it did.
     pub retry_after: Option<std::time::Duration>,
+    /// What the host's own callback returned, when a binding's callback
+    /// failed with a code of the host's (a C storage or handler callback
+    /// returning non-zero): kept for the host, never interpreted here.
+    pub callback_code: Option<i64>,
 }
 
 impl fmt::Debug for ErrorDetail {
@@ -138,6 +142,9 @@ impl fmt::Debug for ErrorDetail {
         }
         if let Some(retry_after) = self.retry_after {
             d.field("retry_after", &retry_after);
+        }
+        if let Some(code) = self.callback_code {
+            d.field("callback_code", &code);
         }
         d.finish()
     }
@@ -260,6 +267,18 @@ impl Error {
     pub fn with_retry_after(mut self, retry_after: Option<std::time::Duration>) -> Self {
         self.detail.retry_after = retry_after;
         self
+    }
+
+    /// Attach the code the host's callback returned (see
+    /// [`ErrorDetail::callback_code`]).
+    pub fn with_callback_code(mut self, code: i64) -> Self {
+        self.detail.callback_code = Some(code);
+        self
+    }
+
+    /// The code the host's callback returned, if a host callback failed.
+    pub fn callback_code(&self) -> Option<i64> {
+        self.detail.callback_code
     }
 
     /// Replace the step (used when a lower layer's error surfaces in a later step).

@@ -836,7 +836,7 @@ static mcp_oauth_provider *make_provider(const struct options *o)
             mcp_oauth_config_builder_free(b);
             return NULL;
         }
-        rc = mcp_oauth_config_builder_set_private_key_jwt(b, pem, o->signing_alg ? o->signing_alg : "ES256", NULL);
+        rc = mcp_oauth_config_builder_set_private_key_jwt(b, pem, o->signing_alg ? o->signing_alg : "ES256", NULL, NULL);
         wipe_and_free(pem, PRIVATE_KEY_CAP + 1);
     }
     if (rc == MCP_OAUTH_RESULT_OK && o->client_metadata_url)
@@ -844,7 +844,7 @@ static mcp_oauth_provider *make_provider(const struct options *o)
     if (rc == MCP_OAUTH_RESULT_OK)
         rc = mcp_oauth_config_builder_set_protocol_version(b, o->protocol_version);
     if (rc == MCP_OAUTH_RESULT_OK && o->client_credentials)
-        rc = mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS);
+        rc = mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, NULL);
     if (rc == MCP_OAUTH_RESULT_OK && o->dpop)
         rc = mcp_oauth_config_builder_set_dpop(b, true);
     if (rc == MCP_OAUTH_RESULT_OK && o->idp_token_endpoint) {
@@ -876,7 +876,7 @@ static mcp_oauth_provider *make_provider(const struct options *o)
                 .callback = headless_callback,
                 .release = headless_release,
             };
-            rc = mcp_oauth_config_builder_set_handler_callbacks(b, &cb);
+            rc = mcp_oauth_config_builder_set_handler_callbacks(b, &cb, NULL);
             if (rc != MCP_OAUTH_RESULT_OK)
                 free(h);
         } else {

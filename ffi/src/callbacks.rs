@@ -3,8 +3,9 @@
 //! so a callback that waits (for a disk, for a person) never stalls the
 //! runtime that serves every other request.
 
+use std::collections::HashMap;
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use mcp_oauth_client::{
@@ -79,10 +80,13 @@ pub struct mcp_oauth_storage_callbacks {
     /// Store `client_info_json` (replacing any), borrowed for the duration of
     /// the call (overwritten afterwards: copy it). Required.
     pub set_client_info: Option<unsafe extern "C" fn(userdata: *mut c_void, client_info_json: *const c_char) -> c_int>,
-    /// Called exactly once, when the library will make no more calls with
-    /// `userdata` (the builder was freed, the storage was replaced, or the
-    /// last provider using it was freed and its operations finished). May run
-    /// on any thread. Optional.
+    /// Called exactly once per `userdata`, when the library will make no
+    /// more calls with it: the library counts every struct it was given with
+    /// this `userdata` and this `release` (several builders and providers
+    /// may share one store, and storage and handler callbacks may share one
+    /// `userdata`), and calls `release` when the last one is done (its
+    /// builder freed, its storage replaced, or its provider freed and that
+    /// provider's operations finished). May run on any thread. Optional.
     pub release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
@@ -111,34 +115,90 @@ pub struct mcp_oauth_handler_callbacks {
     /// or just its query string. An error redirect (`?error=access_denied&...`)
     /// is a valid answer: the library reports it. Required.
     pub callback: Option<unsafe extern "C" fn(userdata: *mut c_void, answer: *mut mcp_oauth_answer) -> c_int>,
-    /// Called exactly once when the library will make no more calls with
-    /// `userdata`. May run on any thread. Optional.
+    /// Called exactly once per `userdata`, when the library will make no
+    /// more calls with it, counted as for
+    /// `mcp_oauth_storage_callbacks.release`. May run on any thread. Optional.
     pub release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
 /// The host promises (in the header) that its callbacks and userdata may be
 /// used from the library's threads.
-struct HostPtr(*mut c_void);
+#[derive(Clone, Copy)]
+pub(crate) struct HostPtr(pub(crate) *mut c_void);
 unsafe impl Send for HostPtr {}
 unsafe impl Sync for HostPtr {}
 
+pub(crate) type ReleaseFn = unsafe extern "C" fn(userdata: *mut c_void);
+
+/// How many [`Userdata`] hold each (userdata, release) pair, across every
+/// callbacks struct, builder and provider of the process.
+static HOLDERS: Mutex<Option<HashMap<(usize, usize), usize>>> = Mutex::new(None);
+
+/// A host's userdata and its `release`, which runs exactly once: when the
+/// last holder of the same pair is dropped. Two providers given the same
+/// userdata (two `set_*_callbacks` calls, or storage and handler callbacks
+/// sharing one) release it once, after both are done with it.
+pub(crate) struct Userdata {
+    ptr: HostPtr,
+    release: Option<ReleaseFn>,
+}
+
+impl Userdata {
+    pub(crate) fn new(ptr: *mut c_void, release: Option<ReleaseFn>) -> Self {
+        if let Some(r) = release {
+            let mut holders = HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+            *holders.get_or_insert_with(HashMap::new).entry(key(ptr, r)).or_insert(0) += 1;
+        }
+        Userdata {
+            ptr: HostPtr(ptr),
+            release,
+        }
+    }
+
+    pub(crate) fn ptr(&self) -> *mut c_void {
+        self.ptr.0
+    }
+}
+
+fn key(ptr: *mut c_void, release: ReleaseFn) -> (usize, usize) {
+    (ptr as usize, release as usize)
+}
+
+impl Drop for Userdata {
+    fn drop(&mut self) {
+        let Some(release) = self.release else { return };
+        let last = {
+            let mut holders = HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+            let map = holders.get_or_insert_with(HashMap::new);
+            let k = key(self.ptr.0, release);
+            match map.get_mut(&k) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    map.remove(&k);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            // SAFETY: the host's release callback, called once (the last
+            // holder of this userdata is gone), outside the lock.
+            unsafe { release(self.ptr.0) }
+        }
+    }
+}
+
 struct StorageInner {
     cb: mcp_oauth_storage_callbacks,
-    userdata: HostPtr,
+    userdata: Userdata,
 }
 // The host promises (in the header) that its callbacks may run on the
 // library's threads.
 unsafe impl Send for StorageInner {}
 unsafe impl Sync for StorageInner {}
-
-impl Drop for StorageInner {
-    fn drop(&mut self) {
-        if let Some(release) = self.cb.release {
-            // SAFETY: the host's release callback, called once with its userdata.
-            unsafe { release(self.userdata.0) }
-        }
-    }
-}
 
 /// The host's storage callbacks as a [`TokenStorage`].
 pub(crate) struct CallbackStorage {
@@ -164,7 +224,7 @@ impl CallbackStorage {
         Ok(CallbackStorage {
             inner: Arc::new(StorageInner {
                 cb: *cb,
-                userdata: HostPtr(cb.userdata),
+                userdata: Userdata::new(cb.userdata, cb.release),
             }),
         })
     }
@@ -201,9 +261,10 @@ fn call_get(f: GetFn, userdata: *mut c_void, name: &str) -> CoreResult<Option<Ze
     // until it returns.
     let rc = unsafe { f(userdata, ptr) };
     if rc != 0 {
-        return Err(CoreError::storage(format!(
-            "the storage callback {name} failed (returned {rc})"
-        )));
+        return Err(
+            CoreError::storage(format!("the storage callback {name} failed (returned {rc})"))
+                .with_callback_code(rc.into()),
+        );
     }
     Ok(answer.0.take())
 }
@@ -218,14 +279,18 @@ fn call_set(f: SetFn, userdata: *mut c_void, name: &str, json: String) -> CoreRe
     // string alive until it returns.
     let rc = unsafe { f(userdata, json.as_ptr().cast()) };
     if rc != 0 {
-        return Err(CoreError::storage(format!(
-            "the storage callback {name} failed (returned {rc})"
-        )));
+        return Err(
+            CoreError::storage(format!("the storage callback {name} failed (returned {rc})"))
+                .with_callback_code(rc.into()),
+        );
     }
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: Option<Zeroizing<String>>, name: &str) -> CoreResult<Option<T>> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    json: Option<Zeroizing<String>>,
+    name: &str,
+) -> CoreResult<Option<T>> {
     let Some(json) = json else { return Ok(None) };
     serde_json::from_str(&json).map(Some).map_err(|e| {
         CoreError::storage(format!(
@@ -254,7 +319,7 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> CoreResult<String> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> CoreResult<String> {
     serde_json::to_string(value).map_err(|e| CoreError::storage(format!("cannot encode for storage: {e}")))
 }
 
@@ -265,7 +330,7 @@ impl TokenStorage for CallbackStorage {
             let f =
                 i.cb.get_tokens
                     .ok_or_else(|| CoreError::storage("no get_tokens callback"))?;
-            parse(call_get(f, i.userdata.0, "get_tokens")?, "get_tokens")
+            parse(call_get(f, i.userdata.ptr(), "get_tokens")?, "get_tokens")
         })
         .await
     }
@@ -276,7 +341,7 @@ impl TokenStorage for CallbackStorage {
             let f =
                 i.cb.set_tokens
                     .ok_or_else(|| CoreError::storage("no set_tokens callback"))?;
-            call_set(f, i.userdata.0, "set_tokens", json)
+            call_set(f, i.userdata.ptr(), "set_tokens", json)
         })
         .await
     }
@@ -286,7 +351,7 @@ impl TokenStorage for CallbackStorage {
             let f =
                 i.cb.get_client_info
                     .ok_or_else(|| CoreError::storage("no get_client_info callback"))?;
-            parse(call_get(f, i.userdata.0, "get_client_info")?, "get_client_info")
+            parse(call_get(f, i.userdata.ptr(), "get_client_info")?, "get_client_info")
         })
         .await
     }
@@ -297,7 +362,7 @@ impl TokenStorage for CallbackStorage {
             let f =
                 i.cb.set_client_info
                     .ok_or_else(|| CoreError::storage("no set_client_info callback"))?;
-            call_set(f, i.userdata.0, "set_client_info", json)
+            call_set(f, i.userdata.ptr(), "set_client_info", json)
         })
         .await
     }
@@ -305,20 +370,11 @@ impl TokenStorage for CallbackStorage {
 
 struct HandlerInner {
     cb: mcp_oauth_handler_callbacks,
-    userdata: HostPtr,
+    userdata: Userdata,
 }
 // As for storage.
 unsafe impl Send for HandlerInner {}
 unsafe impl Sync for HandlerInner {}
-
-impl Drop for HandlerInner {
-    fn drop(&mut self) {
-        if let Some(release) = self.cb.release {
-            // SAFETY: the host's release callback, called once with its userdata.
-            unsafe { release(self.userdata.0) }
-        }
-    }
-}
 
 /// The host's handler callbacks as an [`AuthorizationHandler`].
 pub(crate) struct CallbackHandler {
@@ -336,7 +392,7 @@ impl CallbackHandler {
         Ok(CallbackHandler {
             inner: Arc::new(HandlerInner {
                 cb: *cb,
-                userdata: HostPtr(cb.userdata),
+                userdata: Userdata::new(cb.userdata, cb.release),
             }),
         })
     }
@@ -352,12 +408,13 @@ impl AuthorizationHandler for CallbackHandler {
                 i.cb.redirect
                     .ok_or_else(|| CoreError::handler(Step::Authorization, "no redirect callback"))?;
             // SAFETY: the host's callback, its userdata, a string alive until it returns.
-            let rc = unsafe { f(i.userdata.0, url.as_ptr()) };
+            let rc = unsafe { f(i.userdata.ptr(), url.as_ptr()) };
             if rc != 0 {
                 return Err(CoreError::handler(
                     Step::Authorization,
                     format!("the host's redirect callback failed (returned {rc})"),
-                ));
+                )
+                .with_callback_code(rc.into()));
             }
             Ok(())
         })
@@ -372,12 +429,13 @@ impl AuthorizationHandler for CallbackHandler {
             let mut answer = Box::new(Answer(None));
             let ptr: *mut mcp_oauth_answer = (&mut *answer as *mut Answer).cast();
             // SAFETY: the host's callback, its userdata, an answer alive until it returns.
-            let rc = unsafe { f(i.userdata.0, ptr) };
+            let rc = unsafe { f(i.userdata.ptr(), ptr) };
             if rc != 0 {
                 return Err(CoreError::handler(
                     Step::Callback,
                     format!("the host's callback handler failed (returned {rc})"),
-                ));
+                )
+                .with_callback_code(rc.into()));
             }
             answer.0.take().ok_or_else(|| {
                 CoreError::handler(Step::Callback, "the host's callback handler returned no redirect URL")

@@ -14,8 +14,13 @@ use mcp_oauth_client::{
 
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg, to_cstring};
 use crate::callbacks::{CallbackHandler, CallbackStorage, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
+use crate::deferred::{DeferredHandler, mcp_oauth_authorization_callbacks};
 use crate::error::{Failure, mcp_oauth_error, mcp_oauth_result};
+use crate::log::{ProviderSink, mcp_oauth_log_options};
+use crate::operation::Shutdown;
 use crate::provider::{Provider, block_on, mcp_oauth_provider};
+use crate::store::{HostStoreConfig, mcp_oauth_token_store};
+use crate::transport::{CallbackTransport, mcp_oauth_transport_callbacks};
 
 /// How the provider obtains tokens when it has none. Passed to
 /// `mcp_oauth_config_builder_set_grant` as a `uint32_t`.
@@ -56,11 +61,13 @@ enum StorageChoice {
     Memory,
     File(Option<PathBuf>),
     Callbacks(CallbackStorage),
+    Host(HostStoreConfig),
 }
 
 enum HandlerChoice {
     None,
     Callbacks(CallbackHandler),
+    Deferred(DeferredHandler),
     /// `timeout` None: the authorization timeout.
     Loopback {
         redirect_uri: String,
@@ -88,6 +95,8 @@ pub(crate) struct Builder {
     pub(crate) m2m: crate::m2m::M2m,
     storage: StorageChoice,
     handler: HandlerChoice,
+    transport: Option<CallbackTransport>,
+    log: Option<ProviderSink>,
 }
 
 impl BoxHandle for mcp_oauth_config_builder {
@@ -96,6 +105,19 @@ impl BoxHandle for mcp_oauth_config_builder {
 
 /// The loopback redirect URI used when none is given.
 const DEFAULT_LOOPBACK: &str = "http://127.0.0.1:0/callback";
+
+/// [`with_builder`] for a setter that can fail for a reason worth
+/// explaining: the reason goes to `err_out`.
+fn with_builder_err(
+    builder: *mut mcp_oauth_config_builder,
+    err_out: *mut *mut mcp_oauth_error,
+    f: impl FnOnce(&mut Builder) -> Result<(), Failure>,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let b = unsafe { mcp_oauth_config_builder::borrow_mut(builder) }.ok_or_else(|| Failure::null("builder"))?;
+        f(b)
+    })
+}
 
 pub(crate) fn with_builder(
     builder: *mut mcp_oauth_config_builder,
@@ -110,8 +132,10 @@ pub(crate) fn with_builder(
 /// A new builder with the defaults: the authorization-code grant, in-memory
 /// storage, no handler, a 30 s timeout per HTTP request, 5 minutes for the
 /// person to authorize, 30 s of waiting for another process's refresh, the
-/// discovered `resource` sent, PKCE and resource checks on. Owned by the caller: pass it to `mcp_oauth_config_builder_build`
-/// or `mcp_oauth_config_builder_free`. Never NULL.
+/// discovered `resource` sent, PKCE and resource checks on. Owned by the
+/// caller: pass it to `mcp_oauth_config_builder_build` or
+/// `mcp_oauth_config_builder_free`. NULL only if the library panicked
+/// (memory exhausted).
 #[unsafe(no_mangle)]
 pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builder {
     boundary::guard_value(std::ptr::null_mut(), || {
@@ -135,6 +159,8 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             m2m: Default::default(),
             storage: StorageChoice::Memory,
             handler: HandlerChoice::None,
+            transport: None,
+            log: None,
         }))
     })
 }
@@ -243,6 +269,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_static_client(
 /// the host holds elsewhere, see
 /// `mcp_oauth_config_builder_set_private_key_jwt_signer`.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the message names what is wrong:
 /// not PEM, encrypted, a public key, the wrong curve, an algorithm the key
@@ -253,8 +282,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_private_key_jwt(
     private_key_pem: *const c_char,
     algorithm: *const c_char,
     key_id: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let pem = Secret::new(unsafe { str_arg(private_key_pem, "private_key_pem") }?);
         let algorithm = unsafe { str_arg(algorithm, "algorithm") }?;
         let key_id = unsafe { opt_str_arg(key_id, "key_id") }?.map(str::to_string);
@@ -282,13 +312,17 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_scope(
 /// The timeout of each HTTP request the library makes, in milliseconds
 /// (default 30000).
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_timeout_ms(
     builder: *mut mcp_oauth_config_builder,
     timeout_ms: u64,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         if timeout_ms == 0 {
             return Err(Failure::invalid_argument("timeout_ms must be greater than zero"));
         }
@@ -301,13 +335,17 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_timeout_ms(
 /// sending them to the authorization endpoint to the redirect coming back,
 /// in milliseconds (default 300000, five minutes).
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_authorization_timeout_ms(
     builder: *mut mcp_oauth_config_builder,
     timeout_ms: u64,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         if timeout_ms == 0 {
             return Err(Failure::invalid_argument(
                 "authorization timeout_ms must be greater than zero",
@@ -340,6 +378,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_lease_wait_ms(
 /// `MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE` (required, copied) and must be
 /// NULL otherwise.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder; `value` with OVERRIDE),
 /// `MCP_OAUTH_RESULT_INVALID_UTF8`, `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an
 /// unknown mode, an empty override, or a value with SEND or OMIT).
@@ -348,8 +389,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_resource_parameter(
     builder: *mut mcp_oauth_config_builder,
     mode: u32,
     value: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let value = unsafe { opt_str_arg(value, "value") }?;
         b.resource_parameter = match (mode, value) {
             (m, None) if m == mcp_oauth_resource_parameter::Send as u32 => ResourceParameter::Send,
@@ -393,6 +435,9 @@ unsafe fn param_args(name: *const c_char, value: *const c_char) -> Result<(Strin
 /// parameter never replaces one the protocol sets (`client_id`, `state`,
 /// `code_challenge`, ...). Both copied.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
 #[unsafe(no_mangle)]
@@ -400,8 +445,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_add_authorization_param(
     builder: *mut mcp_oauth_config_builder,
     name: *const c_char,
     value: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let param = unsafe { param_args(name, value) }?;
         b.extra_authorization_params.push(param);
         Ok(())
@@ -412,6 +458,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_add_authorization_param(
 /// credentials). Callable several times; never replaces a parameter the
 /// protocol sets. Both copied.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an empty name).
 #[unsafe(no_mangle)]
@@ -419,8 +468,9 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_add_token_param(
     builder: *mut mcp_oauth_config_builder,
     name: *const c_char,
     value: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let param = unsafe { param_args(name, value) }?;
         b.extra_token_params.push(param);
         Ok(())
@@ -477,14 +527,18 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_protocol_version(
 
 /// How tokens are obtained: a `mcp_oauth_grant` value.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`; `MCP_OAUTH_RESULT_INVALID_ARGUMENT`
 /// for an unknown value.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_grant(
     builder: *mut mcp_oauth_config_builder,
     grant: u32,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         b.grant = match grant {
             g if g == mcp_oauth_grant::AuthorizationCode as u32 => GrantKind::AuthorizationCode,
             g if g == mcp_oauth_grant::ClientCredentials as u32 => GrantKind::ClientCredentials,
@@ -533,14 +587,18 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
 /// `callbacks->release` exactly once when done with it. On failure nothing
 /// is taken.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, or one of
 /// the four required callbacks).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_callbacks(
     builder: *mut mcp_oauth_config_builder,
     callbacks: *const mcp_oauth_storage_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
         b.storage = StorageChoice::Callbacks(CallbackStorage::new(cb)?);
         Ok(())
@@ -554,16 +612,112 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_callbacks(
 /// done with it. On failure nothing is taken. The client metadata must then
 /// name the redirect URI the host receives on.
 ///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`).
+///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, redirect
 /// or callback).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_handler_callbacks(
     builder: *mut mcp_oauth_config_builder,
     callbacks: *const mcp_oauth_handler_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
-    with_builder(builder, |b| {
+    with_builder_err(builder, err_out, |b| {
         let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
         b.handler = HandlerChoice::Callbacks(CallbackHandler::new(cb)?);
+        Ok(())
+    })
+}
+
+/// Send the library's OAuth requests (discovery, registration, token
+/// requests) through the host's HTTP stack (see
+/// `mcp_oauth_transport_callbacks`) instead of the library's own HTTPS
+/// client. The struct is read according to its `version` and copied; from a
+/// successful return on, the library owns `callbacks->userdata` and calls
+/// `callbacks->release` exactly once when done with it. On failure nothing
+/// is taken and, when `err_out` is not NULL, `*err_out` says why.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, send),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (a `version` this library does not
+/// know: 0, or newer than the library).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_transport_callbacks(
+    builder: *mut mcp_oauth_config_builder,
+    callbacks: *const mcp_oauth_transport_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let b = unsafe { mcp_oauth_config_builder::borrow_mut(builder) }.ok_or_else(|| Failure::null("builder"))?;
+        b.transport = Some(unsafe { CallbackTransport::new(callbacks) }?);
+        Ok(())
+    })
+}
+
+/// Keep tokens and client information in the host's store, one that
+/// several processes may share (see `mcp_oauth_token_store`). Replaces any
+/// storage set before. The struct is read according to its `version` and
+/// copied; from a successful return on, the library owns `store->userdata`
+/// and calls `store->release` exactly once when done with it. On failure
+/// nothing is taken and, when `err_out` is not NULL, `*err_out` says why.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, store, a required
+/// callback), `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_token_store(
+    builder: *mut mcp_oauth_config_builder,
+    store: *const mcp_oauth_token_store,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        b.storage = StorageChoice::Host(unsafe { HostStoreConfig::new(store) }?);
+        Ok(())
+    })
+}
+
+/// Use the host's deferred authorization callbacks (see
+/// `mcp_oauth_authorization_callbacks`) for the person's step: the host is
+/// handed the authorization and answers it later, from any thread. Replaces
+/// any handler set before. The struct is read according to its `version`
+/// and copied; from a successful return on, the library owns
+/// `callbacks->userdata` and calls `callbacks->release` exactly once when
+/// done with it. On failure nothing is taken and, when `err_out` is not
+/// NULL, `*err_out` says why. The client metadata must name the redirect URI
+/// the host receives on.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, begin),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_authorization_callbacks(
+    builder: *mut mcp_oauth_config_builder,
+    callbacks: *const mcp_oauth_authorization_callbacks,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        b.handler = HandlerChoice::Deferred(unsafe { DeferredHandler::new(callbacks) }?);
+        Ok(())
+    })
+}
+
+/// A log callback of the provider's own (see `mcp_oauth_log_options`),
+/// which receives the messages of this provider's work only. The struct is
+/// read according to its `version` and copied; from a successful return on,
+/// the library owns `options->userdata` and calls `options->release`
+/// exactly once when done with it. On failure nothing is taken and, when
+/// `err_out` is not NULL, `*err_out` says why.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, options, callback),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown version or level),
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the library's log subscriber
+/// cannot be installed: a Rust component of the host installed its own).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_log_options(
+    builder: *mut mcp_oauth_config_builder,
+    options: *const mcp_oauth_log_options,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        b.log = Some(unsafe { ProviderSink::new(options) }?);
         Ok(())
     })
 }
@@ -603,9 +757,13 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_loopback_handler(
 /// Build a provider from the builder, which is consumed (freed) whether or
 /// not this succeeds. Checks everything that can be checked without
 /// network traffic (server URL, client metadata, CIMD URL, that the grant has
-/// what it needs) and binds the loopback receiver if one was asked for. The
-/// first call in a process also starts the library's runtime (two worker
-/// threads).
+/// what it needs) and binds the loopback receiver if one was asked for (which
+/// starts the library's runtime, if it is not running yet).
+///
+/// An authorization-code provider without a handler builds: it works with
+/// tokens already stored, and reports the missing handler
+/// (`MCP_OAUTH_RESULT_INVALID_CONFIGURATION`, from the call that needed it)
+/// only when a flow needs a person.
 ///
 /// On success `*provider_out` is a new provider, owned by the caller and
 /// freed with `mcp_oauth_provider_free`. On failure, when `err_out` is not
@@ -662,10 +820,14 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     config.assume_s256_when_pkce_unadvertised = b.assume_s256_when_pkce_unadvertised;
     config.skip_resource_check = b.skip_resource_check;
     config.protocol_version = b.protocol_version;
+    if let Some(t) = b.transport {
+        config.transport = Some(Arc::new(t));
+    }
 
     let (handler, redirect_uri): (Option<Arc<dyn AuthorizationHandler>>, Option<String>) = match b.handler {
         HandlerChoice::None => (None, None),
         HandlerChoice::Callbacks(h) => (Some(Arc::new(h)), None),
+        HandlerChoice::Deferred(h) => (Some(Arc::new(h)), None),
         HandlerChoice::Loopback { redirect_uri, timeout } => {
             let timeout = timeout.unwrap_or(config.authorization_timeout);
             let receiver = block_on(LoopbackReceiver::bind(&redirect_uri, timeout))??;
@@ -700,10 +862,21 @@ fn build(b: Builder) -> Result<Provider, Failure> {
             Arc::new(FileStorage::new(dir, &config.server_url)?)
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
+        StorageChoice::Host(s) => Arc::new(s.for_key(&config.server_url)),
     };
+    let id = crate::log::next_provider_id();
+    let span = crate::log::provider_span(id);
+    let shutdown = Shutdown::new();
+    config.task_wrapper = Some(shutdown.task_wrapper(span.clone()));
     let core = OAuthClientProvider::new(config, storage, handler)?;
+    if let Some(sink) = b.log {
+        crate::log::register_provider(id, sink);
+    }
     Ok(Provider {
         core,
         redirect_uri: redirect_uri.as_deref().map(to_cstring),
+        shutdown,
+        id,
+        span,
     })
 }

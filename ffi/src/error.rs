@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString, c_char};
 use mcp_oauth_client::{Error as CoreError, ErrorKind};
 
 use crate::boundary::{self, BoxHandle, to_cstring};
+use crate::transport::mcp_oauth_network_failure;
 
 /// The outcome of a call. Numbers are explicit and append-only: a code is
 /// never renumbered, reused or removed.
@@ -20,7 +21,9 @@ pub enum mcp_oauth_result {
     /// An argument was out of range (an unknown enum value, a zero count...).
     InvalidArgument = 3,
     /// The configuration cannot work (a bad server URL, client metadata JSON
-    /// that does not parse, a missing handler, ...).
+    /// that does not parse, a client the authorization server does not
+    /// know, ...), including a missing handler, reported when a flow first
+    /// needs a person.
     InvalidConfiguration = 4,
     /// An OAuth flow failure not covered by a more specific code (discovery,
     /// a bad callback, a state or issuer mismatch, ...).
@@ -48,6 +51,19 @@ pub enum mcp_oauth_result {
     /// and a later request tries again (after `mcp_oauth_error_retry_after_ms`
     /// when the server said how long to wait).
     Server = 13,
+    /// The operation was cancelled: its `mcp_oauth_operation_cancel` was
+    /// called, or its provider was freed while it ran.
+    Cancelled = 14,
+    /// This process is a child created with `fork()` after the library
+    /// started its runtime: the library's threads did not survive the fork,
+    /// so the child cannot use it (every call that needs them gives this
+    /// code; freeing a provider there releases nothing). Use the library in
+    /// the parent, or in a child that calls `exec`, or fork before the
+    /// first provider is built.
+    Forked = 15,
+    /// `mcp_oauth_shutdown` could not stop the library in time: another
+    /// thread is inside a blocking call, or a host callback still runs.
+    Busy = 16,
 }
 
 impl mcp_oauth_result {
@@ -67,6 +83,9 @@ impl mcp_oauth_result {
             Self::WouldDeadlock => c"would_deadlock",
             Self::Panic => c"panic",
             Self::Server => c"server",
+            Self::Cancelled => c"cancelled",
+            Self::Forked => c"forked",
+            Self::Busy => c"busy",
         }
     }
 
@@ -86,6 +105,9 @@ impl mcp_oauth_result {
             11 => Self::WouldDeadlock,
             12 => Self::Panic,
             13 => Self::Server,
+            14 => Self::Cancelled,
+            15 => Self::Forked,
+            16 => Self::Busy,
             _ => return None,
         })
     }
@@ -125,6 +147,19 @@ impl Failure {
             mcp_oauth_result::Panic,
             "the library panicked; the operation was abandoned",
         )
+    }
+    pub(crate) fn cancelled(message: impl Into<String>) -> Self {
+        Self::local(mcp_oauth_result::Cancelled, message)
+    }
+    pub(crate) fn forked() -> Self {
+        Self::local(
+            mcp_oauth_result::Forked,
+            "this process was forked after the library started its threads, which a child does not have: use \
+             the library in the parent, or exec",
+        )
+    }
+    pub(crate) fn busy(message: impl Into<String>) -> Self {
+        Self::local(mcp_oauth_result::Busy, message)
     }
     pub(crate) fn flow(message: impl Into<String>) -> Self {
         Self::local(mcp_oauth_result::Flow, message)
@@ -168,6 +203,7 @@ pub struct mcp_oauth_error {
     _private: [u8; 0],
 }
 
+#[derive(Clone)]
 pub(crate) struct ErrorObject {
     code: mcp_oauth_result,
     message: CString,
@@ -177,7 +213,10 @@ pub(crate) struct ErrorObject {
     status: u16,
     oauth_error: Option<CString>,
     oauth_error_description: Option<CString>,
+    oauth_error_uri: Option<CString>,
     retry_after_ms: Option<u64>,
+    network: mcp_oauth_network_failure,
+    callback_code: Option<i64>,
 }
 
 impl BoxHandle for mcp_oauth_error {
@@ -196,9 +235,12 @@ impl From<Failure> for ErrorObject {
                 status: e.status().unwrap_or(0),
                 oauth_error: e.oauth().map(|o| to_cstring(&o.error)),
                 oauth_error_description: e.oauth().and_then(|o| o.error_description.as_deref()).map(to_cstring),
+                oauth_error_uri: e.oauth().and_then(|o| o.error_uri.as_deref()).map(to_cstring),
                 retry_after_ms: e
                     .retry_after()
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                network: mcp_oauth_network_failure::from_core(e.network_failure()),
+                callback_code: e.callback_code(),
             },
             Failure::Local { code, message } => ErrorObject {
                 code,
@@ -209,7 +251,10 @@ impl From<Failure> for ErrorObject {
                 status: 0,
                 oauth_error: None,
                 oauth_error_description: None,
+                oauth_error_uri: None,
                 retry_after_ms: None,
+                network: mcp_oauth_network_failure::None,
+                callback_code: None,
             },
         }
     }
@@ -249,7 +294,8 @@ pub unsafe extern "C" fn mcp_oauth_error_code(error: *const mcp_oauth_error) -> 
 /// The kind of failure, as a stable lower-case name: the name of its result
 /// code (`"flow"`, `"registration"`, `"token"`, `"network"`, `"server"`,
 /// `"invalid_configuration"`, `"storage"`, `"handler"`, `"null_parameter"`,
-/// `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`).
+/// `"invalid_utf8"`, `"invalid_argument"`, `"would_deadlock"`, `"panic"`,
+/// `"cancelled"`, `"forked"`, `"busy"`).
 /// A static string; NULL when `error` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_error_kind(error: *const mcp_oauth_error) -> *const c_char {
@@ -347,6 +393,61 @@ pub unsafe extern "C" fn mcp_oauth_error_retry_after_ms(
             }
             None => false,
         }
+    })
+}
+
+/// What kind of network failure an error of kind `"network"` is: a
+/// `mcp_oauth_network_failure` (`TIMEOUT`, `CONNECT`, `TOO_LARGE`,
+/// `OTHER`); `MCP_OAUTH_NETWORK_FAILURE_NONE` for any other error, or when
+/// `error` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_network_failure(error: *const mcp_oauth_error) -> mcp_oauth_network_failure {
+    boundary::guard_value(mcp_oauth_network_failure::None, || {
+        unsafe { mcp_oauth_error::borrow(error) }.map_or(mcp_oauth_network_failure::None, |e| e.network)
+    })
+}
+
+/// The OAuth `error_uri` the server sent (a page about the error), or
+/// NULL. Server-provided: show it, do not fetch it blindly. Borrowed from
+/// `error`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_oauth_error_uri(error: *const mcp_oauth_error) -> *const c_char {
+    boundary::guard_value(std::ptr::null(), || {
+        unsafe { mcp_oauth_error::borrow(error) }.map_or(std::ptr::null(), |e| opt_ptr(&e.oauth_error_uri))
+    })
+}
+
+/// What the host's own callback returned, when the failure is that a
+/// storage or handler callback returned non-zero (libgit2's `GIT_EUSER`
+/// idea: the host's code survives the library). Returns true and writes
+/// `*code_out` then; returns false and writes nothing otherwise, or when
+/// `error` or `code_out` is NULL. (A transport `send` that refuses a
+/// request has its code in the message only.)
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_callback_code(error: *const mcp_oauth_error, code_out: *mut i64) -> bool {
+    boundary::guard_value(false, || {
+        let Some(code) = unsafe { mcp_oauth_error::borrow(error) }.and_then(|e| e.callback_code) else {
+            return false;
+        };
+        // SAFETY: a non-NULL output points to writable storage for one i64.
+        match unsafe { code_out.as_mut() } {
+            Some(out) => {
+                *out = code;
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// A copy of `error`, owned by the caller and freed with
+/// `mcp_oauth_error_free`: keep one beyond a completion callback, whose
+/// `error` is only borrowed. NULL when `error` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_error_clone(error: *const mcp_oauth_error) -> *mut mcp_oauth_error {
+    boundary::guard_value(std::ptr::null_mut(), || {
+        unsafe { mcp_oauth_error::borrow(error) }
+            .map_or(std::ptr::null_mut(), |e| mcp_oauth_error::into_raw(Box::new(e.clone())))
     })
 }
 

@@ -25,17 +25,31 @@
 mod boundary;
 mod callbacks;
 mod config;
+mod deferred;
 mod error;
 mod log;
 mod m2m;
+mod operation;
 mod provider;
+mod runtime;
+mod store;
+mod transport;
+mod versioned;
 
 pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
 pub use config::*;
+pub use deferred::*;
 pub use error::*;
-pub use log::{mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_set_log_callback};
+pub use log::{
+    MCP_OAUTH_LOG_OPTIONS_VERSION, mcp_oauth_log_callback, mcp_oauth_log_level, mcp_oauth_log_options,
+    mcp_oauth_set_log_callback,
+};
 pub use m2m::*;
+pub use operation::{mcp_oauth_operation, mcp_oauth_operation_cancel, mcp_oauth_operation_free};
 pub use provider::*;
+pub use runtime::mcp_oauth_shutdown;
+pub use store::*;
+pub use transport::*;
 
 use std::ffi::c_char;
 

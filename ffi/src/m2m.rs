@@ -16,7 +16,7 @@ use mcp_oauth_client::{
 use zeroize::Zeroizing;
 
 use crate::boundary::{self, BoxHandle, opt_str_arg, str_arg};
-use crate::callbacks::{Answer, mcp_oauth_answer};
+use crate::callbacks::{Answer, Userdata, mcp_oauth_answer};
 use crate::config::{mcp_oauth_config_builder, with_builder};
 use crate::error::{Failure, mcp_oauth_result};
 
@@ -214,23 +214,15 @@ pub struct mcp_oauth_signer_callbacks {
 }
 
 struct HostSigner {
-    userdata: *mut c_void,
+    /// Released once, after the last holder of the same userdata.
+    userdata: Userdata,
     sign: unsafe extern "C" fn(*mut c_void, *const u8, usize, *mut mcp_oauth_signature),
-    release: Option<unsafe extern "C" fn(*mut c_void)>,
 }
 
 // The header makes the host promise its callbacks and userdata may be used
 // from the library's threads.
 unsafe impl Send for HostSigner {}
 unsafe impl Sync for HostSigner {}
-
-impl Drop for HostSigner {
-    fn drop(&mut self) {
-        if let Some(release) = self.release {
-            unsafe { release(self.userdata) };
-        }
-    }
-}
 
 unsafe fn signer_from(cb: *const mcp_oauth_signer_callbacks) -> Result<Arc<dyn Signer>, Failure> {
     let cb = unsafe { cb.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
@@ -251,9 +243,8 @@ unsafe fn signer_from(cb: *const mcp_oauth_signer_callbacks) -> Result<Arc<dyn S
         None => None,
     };
     let host = Arc::new(HostSigner {
-        userdata: cb.userdata,
+        userdata: Userdata::new(cb.userdata, cb.release),
         sign,
-        release: cb.release,
     });
     let sign_fn: SignFn = Arc::new(move |input: Vec<u8>| {
         let host = host.clone();
@@ -264,7 +255,7 @@ unsafe fn signer_from(cb: *const mcp_oauth_signer_callbacks) -> Result<Arc<dyn S
             let call = tokio::task::spawn_blocking(move || {
                 boundary::guard_void(|| unsafe {
                     (host.sign)(
-                        host.userdata,
+                        host.userdata.ptr(),
                         input.as_ptr(),
                         input.len(),
                         handle as *mut mcp_oauth_signature,
@@ -354,21 +345,13 @@ pub struct mcp_oauth_jwt_callbacks {
 }
 
 struct HostJwt {
-    userdata: *mut c_void,
+    /// Released once, after the last holder of the same userdata.
+    userdata: Userdata,
     get: unsafe extern "C" fn(*mut c_void, *mut mcp_oauth_answer) -> c_int,
-    release: Option<unsafe extern "C" fn(*mut c_void)>,
 }
 
 unsafe impl Send for HostJwt {}
 unsafe impl Sync for HostJwt {}
-
-impl Drop for HostJwt {
-    fn drop(&mut self) {
-        if let Some(release) = self.release {
-            unsafe { release(self.userdata) };
-        }
-    }
-}
 
 unsafe fn jwt_input_from(cb: *const mcp_oauth_jwt_callbacks) -> Result<JwtInput, Failure> {
     let cb = unsafe { cb.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
@@ -378,10 +361,10 @@ unsafe fn jwt_input_from(cb: *const mcp_oauth_jwt_callbacks) -> Result<JwtInput,
             cb.version
         )));
     }
+    let get = cb.get.ok_or_else(|| Failure::null("callbacks->get"))?;
     let host = Arc::new(HostJwt {
-        userdata: cb.userdata,
-        get: cb.get.ok_or_else(|| Failure::null("callbacks->get"))?,
-        release: cb.release,
+        userdata: Userdata::new(cb.userdata, cb.release),
+        get,
     });
     let f: JwtFn = Arc::new(move || {
         let host = host.clone();
@@ -389,7 +372,7 @@ unsafe fn jwt_input_from(cb: *const mcp_oauth_jwt_callbacks) -> Result<JwtInput,
             let out = tokio::task::spawn_blocking(move || {
                 let mut answer = Answer(None);
                 let rc = boundary::guard_value(-1, || unsafe {
-                    (host.get)(host.userdata, &mut answer as *mut Answer as *mut mcp_oauth_answer)
+                    (host.get)(host.userdata.ptr(), &mut answer as *mut Answer as *mut mcp_oauth_answer)
                 });
                 (rc, answer.0)
             })

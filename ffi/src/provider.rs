@@ -8,8 +8,10 @@ use mcp_oauth_client::{
     AuthHeaders, Error as CoreError, OAuthClientProvider, RequestInfo, ResponseAction, ResponseInfo, runtime,
 };
 
-use crate::boundary::{self, ArcHandle, opt_str_arg, out_arg, str_arg};
+use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg};
 use crate::error::{ErrorObject, Failure, mcp_oauth_error, mcp_oauth_result};
+use crate::operation::{Operation, Shutdown, mcp_oauth_operation};
+use tracing::Instrument;
 
 /// The OAuth client for one MCP server. Thread-safe: every function taking
 /// a provider may be called from many threads at once. Created by
@@ -21,6 +23,29 @@ pub struct mcp_oauth_provider {
 pub(crate) struct Provider {
     pub(crate) core: OAuthClientProvider,
     pub(crate) redirect_uri: Option<CString>,
+    /// Given when the caller frees the provider: stops its operations and
+    /// the refreshes and flows they started.
+    pub(crate) shutdown: Shutdown,
+    /// Its id, in log messages.
+    pub(crate) id: u64,
+    /// The span its work runs in (which routes its log messages).
+    pub(crate) span: tracing::Span,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        crate::log::unregister_provider(self.id);
+    }
+}
+
+/// The id of `provider` in log messages (the `provider=N` that ends the
+/// process-wide callback's messages about its work): unique in the process,
+/// never 0. 0 when `provider` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_id(provider: *const mcp_oauth_provider) -> u64 {
+    boundary::guard_value(0, || {
+        unsafe { mcp_oauth_provider::borrow(provider) }.map_or(0, |p| p.id)
+    })
 }
 
 impl ArcHandle for mcp_oauth_provider {
@@ -35,7 +60,7 @@ impl ArcHandle for mcp_oauth_provider {
 ///   result); reserved for an operation with a string result. Borrowed:
 ///   valid only during the call.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
-///   during the call.
+///   during the call; keep a copy with `mcp_oauth_error_clone`.
 ///
 /// Runs on a thread of the library's blocking pool, never on the thread that
 /// started the operation; completions of different operations may run
@@ -57,7 +82,7 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output, Failure> {
     if runtime::inside_runtime() {
         return Err(Failure::would_deadlock());
     }
-    let rt = runtime::shared()?;
+    let rt = crate::runtime::get()?;
     Ok(rt.block_on(fut))
 }
 
@@ -66,7 +91,7 @@ fn provider_ref<'a>(p: *const mcp_oauth_provider) -> Result<&'a Provider, Failur
 }
 
 /// Copy the response's headers out of the caller's arrays.
-unsafe fn response_headers_arg(
+pub(crate) unsafe fn response_headers_arg(
     names: *const *const c_char,
     values: *const *const c_char,
     count: usize,
@@ -110,18 +135,31 @@ unsafe fn server_str_arg(p: *const c_char, name: &'static str) -> Result<String,
     Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
-/// Free a provider (give back the caller's reference). Operations already
-/// started with `_async` functions hold their own reference: they run to the
-/// end and their completion is still called exactly once; the provider's
-/// storage and handler callbacks are released after the last one finishes.
-/// NULL is a no-op. Do not use `provider` afterwards.
+/// Free a provider, cancelling what it has in flight: every operation
+/// started with an `_async` or `_start` function that has not finished
+/// completes, exactly once, with `MCP_OAUTH_RESULT_CANCELLED` (on a library
+/// thread, possibly after this returns), and the refreshes and flows the
+/// provider runs are stopped where they are (an HTTP request in progress is
+/// abandoned, and a refresh the server may already have answered is lost).
+/// A host callback that is running is not interrupted: its answer is
+/// ignored, and the storage and handler callbacks are released after the
+/// last one returns. NULL is a no-op. Do not use `provider` afterwards, and
+/// do not free it while another thread is inside a blocking call on it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_provider_free(provider: *mut mcp_oauth_provider) {
     boundary::guard_void(|| {
         if let Some(p) = unsafe { mcp_oauth_provider::release(provider) } {
+            if crate::runtime::forked() {
+                // In a forked child the provider belongs to the parent's
+                // runtime, whose threads (and the locks they held) are not
+                // here: it is forgotten, not dropped.
+                std::mem::forget(p);
+                return;
+            }
+            p.shutdown.signal();
             // Dropping may close the loopback receiver's socket, which
             // belongs to the runtime's I/O driver.
-            match runtime::shared() {
+            match crate::runtime::get() {
                 Ok(rt) => {
                     let _entered = rt.enter();
                     drop(p);
@@ -332,9 +370,14 @@ pub unsafe extern "C" fn mcp_oauth_headers_free(headers: *mut mcp_oauth_headers)
 /// gives `MCP_OAUTH_RESULT_SERVER` or `MCP_OAUTH_RESULT_NETWORK`; the stored
 /// tokens are kept.
 ///
-/// Blocking when it must load or refresh. From a library callback it always
-/// returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held
-/// (one rule, whatever the state): use `mcp_oauth_provider_get_headers_async` there.
+/// Blocking when it must load or refresh, and then it may also wait for an
+/// authorization another request runs (a person logging in: minutes). A
+/// host that must never wait calls `mcp_oauth_provider_try_get_headers`
+/// first and this (or `_get_headers_start`) only when that has nothing.
+/// From a library callback it always returns
+/// `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, even with a valid token held (one rule,
+/// whatever the state): use `mcp_oauth_provider_get_headers_async` or
+/// `_try_get_headers` there.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
 /// `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and those of loading and refreshing.
@@ -358,7 +401,11 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
         }
         let headers = match p.core.cached_headers(method, url) {
             Some(h) => Some(h),
-            None => block_on(p.core.headers(&RequestInfo::new(method, url)))??,
+            None => block_on(
+                p.core
+                    .headers(&RequestInfo::new(method, url))
+                    .instrument(p.span.clone()),
+            )??,
         };
         *out = optional_headers_into_raw(headers)?;
         Ok(())
@@ -424,7 +471,8 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response(
         let request = RequestInfo::new(method, url).with_authorization(sent);
         let action = block_on(
             p.core
-                .handle_response(&request, &ResponseInfo::new(status, &response_headers)),
+                .handle_response(&request, &ResponseInfo::new(status, &response_headers))
+                .instrument(p.span.clone()),
         )??;
         let headers = optional_headers_into_raw(retry_headers(action))?;
         *retry = !headers.is_null();
@@ -454,7 +502,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize(
 ) -> mcp_oauth_result {
     boundary::guard(err_out, || {
         let p = provider_ref(provider)?;
-        block_on(p.core.authorize())??;
+        block_on(p.core.authorize().instrument(p.span.clone()))??;
         Ok(())
     })
 }
@@ -470,7 +518,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize(
 ///   valid only during the call, freed (and overwritten) by the library
 ///   afterwards; copy what you need, and never log the values.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
-///   during the call.
+///   during the call; keep a copy with `mcp_oauth_error_clone`.
 ///
 /// Runs on a thread of the library's blocking pool, never on the thread that
 /// started the operation; completions of different operations may run
@@ -536,23 +584,36 @@ impl Completion {
 
 /// Start `op` on the runtime; its completion is called exactly once, on the
 /// blocking pool, after which the operation's provider reference is dropped.
+/// The operation runs as a task of its own, which `op_out`'s handle aborts
+/// (`mcp_oauth_operation_cancel`) and the provider's shutdown stops.
 fn spawn_op<Fut>(
     provider: *const mcp_oauth_provider,
     callback: Callback,
     userdata: *mut c_void,
+    op_out: *mut *mut mcp_oauth_operation,
     op: impl FnOnce(Arc<Provider>) -> Fut,
 ) -> Result<(), Failure>
 where
     Fut: Future<Output = Result<Option<AuthHeaders>, CoreError>> + Send + 'static,
 {
     let p = unsafe { mcp_oauth_provider::clone_arc(provider) }.ok_or_else(|| Failure::null("provider"))?;
-    let rt = runtime::shared()?;
-    let fut = op(p.clone());
+    let rt = crate::runtime::get()?;
+    let fut = p.shutdown.guard(op(p.clone()).instrument(p.span.clone()));
     let done = Completion { callback, userdata };
+    // A panic in the operation ends its own task, not the one that completes.
+    let task = rt.spawn(fut);
+    let abort = task.abort_handle();
     rt.spawn(async move {
-        // A panic in the operation ends its own task, not this one.
-        let outcome = match tokio::spawn(fut).await {
-            Ok(r) => r.map_err(Failure::from),
+        let outcome = match task.await {
+            // A failure after the provider was freed comes from the work
+            // being stopped (a flight this operation waited for ended): the
+            // operation was cancelled.
+            Ok(Some(Err(_))) if p.shutdown.is_signalled() => {
+                Err(Failure::cancelled("the provider was freed while the operation ran"))
+            }
+            Ok(Some(r)) => r.map_err(Failure::from),
+            Ok(None) => Err(Failure::cancelled("the provider was freed while the operation ran")),
+            Err(e) if e.is_cancelled() => Err(Failure::cancelled("the operation was cancelled")),
             Err(_) => Err(Failure::panic()),
         };
         let _ = tokio::task::spawn_blocking(move || {
@@ -561,6 +622,10 @@ where
         })
         .await;
     });
+    if !op_out.is_null() {
+        // SAFETY: a non-NULL `op_out` points to writable storage for one pointer.
+        unsafe { *op_out = mcp_oauth_operation::into_raw(Box::new(Operation::new(abort))) };
+    }
     Ok(())
 }
 
@@ -573,11 +638,13 @@ fn headers_callback(completion: mcp_oauth_headers_completion) -> Result<Callback
 /// `mcp_oauth_provider_get_headers`, without waiting: `completion` gets the
 /// headers to set, or NULL when there is no usable token (or the URL is not
 /// the MCP server's). `method` and `url` are copied before this returns.
+/// The same as `mcp_oauth_provider_get_headers_start` without a handle.
 ///
 /// Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
-/// `completion` is called exactly once, even if the provider is freed
-/// meanwhile. Any other result means it did not start and `completion`
-/// will not be called. Callable from any thread, including library callbacks.
+/// `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+/// if the provider is freed before it finishes. Any other result means it
+/// did not start and `completion` will not be called. Callable from any
+/// thread, including library callbacks.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, method, url,
 /// completion), `MCP_OAUTH_RESULT_INVALID_UTF8`.
@@ -589,11 +656,27 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers_async(
     completion: mcp_oauth_headers_completion,
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
+    unsafe { mcp_oauth_provider_get_headers_start(provider, method, url, completion, userdata, std::ptr::null_mut()) }
+}
+
+/// `mcp_oauth_provider_get_headers_async`, with a handle to cancel it: on
+/// success, when `operation_out` is not NULL, `*operation_out` is a new
+/// `mcp_oauth_operation` (owned by the caller, freed with
+/// `mcp_oauth_operation_free`; freeing it does not cancel).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_get_headers_start(
+    provider: *const mcp_oauth_provider,
+    method: *const c_char,
+    url: *const c_char,
+    completion: mcp_oauth_headers_completion,
+    userdata: *mut c_void,
+    operation_out: *mut *mut mcp_oauth_operation,
+) -> mcp_oauth_result {
     boundary::guard_code(|| {
         let method = unsafe { str_arg(method, "method") }?.to_string();
         let url = unsafe { str_arg(url, "url") }?.to_string();
         let callback = headers_callback(completion)?;
-        spawn_op(provider, callback, userdata, |p| async move {
+        spawn_op(provider, callback, userdata, operation_out, |p| async move {
             p.core.headers(&RequestInfo::new(&method, &url)).await
         })
     })
@@ -601,12 +684,14 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers_async(
 
 /// `mcp_oauth_provider_handle_response`, without waiting: `completion` gets
 /// the headers to send the request again with when it should be retried,
-/// NULL when not. The arguments are copied before this returns.
+/// NULL when not. The arguments are copied before this returns. The same as
+/// `mcp_oauth_provider_handle_response_start` without a handle.
 ///
 /// Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
-/// `completion` is called exactly once, even if the provider is freed
-/// meanwhile. Any other result means it did not start and `completion`
-/// will not be called. Callable from any thread, including library callbacks.
+/// `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+/// if the provider is freed before it finishes. Any other result means it
+/// did not start and `completion` will not be called. Callable from any
+/// thread, including library callbacks.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
 #[unsafe(no_mangle)]
@@ -622,6 +707,41 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response_async(
     completion: mcp_oauth_headers_completion,
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
+    unsafe {
+        mcp_oauth_provider_handle_response_start(
+            provider,
+            method,
+            url,
+            sent_authorization,
+            status,
+            header_names,
+            header_values,
+            header_count,
+            completion,
+            userdata,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// `mcp_oauth_provider_handle_response_async`, with a handle to cancel it:
+/// on success, when `operation_out` is not NULL, `*operation_out` is a new
+/// `mcp_oauth_operation` (owned by the caller, freed with
+/// `mcp_oauth_operation_free`; freeing it does not cancel).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_handle_response_start(
+    provider: *const mcp_oauth_provider,
+    method: *const c_char,
+    url: *const c_char,
+    sent_authorization: *const c_char,
+    status: u16,
+    header_names: *const *const c_char,
+    header_values: *const *const c_char,
+    header_count: usize,
+    completion: mcp_oauth_headers_completion,
+    userdata: *mut c_void,
+    operation_out: *mut *mut mcp_oauth_operation,
+) -> mcp_oauth_result {
     boundary::guard_code(|| {
         let method = unsafe { str_arg(method, "method") }?.to_string();
         let url = unsafe { str_arg(url, "url") }?.to_string();
@@ -629,7 +749,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response_async(
             .map(|s| zeroize::Zeroizing::new(s.to_string()));
         let response_headers = unsafe { response_headers_arg(header_names, header_values, header_count) }?;
         let callback = headers_callback(completion)?;
-        spawn_op(provider, callback, userdata, move |p| async move {
+        spawn_op(provider, callback, userdata, operation_out, move |p| async move {
             let request = RequestInfo::new(&method, &url).with_authorization(sent.as_deref().map(String::as_str));
             let action = p
                 .core
@@ -641,12 +761,14 @@ pub unsafe extern "C" fn mcp_oauth_provider_handle_response_async(
 }
 
 /// `mcp_oauth_provider_authorize`, without waiting: `completion` gets NULL
-/// as `value`.
+/// as `value`. The same as `mcp_oauth_provider_authorize_start` without a
+/// handle.
 ///
 /// Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
-/// `completion` is called exactly once, even if the provider is freed
-/// meanwhile. Any other result means it did not start and `completion`
-/// will not be called. Callable from any thread, including library callbacks.
+/// `completion` is called exactly once, with `MCP_OAUTH_RESULT_CANCELLED`
+/// if the provider is freed before it finishes. Any other result means it
+/// did not start and `completion` will not be called. Callable from any
+/// thread, including library callbacks.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
 #[unsafe(no_mangle)]
@@ -655,14 +777,59 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize_async(
     completion: mcp_oauth_completion,
     userdata: *mut c_void,
 ) -> mcp_oauth_result {
+    unsafe { mcp_oauth_provider_authorize_start(provider, completion, userdata, std::ptr::null_mut()) }
+}
+
+/// `mcp_oauth_provider_authorize_async`, with a handle to cancel it: on
+/// success, when `operation_out` is not NULL, `*operation_out` is a new
+/// `mcp_oauth_operation` (owned by the caller, freed with
+/// `mcp_oauth_operation_free`; freeing it does not cancel).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_authorize_start(
+    provider: *const mcp_oauth_provider,
+    completion: mcp_oauth_completion,
+    userdata: *mut c_void,
+    operation_out: *mut *mut mcp_oauth_operation,
+) -> mcp_oauth_result {
     boundary::guard_code(|| {
         let callback = completion
             .map(Callback::Plain)
             .ok_or_else(|| Failure::null("completion"))?;
-        spawn_op(provider, callback, userdata, |p| async move {
+        spawn_op(provider, callback, userdata, operation_out, |p| async move {
             p.core.authorize().await?;
             Ok(None)
         })
+    })
+}
+
+/// Header mode's hot path, which never waits: the headers to set on a
+/// request when the provider holds a token that is valid and not due for
+/// refresh, and the request goes to the MCP server's origin. No I/O, no
+/// lock, no waiting behind a refresh or a person's authorization; callable
+/// from any thread, including library callbacks.
+///
+/// On success `*headers_out` is a new headers object (owned by the caller;
+/// free with `mcp_oauth_headers_free`) or NULL when no such token is held
+/// (none loaded yet, one due for refresh, or another origin): then call
+/// `mcp_oauth_provider_get_headers` or `_get_headers_async`, which load and
+/// refresh. On failure nothing is written.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_try_get_headers(
+    provider: *const mcp_oauth_provider,
+    method: *const c_char,
+    url: *const c_char,
+    headers_out: *mut *mut mcp_oauth_headers,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let p = provider_ref(provider)?;
+        let method = unsafe { str_arg(method, "method") }?;
+        let url = unsafe { str_arg(url, "url") }?;
+        let out = unsafe { out_arg(headers_out, "headers_out") }?;
+        *out = optional_headers_into_raw(p.core.cached_headers(method, url))?;
+        Ok(())
     })
 }
 

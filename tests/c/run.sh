@@ -79,6 +79,14 @@ else
     fail "examples/c build"; cat "$WORK/make-example.log"
 fi
 
+# (the compiler's failure is the expected outcome: its output is what is checked)
+cxx14_out=$(printf '#include "mcp_oauth.hpp"\n' | ${CXX:-c++} -std=c++14 -fsyntax-only -I"$ROOT/include" -x c++ - 2>&1)
+if grep -q "needs C++17" <<<"$cxx14_out"; then
+    pass "mcp_oauth.hpp refuses a pre-C++17 compiler with a clear error"
+else
+    fail "mcp_oauth.hpp with -std=c++14"
+fi
+
 echo "# starting the peers"
 mkfifo "$WORK/peers.in"
 "$PYTHON" "$ROOT/tests/peers/launch.py" <"$WORK/peers.in" >"$WORK/peers.json" 2>"$WORK/peers.log" &
@@ -107,6 +115,9 @@ token_requests() { curl -s "$CONTROL_URL/state" | "$PYTHON" -c "import json,sys;
 
 echo "# ASan+UBSan: error paths"
 run_program "asan test_api" "$HERE/build-asan/test_api"
+
+echo "# ASan+UBSan: what a shipping host relies on (release, cancellation, transport, versions)"
+run_program "asan test_abi" "$HERE/build-asan/test_abi"
 
 echo "# ASan+UBSan: the machine-to-machine setters and the signing callback"
 run_program "asan test_m2m" "$HERE/build-asan/test_m2m"
@@ -152,10 +163,71 @@ else
     fail "client step-up"; sed 's/^/    /' "$WORK/client4.out" | tail -40
 fi
 
+echo "# ASan+UBSan: the event-loop example (libcurl multi, the transport callback, async calls, storage callbacks)"
+ASYNC="$HERE/build-asan/mcp_async_client"
+a3=$(authorizations)
+if "$ASYNC" --store-dir "$WORK/tokens-async" "$MCP_URL" >"$WORK/async1.out" 2>&1 &&
+    grep -q "handing the response to libmcp_oauth" "$WORK/async1.out" && grep -q "^tools/list: .*echo" "$WORK/async1.out"; then
+    pass "async client, first run: 401, the flow over the host's transport on one event loop, tools/list"
+else
+    fail "async client, first run"; sed 's/^/    /' "$WORK/async1.out" | tail -30
+fi
+a4=$(authorizations); t4=$(token_requests)
+if [ "$a4" -eq $((a3 + 1)) ]; then pass "async client: one authorization at the AS ($a3 -> $a4)"; else fail "async client: authorizations $a3 -> $a4"; fi
+if "$ASYNC" --store-dir "$WORK/tokens-async" "$MCP_URL" >"$WORK/async2.out" 2>&1 &&
+    ! grep -q "handing the response" "$WORK/async2.out" && grep -q "^tools/list: .*echo" "$WORK/async2.out" &&
+    [ "$(authorizations)" -eq "$a4" ] && [ "$(token_requests)" -eq "$t4" ]; then
+    pass "async client, second run: tokens from its storage callbacks, no 401, no request at the AS"
+else
+    fail "async client, second run"; sed 's/^/    /' "$WORK/async2.out" | tail -30
+fi
+
+echo "# installed: ffi/install.sh into a clean prefix, examples/c built against it (pkg-config, CMake)"
+PREFIX_DIR="$WORK/prefix"
+# Whether program $1 loads libmcp_oauth from directory $2 (ldd's whole output
+# is read first: with pipefail, grep -q closing the pipe early would fail it).
+linked_to() { local deps; deps=$(ldd "$1") && grep -q "libmcp_oauth.so.* => $2" <<<"$deps"; }
+if ffi/install.sh --prefix "$PREFIX_DIR" --profile debug >"$WORK/install.log" 2>&1 &&
+    [ -L "$PREFIX_DIR/lib/libmcp_oauth.so" ] && [ -f "$PREFIX_DIR/lib/libmcp_oauth.a" ] &&
+    readelf -d "$PREFIX_DIR/lib/libmcp_oauth.so" | grep -q "SONAME.*libmcp_oauth.so.[0-9]*.[0-9]*]"; then
+    pass "ffi/install.sh: library with a versioned soname, static library, headers, mcp_oauth.pc, CMake package"
+else
+    fail "ffi/install.sh"; tail -20 "$WORK/install.log"
+fi
+cp -r "$ROOT/examples/c" "$WORK/examples-pkgconfig"
+rm -f "$WORK/examples-pkgconfig/mcp_client" "$WORK/examples-pkgconfig/cpp_header_check"
+if PKG_CONFIG_PATH="$PREFIX_DIR/lib/pkgconfig" make -s -C "$WORK/examples-pkgconfig" PKG_CONFIG=1 >"$WORK/make-pc.log" 2>&1 &&
+    linked_to "$WORK/examples-pkgconfig/mcp_client" "$PREFIX_DIR/lib/" &&
+    "$WORK/examples-pkgconfig/mcp_client" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client-pc.out" 2>&1 &&
+    grep -q "tools/list" "$WORK/client-pc.out"; then
+    pass "examples/c built with pkg-config against the installed copy, and run against the peers"
+else
+    fail "examples/c with pkg-config"
+    tail -20 "$WORK/make-pc.log"
+    [ -f "$WORK/client-pc.out" ] && tail -20 "$WORK/client-pc.out"
+fi
+if command -v cmake >/dev/null; then
+    if cmake -S "$ROOT/examples/c" -B "$WORK/cmake-build" -DCMAKE_PREFIX_PATH="$PREFIX_DIR" >"$WORK/cmake.log" 2>&1 &&
+        cmake --build "$WORK/cmake-build" >>"$WORK/cmake.log" 2>&1 &&
+        linked_to "$WORK/cmake-build/mcp_client" "$PREFIX_DIR/lib/" &&
+        "$WORK/cmake-build/cpp_header_check" >>"$WORK/cmake.log" 2>&1 &&
+        "$WORK/cmake-build/mcp_client" --headless --memory-store --no-call "$MCP_URL" >"$WORK/client-cmake.out" 2>&1 &&
+        grep -q "tools/list" "$WORK/client-cmake.out"; then
+        pass "examples/c built with CMake (find_package(mcp_oauth)) against the installed copy, and run"
+    else
+        fail "examples/c with CMake"
+        tail -30 "$WORK/cmake.log"
+        [ -f "$WORK/client-cmake.out" ] && tail -30 "$WORK/client-cmake.out"
+    fi
+else
+    fail "cmake is not installed"
+fi
+
 echo "# valgrind"
 if command -v valgrind >/dev/null; then
     VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --quiet)
     run_program "valgrind test_api" "${VG[@]}" "$HERE/build-plain/test_api"
+    run_program "valgrind test_abi" "${VG[@]}" "$HERE/build-plain/test_abi"
     TOKEN_DIR="$WORK/tokens-valgrind" run_program "valgrind test_flow" "${VG[@]}" "$HERE/build-plain/test_flow"
     run_program "valgrind test_m2m" "${VG[@]}" "$HERE/build-plain/test_m2m"
 else

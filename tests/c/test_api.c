@@ -2,7 +2,7 @@
  * Every error path a C host can provoke, through the C API: NULL arguments,
  * invalid UTF-8, invalid configuration, storage callbacks that fail or answer
  * bad JSON, handler callbacks that fail, use from 8 threads at once, freeing a
- * provider while an asynchronous operation is in flight, and blocking calls
+ * provider while an asynchronous operation is in flight (it is cancelled), and blocking calls
  * from inside library callbacks (MCP_OAUTH_RESULT_WOULD_DEADLOCK), the setters
  * refusing bad input, and, against an in-process mock authorization server,
  * a token endpoint that is down (MCP_OAUTH_RESULT_SERVER with Retry-After),
@@ -118,7 +118,7 @@ static mcp_oauth_provider *provider_with_store(const char *server_url, struct st
     mcp_oauth_config_builder_set_server_url(b, server_url);
     mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
     mcp_oauth_storage_callbacks cb = store_callbacks(s);
-    CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, &cb) == MCP_OAUTH_RESULT_OK, "set_storage_callbacks");
+    CHECK(mcp_oauth_config_builder_set_storage_callbacks(b, &cb, NULL) == MCP_OAUTH_RESULT_OK, "set_storage_callbacks");
     mcp_oauth_provider *p = NULL;
     mcp_oauth_error *err = NULL;
     mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, &err);
@@ -160,19 +160,19 @@ static void test_null_arguments(void)
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK_CODE("set_static_client(NULL id)", mcp_oauth_config_builder_set_static_client(b, NULL, "s", NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("set_storage_callbacks(NULL)", mcp_oauth_config_builder_set_storage_callbacks(b, NULL),
+    CHECK_CODE("set_storage_callbacks(NULL)", mcp_oauth_config_builder_set_storage_callbacks(b, NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("set_handler_callbacks(NULL)", mcp_oauth_config_builder_set_handler_callbacks(b, NULL),
+    CHECK_CODE("set_handler_callbacks(NULL)", mcp_oauth_config_builder_set_handler_callbacks(b, NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
 
     /* A storage struct missing a required callback is refused and not taken. */
     struct store s = {0};
     mcp_oauth_storage_callbacks cb = store_callbacks(&s);
     cb.set_client_info = NULL;
-    CHECK_CODE("set_storage_callbacks without set_client_info", mcp_oauth_config_builder_set_storage_callbacks(b, &cb),
+    CHECK_CODE("set_storage_callbacks without set_client_info", mcp_oauth_config_builder_set_storage_callbacks(b, &cb, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     mcp_oauth_handler_callbacks hcb = {0};
-    CHECK_CODE("set_handler_callbacks without callbacks", mcp_oauth_config_builder_set_handler_callbacks(b, &hcb),
+    CHECK_CODE("set_handler_callbacks without callbacks", mcp_oauth_config_builder_set_handler_callbacks(b, &hcb, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
 
     /* build consumes the builder even when provider_out is NULL. */
@@ -373,10 +373,10 @@ static void test_invalid_configuration(void)
                   MCP_OAUTH_RESULT_INVALID_CONFIGURATION, err);
 
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
-    CHECK_CODE("set_grant(7)", mcp_oauth_config_builder_set_grant(b, 7), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
-    CHECK_CODE("set_timeout_ms(0)", mcp_oauth_config_builder_set_timeout_ms(b, 0), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_grant(7)", mcp_oauth_config_builder_set_grant(b, 7, NULL), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
+    CHECK_CODE("set_timeout_ms(0)", mcp_oauth_config_builder_set_timeout_ms(b, 0, NULL), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
     mcp_oauth_config_builder_set_server_url(b, "https://x.example/mcp");
-    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS);
+    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, NULL);
     mcp_oauth_provider *p = NULL;
     err = NULL;
     CHECK_FAILURE("client credentials without a client ID", mcp_oauth_config_builder_build(b, &p, &err),
@@ -406,12 +406,17 @@ static void test_invalid_configuration(void)
 
     /* private_key_jwt: the key is checked when it is set, and never echoed. */
     b = mcp_oauth_config_builder_new();
-    CHECK_CODE("set_private_key_jwt(NULL key)", mcp_oauth_config_builder_set_private_key_jwt(b, NULL, "ES256", NULL),
+    CHECK_CODE("set_private_key_jwt(NULL key)", mcp_oauth_config_builder_set_private_key_jwt(b, NULL, "ES256", NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("set_private_key_jwt(not a key)",
-               mcp_oauth_config_builder_set_private_key_jwt(b, "-----BEGIN PRIVATE KEY-----\nSECRETJUNK\n", "ES256", NULL),
-               MCP_OAUTH_RESULT_INVALID_CONFIGURATION);
-    CHECK_CODE("set_private_key_jwt(HS256)", mcp_oauth_config_builder_set_private_key_jwt(b, "x", "HS256", NULL),
+    mcp_oauth_error *key_err = NULL;
+    mcp_oauth_result key_rc =
+        mcp_oauth_config_builder_set_private_key_jwt(b, "-----BEGIN PRIVATE KEY-----\nSECRETJUNK\n", "ES256", NULL, &key_err);
+    CHECK(key_rc == MCP_OAUTH_RESULT_INVALID_CONFIGURATION && key_err && *mcp_oauth_error_message(key_err) &&
+              !strstr(mcp_oauth_error_display(key_err), "SECRETJUNK"),
+          "set_private_key_jwt(not a key): INVALID_CONFIGURATION, and err_out says why without the key (%s)",
+          key_err ? mcp_oauth_error_message(key_err) : "no error object");
+    mcp_oauth_error_free(key_err);
+    CHECK_CODE("set_private_key_jwt(HS256)", mcp_oauth_config_builder_set_private_key_jwt(b, "x", "HS256", NULL, NULL),
                MCP_OAUTH_RESULT_INVALID_CONFIGURATION);
     static const char p256_key[] = /* a throwaway test key */
         "-----BEGIN PRIVATE KEY-----\n"
@@ -419,7 +424,7 @@ static void test_invalid_configuration(void)
         "Mt436B8PWkF9z8fY5PDrplCycvShRANCAATuH1GTgLbcmNfuEMzpTSFHVtwKuCYd\n"
         "q60FeX2dtwFad9eAODTGKBY/FXq+dC8SjkINsmByD2ddOgFP2eDVWDfr\n"
         "-----END PRIVATE KEY-----\n";
-    CHECK_CODE("set_private_key_jwt(P-256 PKCS#8)", mcp_oauth_config_builder_set_private_key_jwt(b, p256_key, "ES256", "k1"),
+    CHECK_CODE("set_private_key_jwt(P-256 PKCS#8)", mcp_oauth_config_builder_set_private_key_jwt(b, p256_key, "ES256", "k1", NULL),
                MCP_OAUTH_RESULT_OK);
     mcp_oauth_config_builder_free(b);
 }
@@ -567,7 +572,7 @@ static mcp_oauth_result authorize_with_handler(struct handler *h, mcp_oauth_erro
     mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
     mcp_oauth_handler_callbacks cb = {
         .userdata = h, .redirect = handler_redirect, .callback = handler_callback, .release = handler_release};
-    mcp_oauth_config_builder_set_handler_callbacks(b, &cb);
+    mcp_oauth_config_builder_set_handler_callbacks(b, &cb, NULL);
     mcp_oauth_provider *p = NULL;
     mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, err);
     if (rc != MCP_OAUTH_RESULT_OK)
@@ -763,24 +768,25 @@ static void test_free_while_in_flight(void)
     waiter_init(&w);
     CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "get_headers_async starts");
     mcp_oauth_provider_free(p); /* while get_tokens sleeps */
-    CHECK(atomic_load(&st.releases) == 0, "storage not released while the operation runs");
+    CHECK(atomic_load(&st.releases) == 0, "storage not released while its callback runs");
     CHECK(wait_calls(&w, 1, 5000) == 1, "the completion fires after the provider was freed");
-    CHECK(w.result == MCP_OAUTH_RESULT_OK && !strcmp(w.value, "Bearer slow"), "with the header (%s, %s)",
-          mcp_oauth_result_name(w.result), w.value);
-    sleep_ms(300);
+    CHECK(w.result == MCP_OAUTH_RESULT_CANCELLED && !strcmp(w.kind, "cancelled") && !w.value[0],
+          "freeing the provider cancelled the operation (%s, %s)", mcp_oauth_result_name(w.result), w.value);
+    sleep_ms(400);
     CHECK(w.calls == 1, "exactly once");
-    CHECK(atomic_load(&st.releases) == 1, "storage released once after the completion");
+    CHECK(atomic_load(&st.releases) == 1, "storage released once, after its callback returned");
     waiter_destroy(&w);
 
-    /* A failing operation, freed in flight: the completion gets the error. */
+    /* A failing operation, freed in flight: cancelled as well. */
     struct store failing = {.get_tokens_rc = 4, .delay_ms = 200};
     p = provider_with_store("https://mcp.example.com/mcp", &failing);
     waiter_init(&w);
     CHECK(mcp_oauth_provider_get_headers_async(p, "POST", URL, on_done, &w) == MCP_OAUTH_RESULT_OK, "a failing operation starts");
     mcp_oauth_provider_free(p);
     CHECK(wait_calls(&w, 1, 5000) == 1, "its completion fires after the free");
-    CHECK(w.result == MCP_OAUTH_RESULT_STORAGE && !strcmp(w.kind, "storage"), "with the storage error (%s)", w.kind);
-    sleep_ms(100);
+    CHECK(w.result == MCP_OAUTH_RESULT_CANCELLED && !strcmp(w.kind, "cancelled"), "with CANCELLED (%s)", w.kind);
+    sleep_ms(300);
+    CHECK(w.calls == 1, "exactly once");
     CHECK(atomic_load(&failing.releases) == 1, "storage released once");
     waiter_destroy(&w);
 }
@@ -845,64 +851,64 @@ static void test_would_deadlock(void)
 
 static void test_new_setters(void)
 {
-    CHECK_CODE("set_authorization_timeout_ms(NULL builder)", mcp_oauth_config_builder_set_authorization_timeout_ms(NULL, 1),
+    CHECK_CODE("set_authorization_timeout_ms(NULL builder)", mcp_oauth_config_builder_set_authorization_timeout_ms(NULL, 1, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK_CODE("set_lease_wait_ms(NULL builder)", mcp_oauth_config_builder_set_lease_wait_ms(NULL, 1),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK_CODE("set_resource_parameter(NULL builder)",
-               mcp_oauth_config_builder_set_resource_parameter(NULL, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL),
+               mcp_oauth_config_builder_set_resource_parameter(NULL, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("add_authorization_param(NULL builder)", mcp_oauth_config_builder_add_authorization_param(NULL, "a", "b"),
+    CHECK_CODE("add_authorization_param(NULL builder)", mcp_oauth_config_builder_add_authorization_param(NULL, "a", "b", NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("add_token_param(NULL builder)", mcp_oauth_config_builder_add_token_param(NULL, "a", "b"),
+    CHECK_CODE("add_token_param(NULL builder)", mcp_oauth_config_builder_add_token_param(NULL, "a", "b", NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
 
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
-    CHECK_CODE("set_authorization_timeout_ms(0)", mcp_oauth_config_builder_set_authorization_timeout_ms(b, 0),
+    CHECK_CODE("set_authorization_timeout_ms(0)", mcp_oauth_config_builder_set_authorization_timeout_ms(b, 0, NULL),
                MCP_OAUTH_RESULT_INVALID_ARGUMENT);
-    CHECK_CODE("set_authorization_timeout_ms(60000)", mcp_oauth_config_builder_set_authorization_timeout_ms(b, 60000),
+    CHECK_CODE("set_authorization_timeout_ms(60000)", mcp_oauth_config_builder_set_authorization_timeout_ms(b, 60000, NULL),
                MCP_OAUTH_RESULT_OK);
     CHECK_CODE("set_lease_wait_ms(0): do not wait", mcp_oauth_config_builder_set_lease_wait_ms(b, 0), MCP_OAUTH_RESULT_OK);
 
     CHECK_CODE("set_resource_parameter(OVERRIDE, NULL)",
-               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, NULL),
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
     CHECK_CODE("set_resource_parameter(OVERRIDE, \"\")",
-               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, ""),
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "", NULL),
                MCP_OAUTH_RESULT_INVALID_ARGUMENT);
     CHECK_CODE("set_resource_parameter(OVERRIDE, invalid UTF-8)",
-               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://\xff"),
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://\xff", NULL),
                MCP_OAUTH_RESULT_INVALID_UTF8);
     CHECK_CODE("set_resource_parameter(SEND, a value)",
-               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_SEND, "https://x"),
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_SEND, "https://x", NULL),
                MCP_OAUTH_RESULT_INVALID_ARGUMENT);
-    CHECK_CODE("set_resource_parameter(99)", mcp_oauth_config_builder_set_resource_parameter(b, 99, NULL),
+    CHECK_CODE("set_resource_parameter(99)", mcp_oauth_config_builder_set_resource_parameter(b, 99, NULL, NULL),
                MCP_OAUTH_RESULT_INVALID_ARGUMENT);
     CHECK_CODE("set_resource_parameter(OMIT)",
-               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL),
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL, NULL),
                MCP_OAUTH_RESULT_OK);
     CHECK_CODE("set_resource_parameter(OVERRIDE, value)",
-               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://api.x"),
+               mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://api.x", NULL),
                MCP_OAUTH_RESULT_OK);
 
-    CHECK_CODE("add_authorization_param(NULL name)", mcp_oauth_config_builder_add_authorization_param(b, NULL, "v"),
+    CHECK_CODE("add_authorization_param(NULL name)", mcp_oauth_config_builder_add_authorization_param(b, NULL, "v", NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("add_authorization_param(NULL value)", mcp_oauth_config_builder_add_authorization_param(b, "n", NULL),
+    CHECK_CODE("add_authorization_param(NULL value)", mcp_oauth_config_builder_add_authorization_param(b, "n", NULL, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("add_authorization_param(empty name)", mcp_oauth_config_builder_add_authorization_param(b, "", "v"),
+    CHECK_CODE("add_authorization_param(empty name)", mcp_oauth_config_builder_add_authorization_param(b, "", "v", NULL),
                MCP_OAUTH_RESULT_INVALID_ARGUMENT);
-    CHECK_CODE("add_authorization_param(invalid UTF-8)", mcp_oauth_config_builder_add_authorization_param(b, "n", "\xc3("),
+    CHECK_CODE("add_authorization_param(invalid UTF-8)", mcp_oauth_config_builder_add_authorization_param(b, "n", "\xc3(", NULL),
                MCP_OAUTH_RESULT_INVALID_UTF8);
-    CHECK_CODE("add_token_param(NULL name)", mcp_oauth_config_builder_add_token_param(b, NULL, "v"),
+    CHECK_CODE("add_token_param(NULL name)", mcp_oauth_config_builder_add_token_param(b, NULL, "v", NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    CHECK_CODE("add_token_param(empty name)", mcp_oauth_config_builder_add_token_param(b, "", "v"),
+    CHECK_CODE("add_token_param(empty name)", mcp_oauth_config_builder_add_token_param(b, "", "v", NULL),
                MCP_OAUTH_RESULT_INVALID_ARGUMENT);
-    CHECK_CODE("add_token_param(invalid UTF-8 name)", mcp_oauth_config_builder_add_token_param(b, "\x80", "v"),
+    CHECK_CODE("add_token_param(invalid UTF-8 name)", mcp_oauth_config_builder_add_token_param(b, "\x80", "v", NULL),
                MCP_OAUTH_RESULT_INVALID_UTF8);
-    CHECK(mcp_oauth_config_builder_add_authorization_param(b, "audience", "a") == MCP_OAUTH_RESULT_OK &&
-              mcp_oauth_config_builder_add_authorization_param(b, "prompt", "consent") == MCP_OAUTH_RESULT_OK &&
-              mcp_oauth_config_builder_add_token_param(b, "audience", "a") == MCP_OAUTH_RESULT_OK &&
-              mcp_oauth_config_builder_add_token_param(b, "x", "") == MCP_OAUTH_RESULT_OK,
+    CHECK(mcp_oauth_config_builder_add_authorization_param(b, "audience", "a", NULL) == MCP_OAUTH_RESULT_OK &&
+              mcp_oauth_config_builder_add_authorization_param(b, "prompt", "consent", NULL) == MCP_OAUTH_RESULT_OK &&
+              mcp_oauth_config_builder_add_token_param(b, "audience", "a", NULL) == MCP_OAUTH_RESULT_OK &&
+              mcp_oauth_config_builder_add_token_param(b, "x", "", NULL) == MCP_OAUTH_RESULT_OK,
           "extra parameters: several calls");
     CHECK_CODE("set_static_client(invalid UTF-8 issuer)",
                mcp_oauth_config_builder_set_static_client(b, "id", "secret", NULL, "https://\xfe"),
@@ -1068,9 +1074,9 @@ static mcp_oauth_provider *mock_provider(const struct mock *m, const char *issue
     snprintf(url, sizeof url, "http://127.0.0.1:%d/mcp", m->port);
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
     mcp_oauth_config_builder_set_server_url(b, url);
-    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS);
+    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, NULL);
     mcp_oauth_config_builder_set_static_client(b, "mock-client", "mock-secret", NULL, issuer_pin);
-    mcp_oauth_config_builder_set_timeout_ms(b, 5000);
+    mcp_oauth_config_builder_set_timeout_ms(b, 5000, NULL);
     if (configure)
         configure(b);
     mcp_oauth_provider *p = NULL;
@@ -1084,13 +1090,13 @@ static mcp_oauth_provider *mock_provider(const struct mock *m, const char *issue
 
 static void configure_extras(mcp_oauth_config_builder *b)
 {
-    mcp_oauth_config_builder_add_token_param(b, "audience", "https://api.example.com");
-    mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://api.example.com/");
+    mcp_oauth_config_builder_add_token_param(b, "audience", "https://api.example.com", NULL);
+    mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OVERRIDE, "https://api.example.com/", NULL);
 }
 
 static void configure_omit(mcp_oauth_config_builder *b)
 {
-    mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL);
+    mcp_oauth_config_builder_set_resource_parameter(b, MCP_OAUTH_RESOURCE_PARAMETER_OMIT, NULL, NULL);
 }
 
 static void test_mock_server(void)

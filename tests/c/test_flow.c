@@ -26,7 +26,7 @@ static mcp_oauth_provider *make_provider(void)
           "set_client_metadata_json");
     CHECK(mcp_oauth_config_builder_set_loopback_handler(b, NULL, 30000) == MCP_OAUTH_RESULT_OK, "set_loopback_handler");
     CHECK(mcp_oauth_config_builder_set_storage_file(b, token_dir) == MCP_OAUTH_RESULT_OK, "set_storage_file");
-    CHECK(mcp_oauth_config_builder_set_timeout_ms(b, 10000) == MCP_OAUTH_RESULT_OK, "set_timeout_ms");
+    CHECK(mcp_oauth_config_builder_set_timeout_ms(b, 10000, NULL) == MCP_OAUTH_RESULT_OK, "set_timeout_ms");
     mcp_oauth_provider *p = NULL;
     mcp_oauth_error *err = NULL;
     mcp_oauth_result rc = mcp_oauth_config_builder_build(b, &p, &err);

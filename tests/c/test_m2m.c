@@ -79,8 +79,8 @@ static mcp_oauth_provider *provider_with(struct host_key *k, unsigned version, m
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
     mcp_oauth_config_builder_set_server_url(b, mcp_url);
     mcp_oauth_config_builder_set_static_client(b, "svc", NULL, "private_key_jwt", NULL);
-    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS);
-    mcp_oauth_config_builder_set_timeout_ms(b, 5000);
+    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, NULL);
+    mcp_oauth_config_builder_set_timeout_ms(b, 5000, NULL);
     mcp_oauth_signer_callbacks cb = {
         .version = version,
         .userdata = k,
@@ -150,7 +150,7 @@ static void test_setters(void)
     CHECK(mcp_oauth_config_builder_set_dpop_key(b, EC_KEY, "RS256") == MCP_OAUTH_RESULT_INVALID_CONFIGURATION,
           "set_dpop_key: an EC key for RS256");
     CHECK(mcp_oauth_config_builder_set_dpop_key(b, EC_KEY, "ES256") == MCP_OAUTH_RESULT_OK, "set_dpop_key: ES256");
-    CHECK(mcp_oauth_config_builder_set_private_key_jwt(b, EC_KEY, "PS256", NULL) ==
+    CHECK(mcp_oauth_config_builder_set_private_key_jwt(b, EC_KEY, "PS256", NULL, NULL) ==
               MCP_OAUTH_RESULT_INVALID_CONFIGURATION,
           "set_private_key_jwt: an EC key for PS256");
     CHECK(mcp_oauth_config_builder_set_dpop(b, true) == MCP_OAUTH_RESULT_OK, "set_dpop(true)");
