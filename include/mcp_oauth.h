@@ -330,14 +330,18 @@ enum mcp_oauth_network_failure
    */
   MCP_OAUTH_NETWORK_FAILURE_TIMEOUT = 2,
   /**
-   * The connection could not be made: refused, DNS, unreachable, TLS
-   * handshake.
+   * The connection could not be made: refused, DNS, unreachable.
    */
   MCP_OAUTH_NETWORK_FAILURE_CONNECT = 3,
   /**
    * The response was larger than the library accepts.
    */
   MCP_OAUTH_NETWORK_FAILURE_TOO_LARGE = 4,
+  /**
+   * The TLS handshake failed: an untrusted, expired or misnamed
+   * certificate (a private CA not added), a protocol mismatch.
+   */
+  MCP_OAUTH_NETWORK_FAILURE_TLS = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -5,21 +5,24 @@
 //! (DPoP, RFC 9449) adds a per-request proof and plugs in here, beside the
 //! token sources and without touching them.
 
+use zeroize::Zeroizing;
+
 use crate::error::Result;
 use crate::model::OAuthToken;
 
-/// The headers to set on one request. `Debug` never shows their values.
+/// The headers to set on one request. `Debug` never shows their values;
+/// both are overwritten when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthHeaders {
-    authorization: String,
-    dpop: Option<String>,
+    authorization: Zeroizing<String>,
+    dpop: Option<Zeroizing<String>>,
 }
 
 impl AuthHeaders {
     /// Headers with an `Authorization` value only.
     pub fn authorization_only(authorization: String) -> Self {
         AuthHeaders {
-            authorization,
+            authorization: Zeroizing::new(authorization),
             dpop: None,
         }
     }
@@ -27,8 +30,8 @@ impl AuthHeaders {
     /// Headers with an `Authorization` value and a `DPoP` proof.
     pub fn with_proof(authorization: String, dpop: String) -> Self {
         AuthHeaders {
-            authorization,
-            dpop: Some(dpop),
+            authorization: Zeroizing::new(authorization),
+            dpop: Some(Zeroizing::new(dpop)),
         }
     }
 
@@ -39,17 +42,19 @@ impl AuthHeaders {
 
     /// The `DPoP` proof, when the binding makes one.
     pub fn dpop(&self) -> Option<&str> {
-        self.dpop.as_deref()
+        self.dpop.as_ref().map(|d| d.as_str())
     }
 
     /// Every header as (lower-case name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        std::iter::once(("authorization", self.authorization.as_str())).chain(self.dpop.as_deref().map(|d| ("dpop", d)))
+        std::iter::once(("authorization", self.authorization.as_str()))
+            .chain(self.dpop.as_ref().map(|d| ("dpop", d.as_str())))
     }
 
-    /// The `Authorization` value, consuming the headers.
-    pub fn into_authorization(self) -> String {
-        self.authorization
+    /// The `Authorization` value, consuming the headers (the caller then
+    /// owns the only copy).
+    pub fn into_authorization(mut self) -> String {
+        std::mem::take(&mut *self.authorization)
     }
 }
 

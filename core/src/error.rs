@@ -93,8 +93,11 @@ pub struct OAuthErrorFields {
 pub enum NetworkFailure {
     /// The request or the response took longer than the configured timeout.
     Timeout,
-    /// The connection could not be made (refused, DNS, TLS).
+    /// The connection could not be made (refused, DNS, unreachable).
     Connect,
+    /// The TLS handshake failed: a certificate not trusted (a private CA
+    /// not added), expired, or for another name; a protocol mismatch.
+    Tls,
     /// The response was larger than this client accepts.
     ResponseTooLarge,
     /// Any other transport failure.

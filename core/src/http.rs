@@ -356,9 +356,28 @@ fn closed_by_server(e: &reqwest::Error) -> bool {
     false
 }
 
+/// Whether a TLS error (rustls's) is somewhere in `e`'s chain of causes. An
+/// `io::Error` wraps its cause without listing it as its source (and hyper
+/// nests two), so those are opened with `get_ref`.
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        source = match s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+    }
+    false
+}
+
 fn transport_error(e: &reqwest::Error) -> TransportError {
     let failure = if e.is_timeout() {
         NetworkFailure::Timeout
+    } else if is_tls(e) {
+        NetworkFailure::Tls
     } else if e.is_connect() {
         NetworkFailure::Connect
     } else {

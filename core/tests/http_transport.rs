@@ -277,7 +277,7 @@ async fn a_server_with_a_private_ca_is_trusted_only_once_the_ca_is_added() {
         .send(request("GET", &url))
         .await
         .unwrap_err();
-    assert_eq!(e.failure, NetworkFailure::Connect, "{}", e.message);
+    assert_eq!(e.failure, NetworkFailure::Tls, "{}", e.message);
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ca.pem");

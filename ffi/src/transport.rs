@@ -39,11 +39,13 @@ pub enum mcp_oauth_network_failure {
     Other = 1,
     /// No complete response within the deadline.
     Timeout = 2,
-    /// The connection could not be made: refused, DNS, unreachable, TLS
-    /// handshake.
+    /// The connection could not be made: refused, DNS, unreachable.
     Connect = 3,
     /// The response was larger than the library accepts.
     TooLarge = 4,
+    /// The TLS handshake failed: an untrusted, expired or misnamed
+    /// certificate (a private CA not added), a protocol mismatch.
+    Tls = 5,
 }
 
 impl mcp_oauth_network_failure {
@@ -53,6 +55,7 @@ impl mcp_oauth_network_failure {
             Some(NetworkFailure::Timeout) => Self::Timeout,
             Some(NetworkFailure::Connect) => Self::Connect,
             Some(NetworkFailure::ResponseTooLarge) => Self::TooLarge,
+            Some(NetworkFailure::Tls) => Self::Tls,
             Some(_) => Self::Other,
         }
     }
@@ -63,6 +66,7 @@ impl mcp_oauth_network_failure {
             2 => NetworkFailure::Timeout,
             3 => NetworkFailure::Connect,
             4 => NetworkFailure::ResponseTooLarge,
+            5 => NetworkFailure::Tls,
             _ => return None,
         })
     }

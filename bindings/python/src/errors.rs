@@ -60,7 +60,8 @@ pub(crate) fn to_pyerr(e: Error) -> PyErr {
         }
         ErrorKind::Network => match e.network_failure() {
             Some(NetworkFailure::Timeout) => PyErr::new::<OAuthTimeoutError, _>(args),
-            Some(NetworkFailure::Connect) => PyErr::new::<OAuthConnectError, _>(args),
+            // A failed TLS handshake is a failed connection, as httpx reports it.
+            Some(NetworkFailure::Connect | NetworkFailure::Tls) => PyErr::new::<OAuthConnectError, _>(args),
             _ => PyErr::new::<OAuthNetworkError, _>(args),
         },
         // Flow, and failures of storage or handlers that were not a Python

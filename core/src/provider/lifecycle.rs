@@ -71,7 +71,7 @@ impl Inner {
     }
 
     /// The held token's prepared value, when it is not due for refresh.
-    pub(crate) fn fresh_prepared(&self) -> Option<String> {
+    pub(crate) fn fresh_prepared(&self) -> Option<zeroize::Zeroizing<String>> {
         let g = self.current.load();
         let h = g.as_ref()?;
         (!h.due()).then(|| h.prepared.clone())
@@ -496,7 +496,9 @@ impl Inner {
     ) -> Result<()> {
         let mut st = self.state.lock().await;
         self.load_if_needed(&mut st).await?;
-        let is_new = |p: &Option<String>| p.is_some() && *p != rejected;
+        let is_new = |p: &Option<zeroize::Zeroizing<String>>| {
+            p.as_ref().is_some_and(|p| Some(p.as_str()) != rejected.as_deref())
+        };
         if is_new(&self.fresh_prepared()) {
             return Ok(());
         }

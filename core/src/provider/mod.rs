@@ -126,8 +126,9 @@ pub enum ResponseAction {
 /// A held token with what the hot path needs precomputed.
 pub(crate) struct Held {
     pub(crate) token: OAuthToken,
-    /// What the binding prepared once for this token (the `Authorization` value).
-    pub(crate) prepared: String,
+    /// What the binding prepared once for this token (the `Authorization`
+    /// value), overwritten when dropped.
+    pub(crate) prepared: zeroize::Zeroizing<String>,
     /// The store's version of it (`ABSENT` when not stored).
     pub(crate) version: Version,
     /// [`OAuthToken::refresh_at`], computed once off the hot path.
@@ -139,7 +140,7 @@ impl Held {
         let refresh_at = token.refresh_at();
         Held {
             token,
-            prepared,
+            prepared: zeroize::Zeroizing::new(prepared),
             version,
             refresh_at,
         }
