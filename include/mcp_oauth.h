@@ -128,6 +128,28 @@ inline T mcp_oauth_versioned_init(unsigned int version)
 /** An initializer of `mcp_oauth_transport_callbacks` (see "Versioned structs"). */
 #define MCP_OAUTH_TRANSPORT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_transport_callbacks, MCP_OAUTH_TRANSPORT_CALLBACKS_VERSION)
 
+/** An initializer of `mcp_oauth_storage_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_STORAGE_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_storage_callbacks, MCP_OAUTH_STORAGE_CALLBACKS_VERSION)
+
+/** An initializer of `mcp_oauth_handler_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_HANDLER_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_handler_callbacks, MCP_OAUTH_HANDLER_CALLBACKS_VERSION)
+
+/** An initializer of `mcp_oauth_signer_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_SIGNER_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_signer_callbacks, MCP_OAUTH_SIGNER_CALLBACKS_VERSION)
+
+/** An initializer of `mcp_oauth_jwt_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_JWT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_jwt_callbacks, MCP_OAUTH_JWT_CALLBACKS_VERSION)
+
+
+/**
+ * The version of `mcp_oauth_storage_callbacks` this header describes.
+ */
+#define MCP_OAUTH_STORAGE_CALLBACKS_VERSION 1
+
+/**
+ * The version of `mcp_oauth_handler_callbacks` this header describes.
+ */
+#define MCP_OAUTH_HANDLER_CALLBACKS_VERSION 1
 
 /**
  * The version of `mcp_oauth_authorization_callbacks` this header describes.
@@ -513,6 +535,12 @@ typedef struct mcp_oauth_signature mcp_oauth_signature;
  */
 typedef struct mcp_oauth_storage_callbacks {
   /**
+   * `MCP_OAUTH_STORAGE_CALLBACKS_VERSION` when the host was built (set by
+   * `MCP_OAUTH_STORAGE_CALLBACKS_INIT`). Members appended in later versions are not
+   * read from an older struct.
+   */
+  unsigned int version;
+  /**
    * Passed to every callback as is.
    */
   void *userdata;
@@ -562,6 +590,12 @@ typedef struct mcp_oauth_storage_callbacks {
  * `MCP_OAUTH_RESULT_HANDLER`.
  */
 typedef struct mcp_oauth_handler_callbacks {
+  /**
+   * `MCP_OAUTH_HANDLER_CALLBACKS_VERSION` when the host was built (set by
+   * `MCP_OAUTH_HANDLER_CALLBACKS_INIT`). Members appended in later versions are not
+   * read from an older struct.
+   */
+  unsigned int version;
   /**
    * Passed to every callback as is.
    */
@@ -879,9 +913,10 @@ typedef struct mcp_oauth_log_options {
  */
 typedef struct mcp_oauth_signer_callbacks {
   /**
-   * `MCP_OAUTH_SIGNER_CALLBACKS_VERSION`.
+   * `MCP_OAUTH_SIGNER_CALLBACKS_VERSION` when the host was built (set by
+   * `MCP_OAUTH_SIGNER_CALLBACKS_INIT`).
    */
-  uint32_t version;
+  unsigned int version;
   /**
    * Passed to every callback as is.
    */
@@ -927,9 +962,10 @@ typedef struct mcp_oauth_signer_callbacks {
  */
 typedef struct mcp_oauth_jwt_callbacks {
   /**
-   * `MCP_OAUTH_JWT_CALLBACKS_VERSION`.
+   * `MCP_OAUTH_JWT_CALLBACKS_VERSION` when the host was built (set by
+   * `MCP_OAUTH_JWT_CALLBACKS_INIT`).
    */
-  uint32_t version;
+  unsigned int version;
   /**
    * Passed to every callback as is.
    */
@@ -1271,7 +1307,8 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_file(struct mcp_oauth_conf
 
 /**
  * Keep tokens and client information in the host's storage (see
- * `mcp_oauth_storage_callbacks`). The struct is copied; from a successful
+ * `mcp_oauth_storage_callbacks`). The struct is read according to its
+ * `version` and copied; from a successful
  * return on, the library owns `callbacks->userdata` and calls
  * `callbacks->release` exactly once when done with it. On failure nothing
  * is taken.

@@ -388,7 +388,7 @@ inline void storage_release(void *u) noexcept { delete static_cast<storage *>(u)
  * on (deleted when the last provider using it is freed). */
 inline void set_storage(const builder_ptr &b, std::unique_ptr<storage> store)
 {
-    mcp_oauth_storage_callbacks cb{};
+    mcp_oauth_storage_callbacks cb = MCP_OAUTH_STORAGE_CALLBACKS_INIT;
     cb.userdata = store.get();
     cb.get_tokens = detail::storage_get_tokens;
     cb.set_tokens = detail::storage_set_tokens;

@@ -595,10 +595,11 @@ int main(int argc, char **argv)
     mcp_oauth_transport_callbacks transport = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;
     transport.send = transport_send;
     transport.cancel = transport_cancel;
-    mcp_oauth_storage_callbacks storage = {.get_tokens = get_tokens,
-                                           .set_tokens = set_tokens,
-                                           .get_client_info = get_client_info,
-                                           .set_client_info = set_client_info};
+    mcp_oauth_storage_callbacks storage = MCP_OAUTH_STORAGE_CALLBACKS_INIT;
+    storage.get_tokens = get_tokens;
+    storage.set_tokens = set_tokens;
+    storage.get_client_info = get_client_info;
+    storage.set_client_info = set_client_info;
     mcp_oauth_error *err = NULL;
     mcp_oauth_result rc = mcp_oauth_config_builder_set_transport_callbacks(b, &transport, &err);
     if (rc == MCP_OAUTH_RESULT_OK)

@@ -871,6 +871,7 @@ static mcp_oauth_provider *make_provider(const struct options *o)
         if (o->headless) {
             struct headless *h = calloc(1, sizeof *h);
             mcp_oauth_handler_callbacks cb = {
+                .version = MCP_OAUTH_HANDLER_CALLBACKS_VERSION,
                 .userdata = h,
                 .redirect = headless_redirect,
                 .callback = headless_callback,

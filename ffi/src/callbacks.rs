@@ -4,7 +4,7 @@
 //! runtime that serves every other request.
 
 use std::collections::HashMap;
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_uint, c_void};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -45,6 +45,14 @@ pub unsafe extern "C" fn mcp_oauth_answer_set(answer: *mut mcp_oauth_answer, tex
     })
 }
 
+/// The version of `mcp_oauth_storage_callbacks` this header describes.
+pub const MCP_OAUTH_STORAGE_CALLBACKS_VERSION: c_uint = 1;
+pub(crate) const MCP_OAUTH_STORAGE_CALLBACKS_SIZES: &[usize] = &[std::mem::size_of::<mcp_oauth_storage_callbacks>()];
+
+/// The version of `mcp_oauth_handler_callbacks` this header describes.
+pub const MCP_OAUTH_HANDLER_CALLBACKS_VERSION: c_uint = 1;
+pub(crate) const MCP_OAUTH_HANDLER_CALLBACKS_SIZES: &[usize] = &[std::mem::size_of::<mcp_oauth_handler_callbacks>()];
+
 /// Token storage provided by the host: four callbacks exchanging JSON.
 ///
 /// The JSON is the schema of the MCP Python SDK's models: `OAuthToken`
@@ -66,6 +74,10 @@ pub unsafe extern "C" fn mcp_oauth_answer_set(answer: *mut mcp_oauth_answer, tex
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mcp_oauth_storage_callbacks {
+    /// `MCP_OAUTH_STORAGE_CALLBACKS_VERSION` when the host was built (set by
+    /// `MCP_OAUTH_STORAGE_CALLBACKS_INIT`). Members appended in later versions are not
+    /// read from an older struct.
+    pub version: c_uint,
     /// Passed to every callback as is.
     pub userdata: *mut c_void,
     /// Answer with the stored tokens' JSON through `mcp_oauth_answer_set`, or
@@ -104,6 +116,10 @@ pub struct mcp_oauth_storage_callbacks {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mcp_oauth_handler_callbacks {
+    /// `MCP_OAUTH_HANDLER_CALLBACKS_VERSION` when the host was built (set by
+    /// `MCP_OAUTH_HANDLER_CALLBACKS_INIT`). Members appended in later versions are not
+    /// read from an older struct.
+    pub version: c_uint,
     /// Passed to every callback as is.
     pub userdata: *mut c_void,
     /// Send the person to `authorization_url` (open a browser, print it, ...).

@@ -582,7 +582,8 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
 }
 
 /// Keep tokens and client information in the host's storage (see
-/// `mcp_oauth_storage_callbacks`). The struct is copied; from a successful
+/// `mcp_oauth_storage_callbacks`). The struct is read according to its
+/// `version` and copied; from a successful
 /// return on, the library owns `callbacks->userdata` and calls
 /// `callbacks->release` exactly once when done with it. On failure nothing
 /// is taken.
@@ -599,8 +600,14 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_callbacks(
     err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
     with_builder_err(builder, err_out, |b| {
-        let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
-        b.storage = StorageChoice::Callbacks(CallbackStorage::new(cb)?);
+        let cb = unsafe {
+            crate::versioned::read(
+                callbacks,
+                "callbacks",
+                crate::callbacks::MCP_OAUTH_STORAGE_CALLBACKS_SIZES,
+            )
+        }?;
+        b.storage = StorageChoice::Callbacks(CallbackStorage::new(&cb)?);
         Ok(())
     })
 }
@@ -624,8 +631,14 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_handler_callbacks(
     err_out: *mut *mut mcp_oauth_error,
 ) -> mcp_oauth_result {
     with_builder_err(builder, err_out, |b| {
-        let cb = unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
-        b.handler = HandlerChoice::Callbacks(CallbackHandler::new(cb)?);
+        let cb = unsafe {
+            crate::versioned::read(
+                callbacks,
+                "callbacks",
+                crate::callbacks::MCP_OAUTH_HANDLER_CALLBACKS_SIZES,
+            )
+        }?;
+        b.handler = HandlerChoice::Callbacks(CallbackHandler::new(&cb)?);
         Ok(())
     })
 }

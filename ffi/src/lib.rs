@@ -36,7 +36,10 @@ mod store;
 mod transport;
 mod versioned;
 
-pub use callbacks::{mcp_oauth_answer, mcp_oauth_answer_set, mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks};
+pub use callbacks::{
+    MCP_OAUTH_HANDLER_CALLBACKS_VERSION, MCP_OAUTH_STORAGE_CALLBACKS_VERSION, mcp_oauth_answer, mcp_oauth_answer_set,
+    mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks,
+};
 pub use config::*;
 pub use deferred::*;
 pub use error::*;

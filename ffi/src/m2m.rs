@@ -3,7 +3,7 @@
 //! (ID-JAG) and workload identity. Every rule is the core's; this file only
 //! carries the host's values and callbacks to it.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,7 +173,8 @@ pub unsafe extern "C" fn mcp_oauth_signature_fail(
 }
 
 /// The current version of `mcp_oauth_signer_callbacks`.
-pub const MCP_OAUTH_SIGNER_CALLBACKS_VERSION: u32 = 1;
+pub const MCP_OAUTH_SIGNER_CALLBACKS_VERSION: c_uint = 1;
+const MCP_OAUTH_SIGNER_CALLBACKS_SIZES: &[usize] = &[std::mem::size_of::<mcp_oauth_signer_callbacks>()];
 
 /// A key held by the host (an HSM, a cloud KMS, a Secure Enclave): the
 /// library asks for each signature and the host answers later, from any
@@ -186,8 +187,9 @@ pub const MCP_OAUTH_SIGNER_CALLBACKS_VERSION: u32 = 1;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mcp_oauth_signer_callbacks {
-    /// `MCP_OAUTH_SIGNER_CALLBACKS_VERSION`.
-    pub version: u32,
+    /// `MCP_OAUTH_SIGNER_CALLBACKS_VERSION` when the host was built (set by
+    /// `MCP_OAUTH_SIGNER_CALLBACKS_INIT`).
+    pub version: c_uint,
     /// Passed to every callback as is.
     pub userdata: *mut c_void,
     /// `"ES256"`, `"RS256"` or `"PS256"`. Copied.
@@ -225,13 +227,7 @@ unsafe impl Send for HostSigner {}
 unsafe impl Sync for HostSigner {}
 
 unsafe fn signer_from(cb: *const mcp_oauth_signer_callbacks) -> Result<Arc<dyn Signer>, Failure> {
-    let cb = unsafe { cb.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
-    if cb.version == 0 || cb.version > MCP_OAUTH_SIGNER_CALLBACKS_VERSION {
-        return Err(Failure::invalid_argument(format!(
-            "mcp_oauth_signer_callbacks version {} is not supported (1..={MCP_OAUTH_SIGNER_CALLBACKS_VERSION})",
-            cb.version
-        )));
-    }
+    let cb = &unsafe { crate::versioned::read(cb, "callbacks", MCP_OAUTH_SIGNER_CALLBACKS_SIZES) }?;
     let sign = cb.sign.ok_or_else(|| Failure::null("callbacks->sign"))?;
     let algorithm = Algorithm::parse(unsafe { str_arg(cb.algorithm, "callbacks->algorithm") }?)?;
     let key_id = unsafe { opt_str_arg(cb.key_id, "callbacks->key_id") }?.map(str::to_string);
@@ -322,7 +318,8 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_dpop_signer(
 }
 
 /// The current version of `mcp_oauth_jwt_callbacks`.
-pub const MCP_OAUTH_JWT_CALLBACKS_VERSION: u32 = 1;
+pub const MCP_OAUTH_JWT_CALLBACKS_VERSION: c_uint = 1;
+const MCP_OAUTH_JWT_CALLBACKS_SIZES: &[usize] = &[std::mem::size_of::<mcp_oauth_jwt_callbacks>()];
 
 /// A JWT the host gives when the library needs one (the user's ID token,
 /// a workload's platform token). `get` runs on a thread of the library's
@@ -333,8 +330,9 @@ pub const MCP_OAUTH_JWT_CALLBACKS_VERSION: u32 = 1;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mcp_oauth_jwt_callbacks {
-    /// `MCP_OAUTH_JWT_CALLBACKS_VERSION`.
-    pub version: u32,
+    /// `MCP_OAUTH_JWT_CALLBACKS_VERSION` when the host was built (set by
+    /// `MCP_OAUTH_JWT_CALLBACKS_INIT`).
+    pub version: c_uint,
     /// Passed to every callback as is.
     pub userdata: *mut c_void,
     /// Answer with the JWT. Required.
@@ -354,13 +352,7 @@ unsafe impl Send for HostJwt {}
 unsafe impl Sync for HostJwt {}
 
 unsafe fn jwt_input_from(cb: *const mcp_oauth_jwt_callbacks) -> Result<JwtInput, Failure> {
-    let cb = unsafe { cb.as_ref() }.ok_or_else(|| Failure::null("callbacks"))?;
-    if cb.version == 0 || cb.version > MCP_OAUTH_JWT_CALLBACKS_VERSION {
-        return Err(Failure::invalid_argument(format!(
-            "mcp_oauth_jwt_callbacks version {} is not supported (1..={MCP_OAUTH_JWT_CALLBACKS_VERSION})",
-            cb.version
-        )));
-    }
+    let cb = &unsafe { crate::versioned::read(cb, "callbacks", MCP_OAUTH_JWT_CALLBACKS_SIZES) }?;
     let get = cb.get.ok_or_else(|| Failure::null("callbacks->get"))?;
     let host = Arc::new(HostJwt {
         userdata: Userdata::new(cb.userdata, cb.release),

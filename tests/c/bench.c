@@ -57,6 +57,7 @@ static mcp_oauth_provider *make(int loopback)
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();
     mcp_oauth_config_builder_set_server_url(b, URL);
     mcp_oauth_storage_callbacks cb = {
+        .version = MCP_OAUTH_STORAGE_CALLBACKS_VERSION,
         .get_tokens = get_tokens, .set_tokens = set_json, .get_client_info = get_none, .set_client_info = set_json};
     mcp_oauth_config_builder_set_storage_callbacks(b, &cb, NULL);
     if (loopback)

@@ -122,6 +122,7 @@ static int failing_get_tokens(void *userdata, mcp_oauth_answer *answer)
 static mcp_oauth_storage_callbacks heap_callbacks(struct heap_store *s)
 {
     mcp_oauth_storage_callbacks cb = {
+        .version = MCP_OAUTH_STORAGE_CALLBACKS_VERSION,
         .userdata = s,
         .get_tokens = heap_get_tokens,
         .set_tokens = heap_set_tokens,
@@ -230,6 +231,7 @@ static void test_release_storage_and_handler_share(void)
     mcp_oauth_storage_callbacks cb = heap_callbacks(s);
     mcp_oauth_config_builder *b = builder_with(&cb);
     mcp_oauth_handler_callbacks hcb = {
+        .version = MCP_OAUTH_HANDLER_CALLBACKS_VERSION,
         .userdata = s, .redirect = shared_redirect, .callback = shared_callback, .release = heap_release};
     CHECK(mcp_oauth_config_builder_set_handler_callbacks(b, &hcb, NULL) == MCP_OAUTH_RESULT_OK, "set_handler_callbacks");
     mcp_oauth_provider *p = build(b);
@@ -407,6 +409,7 @@ static mcp_oauth_provider *provider_with_person(const char *server_url, struct p
     mcp_oauth_config_builder_set_server_url(b, server_url);
     mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
     mcp_oauth_handler_callbacks h = {
+        .version = MCP_OAUTH_HANDLER_CALLBACKS_VERSION,
         .userdata = person, .redirect = person_redirect, .callback = person_callback, .release = person_release};
     CHECK(mcp_oauth_config_builder_set_handler_callbacks(b, &h, NULL) == MCP_OAUTH_RESULT_OK, "set_handler_callbacks");
     if (storage)

@@ -100,6 +100,7 @@ static void store_release(void *userdata)
 static mcp_oauth_storage_callbacks store_callbacks(struct store *s)
 {
     mcp_oauth_storage_callbacks cb = {
+        .version = MCP_OAUTH_STORAGE_CALLBACKS_VERSION,
         .userdata = s,
         .get_tokens = store_get_tokens,
         .set_tokens = store_set_tokens,
@@ -171,9 +172,12 @@ static void test_null_arguments(void)
     cb.set_client_info = NULL;
     CHECK_CODE("set_storage_callbacks without set_client_info", mcp_oauth_config_builder_set_storage_callbacks(b, &cb, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
-    mcp_oauth_handler_callbacks hcb = {0};
+    mcp_oauth_handler_callbacks hcb = MCP_OAUTH_HANDLER_CALLBACKS_INIT;
     CHECK_CODE("set_handler_callbacks without callbacks", mcp_oauth_config_builder_set_handler_callbacks(b, &hcb, NULL),
                MCP_OAUTH_RESULT_NULL_PARAMETER);
+    mcp_oauth_handler_callbacks unversioned = {0};
+    CHECK_CODE("set_handler_callbacks with version 0 (not initialized with its _INIT macro)",
+               mcp_oauth_config_builder_set_handler_callbacks(b, &unversioned, NULL), MCP_OAUTH_RESULT_INVALID_ARGUMENT);
 
     /* build consumes the builder even when provider_out is NULL. */
     err = NULL;
@@ -571,6 +575,7 @@ static mcp_oauth_result authorize_with_handler(struct handler *h, mcp_oauth_erro
     mcp_oauth_config_builder_set_server_url(b, mcp_url);
     mcp_oauth_config_builder_set_client_metadata_json(b, METADATA);
     mcp_oauth_handler_callbacks cb = {
+        .version = MCP_OAUTH_HANDLER_CALLBACKS_VERSION,
         .userdata = h, .redirect = handler_redirect, .callback = handler_callback, .release = handler_release};
     mcp_oauth_config_builder_set_handler_callbacks(b, &cb, NULL);
     mcp_oauth_provider *p = NULL;
