@@ -70,6 +70,9 @@ pub struct TransportError {
     pub failure: NetworkFailure,
     /// Description (never holding request bodies).
     pub message: String,
+    /// The host's own code, when a host transport refused the request
+    /// (kept in the error as its callback code).
+    pub callback_code: Option<i64>,
 }
 
 impl TransportError {
@@ -77,6 +80,7 @@ impl TransportError {
         TransportError {
             failure: NetworkFailure::Timeout,
             message: format!("no complete response within {timeout:?}"),
+            callback_code: None,
         }
     }
 
@@ -88,6 +92,7 @@ impl TransportError {
         TransportError {
             failure: NetworkFailure::ResponseTooLarge,
             message,
+            callback_code: None,
         }
     }
 }
@@ -386,6 +391,7 @@ fn transport_error(e: &reqwest::Error) -> TransportError {
     TransportError {
         failure,
         message: describe(e),
+        callback_code: None,
     }
 }
 
@@ -534,7 +540,13 @@ impl Http {
                 len if len > limit => Err(TransportError::too_large(Some(len as u64), limit)),
                 _ => Ok(resp),
             })
-            .map_err(|e| Error::network(step, e.failure, e.message).with_url(&url))?;
+            .map_err(|e| {
+                let err = Error::network(step, e.failure, e.message).with_url(&url);
+                match e.callback_code {
+                    Some(code) => err.with_callback_code(code),
+                    None => err,
+                }
+            })?;
         tracing::debug!(status = resp.status, url = %redact_query(&url), "received");
         Ok(resp)
     }

@@ -328,6 +328,7 @@ impl HttpTransport for CallbackTransport {
                     let _ = tx.send(Err(TransportError {
                         failure: NetworkFailure::Other,
                         message: format!("the host transport's send callback refused the request (returned {rc})"),
+                        callback_code: Some(i64::from(rc)),
                     }));
                 }
             }
@@ -338,6 +339,7 @@ impl HttpTransport for CallbackTransport {
             Err(TransportError {
                 failure: NetworkFailure::Other,
                 message: "the host transport dropped the request".into(),
+                callback_code: None,
             })
         })
     }
@@ -487,6 +489,7 @@ pub unsafe extern "C" fn mcp_oauth_http_request_respond(
                 let _ = tx.send(Err(TransportError {
                     failure: NetworkFailure::Other,
                     message: "the host transport answered with invalid arguments".into(),
+                    callback_code: None,
                 }));
                 Err(f)
             }
@@ -512,6 +515,7 @@ unsafe fn response_parts(
         return Ok(Err(TransportError {
             failure: NetworkFailure::ResponseTooLarge,
             message: format!("response of {body_len} bytes is over the limit of {limit} bytes"),
+            callback_code: None,
         }));
     }
     for (k, _) in &mut headers {
@@ -561,7 +565,11 @@ pub unsafe extern "C" fn mcp_oauth_http_request_fail(
             let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
             format!("the host transport failed: {text}")
         };
-        let _ = tx.send(Err(TransportError { failure, message }));
+        let _ = tx.send(Err(TransportError {
+            failure,
+            message,
+            callback_code: None,
+        }));
         Ok(())
     })
 }

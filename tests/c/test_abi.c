@@ -1082,6 +1082,11 @@ static void test_transport_failures(const char *mcp_url)
     rc = authorize_through(COURIER_REFUSE, mcp_url, 0, &err, &c);
     CHECK(rc == MCP_OAUTH_RESULT_NETWORK && err && strstr(mcp_oauth_error_message(err), "returned 7"),
           "a transport that refuses a request: NETWORK, with its code (%s)", err ? mcp_oauth_error_display(err) : "none");
+    {
+        int64_t code = 0;
+        CHECK(err && mcp_oauth_error_callback_code(err, &code) && code == 7,
+              "the refusing transport's own code is the error's callback code (%lld)", (long long)code);
+    }
     mcp_oauth_error_free(err);
     courier_stop(&c);
 

@@ -79,6 +79,7 @@ fn not_completed() -> TransportError {
     TransportError {
         failure: NetworkFailure::Other,
         message: "the HTTP client did not complete the request".into(),
+        callback_code: None,
     }
 }
 
@@ -172,7 +173,11 @@ impl NativeRequest {
                 ));
             }
         };
-        self.answer(Err(TransportError { failure, message }));
+        self.answer(Err(TransportError {
+            failure,
+            message,
+            callback_code: None,
+        }));
         Ok(())
     }
 
