@@ -486,14 +486,14 @@ class OAuthClientProvider(_AuthBase):
         response = yield request
         # One retry per request; a second only for a DPoP nonce challenge met by
         # the retry (a new DPoP-bound token meets the server's nonce first).
-        for round in range(2):
+        for attempt in range(2):
             status = response.status_code
             items = response.headers.multi_items()
             if status != 401 and status != 403:
                 if "dpop-nonce" in response.headers:
                     native.observe_response(url, items)
                 return
-            if round == 1 and not native.is_dpop_nonce_challenge(status, items):
+            if attempt == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
             with _on_this_loop() as event_loop:
                 operation = native.start_handle_response(
@@ -537,14 +537,14 @@ class OAuthClientProvider(_AuthBase):
             for name, value in headers:
                 request.headers[name] = value
         response = yield request
-        for round in range(2):
+        for attempt in range(2):
             status = response.status_code
             items = response.headers.multi_items()
             if status != 401 and status != 403:
                 if "dpop-nonce" in response.headers:
                     native.observe_response(url, items)
                 return
-            if round == 1 and not native.is_dpop_nonce_challenge(status, items):
+            if attempt == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
             operation = native.start_handle_response(
                 method,
