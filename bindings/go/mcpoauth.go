@@ -77,8 +77,9 @@ type Options struct {
 // Provider gives the headers for MCP requests and runs the OAuth flows.
 // It is safe for concurrent use. Close it when done.
 type Provider struct {
-	mu sync.RWMutex
-	p  *C.mcp_oauth_provider
+	mu        sync.RWMutex
+	p         *C.mcp_oauth_provider
+	serverURL string
 }
 
 func cstr(s string) *C.char {
@@ -197,7 +198,7 @@ func New(opts Options) (*Provider, error) {
 	if rc = C.mcp_oauth_config_builder_build(b, &p, &cerr); rc != 0 {
 		return nil, takeError(rc, cerr)
 	}
-	pr := &Provider{p: p}
+	pr := &Provider{p: p, serverURL: opts.ServerURL}
 	runtime.SetFinalizer(pr, (*Provider).Close)
 	return pr, nil
 }

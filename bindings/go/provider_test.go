@@ -44,11 +44,16 @@ func newProvider(t *testing.T, storage mcpoauth.Storage, person *testPerson, oau
 
 func listAndCall(t *testing.T, ctx context.Context, p *mcpoauth.Provider, text string) {
 	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-oauth-client-go-test", Version: "0"}, nil)
-	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+	listAndCallWith(t, ctx, &mcp.StreamableClientTransport{
 		Endpoint:   peers.MCPURL,
 		HTTPClient: &http.Client{Transport: &mcpoauth.Transport{Provider: p}},
-	}, nil)
+	}, text)
+}
+
+func listAndCallWith(t *testing.T, ctx context.Context, transport *mcp.StreamableClientTransport, text string) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-oauth-client-go-test", Version: "0"}, nil)
+	session, err := client.Connect(ctx, transport, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -106,6 +111,20 @@ func TestSDKClientFlowThenStoredTokens(t *testing.T) {
 	if person2.count() != 0 || again.Authorizations != after.Authorizations || again.tokenRequests() != after.tokenRequests() {
 		t.Fatalf("second run: %d redirects, authorizations %d -> %d, token requests %d -> %d",
 			person2.count(), after.Authorizations, again.Authorizations, after.tokenRequests(), again.tokenRequests())
+	}
+}
+
+// The provider as the SDK's own auth.OAuthHandler.
+func TestSDKOAuthHandler(t *testing.T) {
+	person := newTestPerson()
+	p := newProvider(t, &memoryStorage{}, person, nil)
+	before := stateOfAS(t)
+	listAndCallWith(t, context.Background(), &mcp.StreamableClientTransport{
+		Endpoint:     peers.MCPURL,
+		OAuthHandler: &mcpoauth.SDKHandler{Provider: p},
+	}, "through the SDK's handler")
+	if after := stateOfAS(t); person.count() != 1 || after.Authorizations != before.Authorizations+1 {
+		t.Fatalf("%d redirects of the person, authorizations %d -> %d", person.count(), before.Authorizations, after.Authorizations)
 	}
 }
 
