@@ -23,6 +23,7 @@ type peerInfo struct {
 	Issuer     string `json:"issuer"`
 	MCPURL     string `json:"mcp_url"`
 	ControlURL string `json:"control_url"`
+	MCPControl string `json:"mcp_control_url"`
 }
 
 var peers peerInfo

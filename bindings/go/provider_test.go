@@ -292,3 +292,62 @@ func TestClientCredentialsRefusedIsAnOAuthError(t *testing.T) {
 		t.Fatal("errors.Is by code")
 	}
 }
+
+type dpopState struct {
+	Accepted int            `json:"accepted"`
+	Refused  map[string]int `json:"refused"`
+}
+
+func mcpDPoP(t *testing.T, method, body string) dpopState {
+	t.Helper()
+	path, r := "/state", io.Reader(nil)
+	if method == http.MethodPost {
+		path, r = "/dpop", strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, peers.MCPControl+path, r)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		DPoP *dpopState `json:"dpop"`
+		dpopState
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.DPoP != nil {
+		return *s.DPoP
+	}
+	return s.dpopState
+}
+
+// DPoP through the Transport: DPoP-bound tokens, proofs on every request,
+// and the resource server's nonce challenge answered by one more round.
+func TestDPoPWithNonceChallenge(t *testing.T) {
+	mcpDPoP(t, http.MethodPost, `{"require_nonce": true, "rotate": true}`)
+	t.Cleanup(func() { mcpDPoP(t, http.MethodPost, `{"require_nonce": false}`) })
+	person := newTestPerson()
+	p, err := mcpoauth.New(mcpoauth.Options{
+		ServerURL: peers.MCPURL, ClientMetadataJSON: clientMetadata, DPoP: true,
+		Redirect: person.Redirect, Callback: person.Callback,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	before := mcpDPoP(t, http.MethodGet, "")
+	listAndCall(t, context.Background(), p, "with DPoP")
+	after := mcpDPoP(t, http.MethodGet, "")
+	if after.Accepted <= before.Accepted {
+		t.Fatalf("the MCP server accepted no DPoP request (%d -> %d)", before.Accepted, after.Accepted)
+	}
+	if after.Refused["use_dpop_nonce"] <= before.Refused["use_dpop_nonce"] {
+		t.Fatalf("no nonce challenge was met: %v -> %v", before.Refused, after.Refused)
+	}
+	hs, err := p.Headers(context.Background(), http.MethodPost, peers.MCPURL)
+	if err != nil || !strings.HasPrefix(hs.Get("Authorization"), "DPoP ") || hs.Get("DPoP") == "" {
+		t.Fatalf("headers with a DPoP-bound token: %v %v", hs, err)
+	}
+}
