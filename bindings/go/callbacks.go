@@ -35,8 +35,17 @@ type Storage interface {
 //export goRelease
 func goRelease(h C.uintptr_t) { cgo.Handle(h).Delete() }
 
+// noPanic turns a panic of the host's Go code into a failure code: a
+// panic must not unwind into the library's C frames.
+func noPanic(rc *C.int) {
+	if recover() != nil {
+		*rc = 3
+	}
+}
+
 //export goStorageGet
-func goStorageGet(h C.uintptr_t, which C.int, answer *C.struct_mcp_oauth_answer) C.int {
+func goStorageGet(h C.uintptr_t, which C.int, answer *C.struct_mcp_oauth_answer) (rc C.int) {
+	defer noPanic(&rc)
 	s := cgo.Handle(h).Value().(Storage)
 	var doc []byte
 	var err error
@@ -48,20 +57,21 @@ func goStorageGet(h C.uintptr_t, which C.int, answer *C.struct_mcp_oauth_answer)
 	if err != nil {
 		return 1
 	}
-	if doc == nil {
+	if len(doc) == 0 {
 		return 0
 	}
 	cs := C.CString(string(doc))
-	rc := C.mcp_oauth_answer_set(answer, cs)
+	set := C.mcp_oauth_answer_set(answer, cs)
 	freeSecret(cs)
-	if rc != 0 {
+	if set != 0 {
 		return 2
 	}
 	return 0
 }
 
 //export goStorageSet
-func goStorageSet(h C.uintptr_t, which C.int, json *C.char) C.int {
+func goStorageSet(h C.uintptr_t, which C.int, json *C.char) (rc C.int) {
+	defer noPanic(&rc)
 	s := cgo.Handle(h).Value().(Storage)
 	doc := []byte(C.GoString(json))
 	var err error
@@ -115,7 +125,12 @@ func goAuthorizationBegin(h C.uintptr_t, a *C.struct_mcp_oauth_authorization) C.
 	p.mu.Unlock()
 	go func() {
 		defer cancel()
-		redirect, err := func() (string, error) {
+		redirect, err := func() (_ string, err error) {
+			defer func() {
+				if recover() != nil {
+					err = errors.New("the host's authorization step panicked")
+				}
+			}()
 			if err := p.redirect(ctx, authURL); err != nil {
 				return "", err
 			}

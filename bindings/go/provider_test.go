@@ -351,3 +351,24 @@ func TestDPoPWithNonceChallenge(t *testing.T) {
 		t.Fatalf("headers with a DPoP-bound token: %v %v", hs, err)
 	}
 }
+
+type brokenStorage struct{ memoryStorage }
+
+func (*brokenStorage) Tokens() ([]byte, error) { return nil, errors.New("disk unreadable") }
+
+// A Storage that fails is the library's storage error, with the callback's code.
+func TestStorageFailureIsAStorageError(t *testing.T) {
+	p, err := mcpoauth.New(mcpoauth.Options{ServerURL: peers.MCPURL, ClientMetadataJSON: clientMetadata, Storage: &brokenStorage{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Headers(context.Background(), http.MethodPost, peers.MCPURL)
+	var oe *mcpoauth.Error
+	if !errors.As(err, &oe) || oe.Code != mcpoauth.ResultStorage {
+		t.Fatalf("Headers: %v, want a storage error", err)
+	}
+	if !oe.HasCallbackCode || oe.CallbackCode == 0 {
+		t.Fatalf("the storage callback's code is not kept: %+v", oe)
+	}
+}
