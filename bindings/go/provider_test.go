@@ -25,6 +25,20 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// authorizedProvider is a provider that has logged in.
+func authorizedProvider(tb testing.TB) *mcpoauth.Provider {
+	person := newTestPerson()
+	p, err := mcpoauth.New(mcpoauth.Options{ServerURL: peers.MCPURL, ClientMetadataJSON: clientMetadata, Redirect: person.Redirect, Callback: person.Callback})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	if err := p.Authorize(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 func newProvider(t *testing.T, storage mcpoauth.Storage, person *testPerson, oauthHTTP *http.Client) *mcpoauth.Provider {
 	t.Helper()
 	p, err := mcpoauth.New(mcpoauth.Options{
@@ -370,5 +384,32 @@ func TestStorageFailureIsAStorageError(t *testing.T) {
 	}
 	if !oe.HasCallbackCode || oe.CallbackCode == 0 {
 		t.Fatalf("the storage callback's code is not kept: %+v", oe)
+	}
+}
+
+// A 403 insufficient_scope on tools/call: the Transport hands it to the
+// provider, which steps up the scopes (the person again), and the call is retried.
+func TestStepUpOnForbidden(t *testing.T) {
+	person := newTestPerson()
+	p := newProvider(t, &memoryStorage{}, person, nil)
+	ctx := context.Background()
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-oauth-client-go-test", Version: "0"}, nil)
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   peers.MCPURL,
+		HTTPClient: &http.Client{Transport: &mcpoauth.Transport{Provider: p}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "admin_action", Arguments: map[string]any{}})
+	if err != nil || res.IsError || len(res.Content) == 0 {
+		t.Fatalf("admin_action: %+v %v", res, err)
+	}
+	if tc, ok := res.Content[0].(*mcp.TextContent); !ok || !strings.Contains(tc.Text, "admin action done") {
+		t.Fatalf("admin_action: %+v", res.Content[0])
+	}
+	if person.count() != 2 {
+		t.Fatalf("the person was asked %d times, want 2 (log-in, then step-up)", person.count())
 	}
 }
