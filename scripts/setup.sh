@@ -12,6 +12,7 @@
 #      package `node`) and in tests/conformance when it has a package.json.
 #   3. The venv .venv with tests/requirements.txt and bindings/python/requirements-test.txt.
 #   4. Checks that the Rust toolchain (cargo) is there.
+#   5. go mod download in bindings/go (Go from PATH or /usr/local/go/bin).
 # Environment: PYTHON (interpreter for the venv, default python3),
 #              SETUP_SKIP_APT=1 (do not check Debian packages).
 set -euo pipefail
@@ -125,6 +126,29 @@ venv_step() {
 }
 
 # ---------------------------------------------------------------------------
+# 5. Go modules of bindings/go (pinned by its go.sum; Go itself is not a
+#    Debian package here: /usr/local/go/bin or PATH)
+go_step() {
+    local go
+    go="$(command -v go || true)"
+    [[ -z "$go" && -x /usr/local/go/bin/go ]] && go=/usr/local/go/bin/go
+    if [[ -z "$go" ]]; then
+        warn "Go not found (PATH or /usr/local/go/bin): the go section of scripts/test.sh will fail"
+        failures+=("go missing")
+        return
+    fi
+    local stamp="$ROOT/bindings/go/.setup-stamp" want
+    want="$(hash_of "$ROOT/bindings/go/go.sum")"
+    if stamp_ok "$stamp" "$want"; then
+        say "Go modules of bindings/go up to date"
+        return
+    fi
+    say "go mod download in bindings/go"
+    (cd "$ROOT/bindings/go" && "$go" mod download)
+    printf '%s' "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------
 # 4. Rust toolchain
 rust_step() {
     local cargo
@@ -145,6 +169,7 @@ apt_step
 npm_step
 venv_step
 rust_step
+go_step
 
 if ((${#failures[@]})); then
     warn "incomplete: ${failures[*]}"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Run every test of the project: the Rust core (unit, edge cases, and
 # integration against the real peers), the C ABI (C tests under sanitizers
-# and valgrind, header drift), the Python module, and the MCP conformance
+# and valgrind, header drift), the Python module, the Go package, and the MCP conformance
 # suite for the C and Python clients.
 #
 #   scripts/test.sh              # everything (does the set-up first)
 #   scripts/test.sh rust python  # only some sections
 #
-# Sections: rust, header, peers, c, python, conformance.
+# Sections: rust, header, peers, c, python, go, conformance.
 # Exits non-zero when any section fails; the last line counts the sections.
 set -uo pipefail
 
@@ -18,7 +18,7 @@ cd "$ROOT"
 # shellcheck disable=SC1091
 source "$ROOT/scripts/env.sh"
 
-ALL_SECTIONS=(rust header peers c python conformance)
+ALL_SECTIONS=(rust header peers c python go conformance)
 if (($#)); then SECTIONS=("$@"); else SECTIONS=("${ALL_SECTIONS[@]}"); fi
 
 passed=0
@@ -71,6 +71,21 @@ section_python() {
     "$ROOT/tests/python/run.sh"
 }
 
+section_go() {
+    # bindings/go links the release static library; its tests start the peers.
+    local go
+    go="$(command -v go || true)"
+    [ -z "$go" ] && [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go
+    if [ -z "$go" ]; then echo "Go is not installed (PATH or /usr/local/go/bin)"; return 1; fi
+    cargo build --release --locked -p mcp-oauth-client-ffi || return 1
+    (
+        cd "$ROOT/bindings/go" || exit 1
+        unformatted="$("$(dirname "$go")/gofmt" -l .)"
+        if [ -n "$unformatted" ]; then echo "not gofmt-formatted: $unformatted"; exit 1; fi
+        "$go" vet ./... && "$go" test -race -count=1 ./...
+    )
+}
+
 section_conformance() {
     local rc=0
     # The clients' build step (tests/conformance/README.md): the C client over the
@@ -85,7 +100,7 @@ section_conformance() {
 
 for s in "${SECTIONS[@]}"; do
     case "$s" in
-        rust | header | peers | c | python | conformance) run_section "$s" "section_$s" ;;
+        rust | header | peers | c | python | go | conformance) run_section "$s" "section_$s" ;;
         *) echo "unknown section: $s (known: ${ALL_SECTIONS[*]})" >&2; exit 2 ;;
     esac
 done

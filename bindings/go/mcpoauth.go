@@ -1,0 +1,399 @@
+// Package mcpoauth is the Go binding of mcp-oauth-client: OAuth for MCP
+// clients, over the library's C ABI (include/mcp_oauth.h). Every OAuth rule
+// lives in the library; this package only carries values across.
+//
+// Build the static library first (cargo build --release -p
+// mcp-oauth-client-ffi); see README.md.
+package mcpoauth
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: ${SRCDIR}/../../target/release/libmcp_oauth.a -lpthread -ldl -lm
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Grant selects the OAuth grant.
+type Grant int
+
+const (
+	// AuthorizationCode is the authorization-code flow with PKCE, with a person (the default).
+	AuthorizationCode Grant = iota
+	// ClientCredentials is the client credentials grant; it needs ClientID.
+	ClientCredentials
+)
+
+// Options configures a Provider. Only ServerURL is required.
+type Options struct {
+	// ServerURL is the MCP server's URL.
+	ServerURL string
+	// ClientMetadataJSON is the client metadata for dynamic registration
+	// (RFC 7591), as JSON. Empty: the library's default.
+	ClientMetadataJSON string
+	// ClientID, ClientSecret, AuthMethod and Issuer describe a
+	// pre-registered client (AuthMethod and Issuer may be empty).
+	ClientID, ClientSecret, AuthMethod, Issuer string
+	// Grant is the grant to use.
+	Grant Grant
+	// Scope asks for these scopes (space-separated); empty lets the library choose.
+	Scope string
+	// DPoP binds tokens to a key the library generates (RFC 9449).
+	DPoP bool
+	// Timeout bounds each OAuth request; zero is the library's default.
+	Timeout time.Duration
+	// Storage keeps tokens and client information. Nil with StorageDir
+	// empty keeps them in memory.
+	Storage Storage
+	// StorageDir keeps them in a file per MCP server in this directory,
+	// shared safely between processes.
+	StorageDir string
+	// HTTPClient sends the OAuth requests (discovery, registration,
+	// tokens), so its proxy and TLS settings apply. Nil: http.DefaultClient.
+	// Redirects are never followed for them.
+	HTTPClient *http.Client
+	// Redirect and Callback are the person's two steps of the
+	// authorization-code flow: Redirect sends the person to the
+	// authorization URL; Callback waits for them to come back and returns
+	// the URL (or query string) they were redirected to. Both get a
+	// context that ends when the library stops waiting.
+	Redirect func(ctx context.Context, authorizationURL string) error
+	Callback func(ctx context.Context) (string, error)
+	// Loopback uses the library's own receiver on 127.0.0.1 and the
+	// system browser instead of Redirect and Callback.
+	Loopback bool
+}
+
+// Provider gives the headers for MCP requests and runs the OAuth flows.
+// It is safe for concurrent use. Close it when done.
+type Provider struct {
+	mu        sync.RWMutex
+	p         *C.mcp_oauth_provider
+	serverURL string
+}
+
+func cstr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return C.CString(s)
+}
+
+func freeSecret(s *C.char) { C.mcpgo_free_secret(s) }
+
+// New builds a provider. It makes no network request.
+func New(opts Options) (*Provider, error) {
+	b := C.mcp_oauth_config_builder_new()
+	if b == nil {
+		return nil, errors.New("mcpoauth: the library could not allocate a builder")
+	}
+	var cerr *C.mcp_oauth_error
+	fail := func(rc C.mcp_oauth_result) (*Provider, error) {
+		C.mcp_oauth_config_builder_free(b)
+		return nil, takeError(rc, cerr)
+	}
+	s := cstr(opts.ServerURL)
+	rc := C.mcp_oauth_config_builder_set_server_url(b, s)
+	C.free(unsafe.Pointer(s))
+	if rc != 0 {
+		return fail(rc)
+	}
+	if opts.ClientMetadataJSON != "" {
+		m := cstr(opts.ClientMetadataJSON)
+		rc = C.mcp_oauth_config_builder_set_client_metadata_json(b, m)
+		C.free(unsafe.Pointer(m))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.ClientID != "" {
+		id, sec, am, iss := cstr(opts.ClientID), cstr(opts.ClientSecret), cstr(opts.AuthMethod), cstr(opts.Issuer)
+		rc = C.mcp_oauth_config_builder_set_static_client(b, id, sec, am, iss)
+		C.free(unsafe.Pointer(id))
+		freeSecret(sec)
+		C.free(unsafe.Pointer(am))
+		C.free(unsafe.Pointer(iss))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.Grant == ClientCredentials {
+		if rc = C.mcp_oauth_config_builder_set_grant(b, C.MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, &cerr); rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.Scope != "" {
+		sc := cstr(opts.Scope)
+		rc = C.mcp_oauth_config_builder_set_scope(b, sc)
+		C.free(unsafe.Pointer(sc))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.DPoP {
+		if rc = C.mcp_oauth_config_builder_set_dpop(b, true); rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.Timeout > 0 {
+		if rc = C.mcp_oauth_config_builder_set_timeout_ms(b, C.uint64_t(opts.Timeout.Milliseconds()), &cerr); rc != 0 {
+			return fail(rc)
+		}
+	}
+	switch {
+	case opts.Storage != nil:
+		h := cgo.NewHandle(opts.Storage)
+		if rc = C.mcpgo_set_storage(b, C.uintptr_t(h), &cerr); rc != 0 {
+			h.Delete()
+			return fail(rc)
+		}
+	case opts.StorageDir != "":
+		d := cstr(opts.StorageDir)
+		rc = C.mcp_oauth_config_builder_set_storage_file(b, d)
+		C.free(unsafe.Pointer(d))
+		if rc != 0 {
+			return fail(rc)
+		}
+	default:
+		if rc = C.mcp_oauth_config_builder_set_storage_memory(b); rc != 0 {
+			return fail(rc)
+		}
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	th := cgo.NewHandle(newTransportBridge(client))
+	if rc = C.mcpgo_set_transport(b, C.uintptr_t(th), &cerr); rc != 0 {
+		th.Delete()
+		return fail(rc)
+	}
+	switch {
+	case opts.Loopback:
+		if rc = C.mcp_oauth_config_builder_set_loopback_handler(b, nil, 0); rc != 0 {
+			return fail(rc)
+		}
+	case opts.Redirect != nil && opts.Callback != nil:
+		ah := cgo.NewHandle(&person{redirect: opts.Redirect, callback: opts.Callback})
+		if rc = C.mcpgo_set_authorization(b, C.uintptr_t(ah), &cerr); rc != 0 {
+			ah.Delete()
+			return fail(rc)
+		}
+	case opts.Redirect != nil || opts.Callback != nil:
+		C.mcp_oauth_config_builder_free(b)
+		return nil, errors.New("mcpoauth: Options.Redirect and Options.Callback go together")
+	}
+	var p *C.mcp_oauth_provider
+	// build consumes the builder whatever happens.
+	if rc = C.mcp_oauth_config_builder_build(b, &p, &cerr); rc != 0 {
+		return nil, takeError(rc, cerr)
+	}
+	pr := &Provider{p: p, serverURL: opts.ServerURL}
+	runtime.SetFinalizer(pr, (*Provider).Close)
+	return pr, nil
+}
+
+// Close frees the provider; operations still running end with an error.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.p != nil {
+		C.mcp_oauth_provider_free(p.p)
+		p.p = nil
+		runtime.SetFinalizer(p, nil)
+	}
+	return nil
+}
+
+var errClosed = errors.New("mcpoauth: provider closed")
+
+// RedirectURI is the redirect URI in use (the loopback receiver's, once bound).
+func (p *Provider) RedirectURI() string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.p == nil {
+		return ""
+	}
+	return C.GoString(C.mcp_oauth_provider_redirect_uri(p.p))
+}
+
+// outcome is what a completion hands back to the goroutine waiting for it.
+type outcome struct {
+	headers http.Header
+	retry   bool
+	err     error
+}
+
+// run starts an operation and waits for its completion or for ctx; when ctx
+// ends first, the operation is cancelled in the library and its completion
+// awaited, so nothing of it outlives the call.
+func (p *Provider) run(ctx context.Context, start func(p *C.mcp_oauth_provider, h C.uintptr_t, op **C.mcp_oauth_operation) C.mcp_oauth_result) outcome {
+	if err := ctx.Err(); err != nil {
+		return outcome{err: err}
+	}
+	ch := make(chan outcome, 1)
+	h := cgo.NewHandle(ch)
+	var op *C.mcp_oauth_operation
+	p.mu.RLock()
+	if p.p == nil {
+		p.mu.RUnlock()
+		h.Delete()
+		return outcome{err: errClosed}
+	}
+	rc := start(p.p, C.uintptr_t(h), &op)
+	p.mu.RUnlock()
+	if rc != 0 {
+		h.Delete()
+		return outcome{err: takeError(rc, nil)}
+	}
+	defer C.mcp_oauth_operation_free(op)
+	select {
+	case o := <-ch:
+		return o
+	case <-ctx.Done():
+		C.mcp_oauth_operation_cancel(op)
+		o := <-ch
+		if o.err != nil {
+			o.err = joinCtx(ctx.Err(), o.err)
+		}
+		return o
+	}
+}
+
+func joinCtx(ctxErr, err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Code == ResultCancelled {
+		return &cancelledError{ctx: ctxErr, err: e}
+	}
+	return err
+}
+
+type cancelledError struct {
+	ctx error
+	err *Error
+}
+
+func (c *cancelledError) Error() string   { return c.ctx.Error() + ": " + c.err.Error() }
+func (c *cancelledError) Unwrap() []error { return []error{c.ctx, c.err} }
+
+// Headers returns the headers to set on a request (Authorization, and DPoP
+// with a DPoP-bound token), or nil when there is no usable token yet or the
+// URL is not the MCP server's. With a valid token held it does not wait;
+// otherwise it may load or refresh tokens, until ctx ends.
+func (p *Provider) Headers(ctx context.Context, method, url string) (http.Header, error) {
+	if h, ok := p.tryHeaders(method, url); ok {
+		return h, nil
+	}
+	cm, cu := C.CString(method), C.CString(url)
+	defer C.free(unsafe.Pointer(cm))
+	defer C.free(unsafe.Pointer(cu))
+	o := p.run(ctx, func(pp *C.mcp_oauth_provider, h C.uintptr_t, op **C.mcp_oauth_operation) C.mcp_oauth_result {
+		return C.mcpgo_get_headers_start(pp, cm, cu, h, op)
+	})
+	return o.headers, o.err
+}
+
+func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
+	cm, cu := C.CString(method), C.CString(url)
+	defer C.free(unsafe.Pointer(cm))
+	defer C.free(unsafe.Pointer(cu))
+	var hs *C.mcp_oauth_headers
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.p == nil {
+		return nil, false
+	}
+	if C.mcp_oauth_provider_try_get_headers(p.p, cm, cu, &hs, nil) != 0 || hs == nil {
+		return nil, false
+	}
+	defer C.mcp_oauth_headers_free(hs)
+	return goHeaders(hs), true
+}
+
+func goHeaders(hs *C.mcp_oauth_headers) http.Header {
+	if hs == nil {
+		return nil
+	}
+	n := C.mcp_oauth_headers_count(hs)
+	out := make(http.Header, n)
+	for i := C.size_t(0); i < n; i++ {
+		out.Add(C.GoString(C.mcp_oauth_headers_name(hs, i)), C.GoString(C.mcp_oauth_headers_value(hs, i)))
+	}
+	return out
+}
+
+// HandleResponse hands the provider a 401/403 response to a request that
+// carried sentAuthorization ("" for none): it refreshes, runs the whole
+// flow or steps up the scopes as needed, and says whether to send the
+// request again, with which headers. It may wait for a person, until ctx ends.
+func (p *Provider) HandleResponse(ctx context.Context, method, url, sentAuthorization string, status int, header http.Header) (retry bool, headers http.Header, err error) {
+	names, values, count, free := cHeaderArrays(header)
+	defer free()
+	cm, cu, cs := C.CString(method), C.CString(url), cstr(sentAuthorization)
+	defer C.free(unsafe.Pointer(cm))
+	defer C.free(unsafe.Pointer(cu))
+	defer freeSecret(cs)
+	o := p.run(ctx, func(pp *C.mcp_oauth_provider, h C.uintptr_t, op **C.mcp_oauth_operation) C.mcp_oauth_result {
+		return C.mcpgo_handle_response_start(pp, cm, cu, cs, C.uint16_t(status), names, values, count, h, op)
+	})
+	return o.headers != nil, o.headers, o.err
+}
+
+// Authorize runs discovery and the whole flow now (a "log in" command),
+// replacing any tokens held. Cancelling ctx stops it, in the library too.
+func (p *Provider) Authorize(ctx context.Context) error {
+	return p.run(ctx, func(pp *C.mcp_oauth_provider, h C.uintptr_t, op **C.mcp_oauth_operation) C.mcp_oauth_result {
+		return C.mcpgo_authorize_start(pp, h, op)
+	}).err
+}
+
+// IsDPoPNonceChallenge tells whether a response is a resource server's DPoP
+// nonce challenge, the one response HandleResponse may see again after a retry.
+func IsDPoPNonceChallenge(status int, header http.Header) bool {
+	names, values, count, free := cHeaderArrays(header)
+	defer free()
+	return bool(C.mcpgo_is_dpop_nonce_challenge(C.uint16_t(status), names, values, count))
+}
+
+// cHeaderArrays copies headers into two C arrays of C strings (no Go
+// pointer in them), one entry per value.
+func cHeaderArrays(header http.Header) (names, values **C.char, count C.size_t, free func()) {
+	n := 0
+	for _, vs := range header {
+		n += len(vs)
+	}
+	if n == 0 {
+		return nil, nil, 0, func() {}
+	}
+	size := C.size_t(n) * C.size_t(unsafe.Sizeof((*C.char)(nil)))
+	names = (**C.char)(C.malloc(size))
+	values = (**C.char)(C.malloc(size))
+	ns := unsafe.Slice(names, n)
+	vs := unsafe.Slice(values, n)
+	i := 0
+	for k, list := range header {
+		for _, v := range list {
+			ns[i] = C.CString(k)
+			vs[i] = C.CString(v)
+			i++
+		}
+	}
+	return names, values, C.size_t(n), func() {
+		for j := 0; j < n; j++ {
+			C.free(unsafe.Pointer(ns[j]))
+			freeSecret(vs[j])
+		}
+		C.free(unsafe.Pointer(names))
+		C.free(unsafe.Pointer(values))
+	}
+}
