@@ -64,3 +64,72 @@ def test_authorize_under_trio(peers: dict[str, Any]) -> None:
     p = OAuthClientProvider(peers["mcp_url"], metadata(), storage, browser.redirect_handler, browser.callback_handler)
     trio.run(p.authorize)
     assert storage.tokens is not None and browser.redirects == 1
+
+
+@pytest.mark.timeout(120)
+def test_machine_providers_callbacks_run_as_trio_code(peers: dict[str, Any]) -> None:
+    """A workload token and a KMS-style signature from coroutines only trio can run:
+    the JWT-bearer grant's token provider and a signing callback with its deadline."""
+    import base64
+
+    import httpx
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mcp_oauth_client import (
+        PrivateKeyJWTOAuthProvider,
+        SigningCallbackJWTParameters,
+        WorkloadIdentityOAuthProvider,
+    )
+
+    control = peers["control_url"]
+
+    def register(grant: str, method: str, jwks: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {
+            "grant_types": [grant],
+            "response_types": [],
+            "redirect_uris": [],
+            "token_endpoint_auth_method": method,
+            "application_type": "web",
+        }
+        if jwks is not None:
+            body["jwks"] = jwks
+            body["token_endpoint_auth_signing_alg"] = "ES256"
+        r = httpx.post(f"{peers['issuer']}/reg", json=body, timeout=10)
+        assert r.status_code == 201, r.text
+        return str(r.json()["client_id"])
+
+    workload = register("urn:ietf:params:oauth:grant-type:jwt-bearer", "none")
+    token = httpx.post(f"{control}/workload-token", json={"sub": workload}, timeout=10).json()["token"]
+
+    async def platform_token() -> str:
+        await trio.lowlevel.checkpoint()
+        return str(token)
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "use": "sig"}
+    signer = register("client_credentials", "private_key_jwt", {"keys": [jwk]})
+
+    async def kms_sign(data: bytes) -> bytes:
+        await trio.lowlevel.checkpoint()
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    async def main() -> tuple[list[str], list[str]]:
+        wif = WorkloadIdentityOAuthProvider(
+            peers["mcp_url"], InMemoryTokenStorage(), workload, token_provider=platform_token
+        )
+        params = SigningCallbackJWTParameters(issuer=signer, subject=signer, sign=kms_sign)
+        pkj = PrivateKeyJWTOAuthProvider(
+            peers["mcp_url"], InMemoryTokenStorage(), signer, params.create_assertion_provider()
+        )
+        return await list_tools(peers["mcp_url"], wif), await list_tools(peers["mcp_url"], pkj)  # type: ignore[arg-type]
+
+    grants = as_state(peers)["enterprise"]["grants"]
+    by_workload, by_signature = trio.run(main)
+    assert "whoami" in by_workload and "whoami" in by_signature
+    assert as_state(peers)["enterprise"]["grants"] == grants + 1, "the workload token was presented once"

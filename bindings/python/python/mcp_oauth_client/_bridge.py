@@ -173,7 +173,7 @@ class Bridge:
     async def grant_assertion(self, audience: str, resource: str) -> str:
         if self._grant_assertion_provider is None:
             raise OAuthFlowError("No assertion provider for the JWT-bearer grant", step="grant")
-        assertion = await _resolve(self._grant_assertion_provider(audience, resource))
+        assertion = await _call(self._grant_assertion_provider, audience, resource)
         if not isinstance(assertion, str) or not assertion:
             raise TypeError(f"assertion_provider must return a JWT string, not {type(assertion).__name__}")
         return assertion
@@ -181,7 +181,7 @@ class Bridge:
     async def fresh_jwt(self) -> str:
         if self._jwt_provider is None:
             raise OAuthFlowError("No token provider", step="grant")
-        token = await _resolve(self._jwt_provider())
+        token = await _call(self._jwt_provider)
         if not isinstance(token, str) or not token:
             raise TypeError(f"the token provider must return a JWT string, not {type(token).__name__}")
         return token

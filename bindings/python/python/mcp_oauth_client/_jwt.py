@@ -79,6 +79,22 @@ async def _awaited(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+async def _within(seconds: float, work: Awaitable[Any]) -> Any:
+    """``work`` within ``seconds`` (``TimeoutError`` otherwise), on whichever event loop
+    runs it: asyncio's, or trio's through anyio (which the MCP SDK brings)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        import anyio
+
+        with anyio.fail_after(seconds):
+            return await work
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except asyncio.TimeoutError:
+        raise TimeoutError from None
+
+
 class SigningCallbackJWTParameters(BaseModel):
     """Client assertions signed by a key held elsewhere (an HSM, a cloud KMS).
 
@@ -118,10 +134,9 @@ class SigningCallbackJWTParameters(BaseModel):
                 extra_claims_json=extra,
                 key_id=key_id,
             )
-            result = sign(signing_input.encode("ascii"))
             try:
-                signature = await asyncio.wait_for(_awaited(result), timeout)
-            except asyncio.TimeoutError:
+                signature = await _within(timeout, _awaited(sign(signing_input.encode("ascii"))))
+            except TimeoutError:
                 raise OAuthFlowError(
                     f"the signing callback did not answer within {timeout:g} seconds", step="signing"
                 ) from None
