@@ -140,6 +140,14 @@ inline T mcp_oauth_versioned_init(unsigned int version)
 /** An initializer of `mcp_oauth_jwt_callbacks` (see "Versioned structs"). */
 #define MCP_OAUTH_JWT_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_jwt_callbacks, MCP_OAUTH_JWT_CALLBACKS_VERSION)
 
+/** An initializer of `mcp_oauth_device_code_callbacks` (see "Versioned structs"). */
+#define MCP_OAUTH_DEVICE_CODE_CALLBACKS_INIT MCP_OAUTH_VERSIONED_INIT(mcp_oauth_device_code_callbacks, MCP_OAUTH_DEVICE_CODE_CALLBACKS_VERSION)
+
+
+/**
+ * The current version of `mcp_oauth_device_code_callbacks`.
+ */
+#define MCP_OAUTH_DEVICE_CODE_CALLBACKS_VERSION 1
 
 /**
  * The version of `mcp_oauth_storage_callbacks` this header describes.
@@ -512,6 +520,65 @@ typedef struct mcp_oauth_provider mcp_oauth_provider;
  * ignored.
  */
 typedef struct mcp_oauth_signature mcp_oauth_signature;
+
+/**
+ * What the person needs to approve a device authorization on another
+ * device, as the authorization server sent it (checked by the library:
+ * an HTTPS verification URI, a short printable user code). Written by the
+ * library and borrowed by the host during `show`; later versions of the
+ * library may append members.
+ */
+typedef struct mcp_oauth_device_authorization {
+  /**
+   * The code the person enters (printable ASCII, at most 32 characters).
+   */
+  const char *user_code;
+  /**
+   * Where the person enters it.
+   */
+  const char *verification_uri;
+  /**
+   * The same with the code in it (for a QR code or a link), or NULL.
+   */
+  const char *verification_uri_complete;
+  /**
+   * How long the code is valid, in seconds.
+   */
+  uint64_t expires_in_seconds;
+  /**
+   * How often the library asks whether the person approved, in seconds.
+   */
+  uint64_t interval_seconds;
+} mcp_oauth_device_authorization;
+
+/**
+ * The host's part of the device flow (see
+ * `mcp_oauth_config_builder_set_device_code`).
+ */
+typedef struct mcp_oauth_device_code_callbacks {
+  /**
+   * `MCP_OAUTH_DEVICE_CODE_CALLBACKS_VERSION` when the host was built (set
+   * by `MCP_OAUTH_DEVICE_CODE_CALLBACKS_INIT`).
+   */
+  unsigned int version;
+  /**
+   * Passed to every callback as is.
+   */
+  void *userdata;
+  /**
+   * Show the person `authorization` (print it, draw a QR code of
+   * `verification_uri_complete`). Runs on a thread of the library's
+   * blocking pool, once per code, before polling starts; the strings are
+   * borrowed for the call. Returns 0; anything else ends the flow with
+   * `MCP_OAUTH_RESULT_HANDLER`. Must not unwind. Required.
+   */
+  int (*show)(void *userdata, const struct mcp_oauth_device_authorization *authorization);
+  /**
+   * Called exactly once, when the library will make no more calls with
+   * `userdata`. May run on any thread. Optional.
+   */
+  void (*release)(void *userdata);
+} mcp_oauth_device_code_callbacks;
 
 /**
  * Token storage provided by the host: four callbacks exchanging JSON.
@@ -1011,9 +1078,9 @@ typedef void (*mcp_oauth_headers_completion)(void *userdata,
  *
  * - `userdata`: as given when the operation was started.
  * - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
- * - `value`: NULL so far (`mcp_oauth_provider_authorize_async` has no
- *   result); reserved for an operation with a string result. Borrowed:
- *   valid only during the call.
+ * - `value`: the operation's result as text, or NULL when it has none
+ *   (`mcp_oauth_provider_authorize_async`): `mcp_oauth_provider_logout_start`
+ *   gives its outcome as JSON. Borrowed: valid only during the call.
  * - `error`: on failure, the detail; NULL on success. Borrowed: valid only
  *   during the call; keep a copy with `mcp_oauth_error_clone`.
  *
@@ -1037,6 +1104,28 @@ extern "C" {
  * Compare with `MCP_OAUTH_VERSION` to detect a header/library mismatch.
  */
 const char *mcp_oauth_version(void);
+
+/**
+ * Obtain tokens with the device authorization grant (RFC 8628) instead of
+ * the authorization-code flow: for hosts where the person has no browser on
+ * this machine (an SSH session, a container). The library asks the
+ * authorization server for a code, `callbacks->show` shows it, and the
+ * library polls the token endpoint (every `interval` seconds, slower when
+ * asked) until the person approves on another device, denies
+ * (`MCP_OAUTH_RESULT_TOKEN`, OAuth error `access_denied`), or the code
+ * expires. The authorization server must advertise a
+ * `device_authorization_endpoint`; a dynamic registration asks for the
+ * device grant. Cancelling the operation that waits
+ * (`mcp_oauth_operation_cancel`) stops the polling. The struct is read
+ * according to its `version` and copied; from a successful return on, the
+ * library owns `callbacks->userdata` and calls `callbacks->release` exactly
+ * once when done with it.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder, callbacks, show),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (an unknown `version`).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_device_code(struct mcp_oauth_config_builder *builder,
+                                                          const struct mcp_oauth_device_code_callbacks *callbacks);
 
 /**
  * Answer a callback with `text` (NUL-terminated UTF-8), which is copied:
@@ -1304,6 +1393,24 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_memory(struct mcp_oauth_co
  */
 mcp_oauth_result mcp_oauth_config_builder_set_storage_file(struct mcp_oauth_config_builder *builder,
                                                            const char *directory);
+
+/**
+ * Keep tokens and client information in the operating system's keychain:
+ * the Secret Service on Linux (GNOME Keyring, KWallet; over D-Bus, no
+ * library needed), the Keychain on macOS, the Credential Manager on
+ * Windows. Entries are generic passwords under the service name `service`
+ * (NULL for the default, `mcp-oauth-client`): one per MCP server for its
+ * tokens (account `tokens <server URL>`) and one per authorization server
+ * for the registration (account `client <issuer>`). No keychain access
+ * happens here: an unavailable keychain (no Secret Service running, a
+ * locked keyring) is reported by the first operation that needs the store,
+ * as `MCP_OAUTH_RESULT_STORAGE` with a message saying so. Copied.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder),
+ * `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_storage_keyring(struct mcp_oauth_config_builder *builder,
+                                                              const char *service);
 
 /**
  * Keep tokens and client information in the host's storage (see
@@ -2057,6 +2164,48 @@ mcp_oauth_result mcp_oauth_provider_authorize_start(const struct mcp_oauth_provi
                                                     mcp_oauth_completion completion,
                                                     void *userdata,
                                                     struct mcp_oauth_operation **operation_out);
+
+/**
+ * Log out (RFC 7009): revoke the refresh token, then the access token, at
+ * the authorization server's `revocation_endpoint` when it advertises one
+ * (authenticated as the client; tokens only ever go to the server that
+ * issued them), then delete the tokens stored for the MCP server (the
+ * registration is kept). When revoking the refresh token fails (a refusal,
+ * an outage), nothing is deleted and the error says why: try again.
+ *
+ * On success, when `revoked_out` is not NULL, `*revoked_out` says whether
+ * the authorization server revoked the refresh token (or, with none, the
+ * access token); false when there was nothing to revoke or the server
+ * offers no revocation. On failure, when `err_out` is not NULL, `*err_out`
+ * is a new error.
+ *
+ * Blocking (network requests): returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`
+ * from a library callback; use `mcp_oauth_provider_logout_start` there.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, and those of the requests.
+ */
+mcp_oauth_result mcp_oauth_provider_logout(const struct mcp_oauth_provider *provider,
+                                           bool *revoked_out,
+                                           struct mcp_oauth_error **err_out);
+
+/**
+ * `mcp_oauth_provider_logout`, without waiting: `completion` gets the
+ * outcome as a JSON object in `value`: `had_tokens`, `revocation_endpoint`
+ * (or null), `refresh_token_revoked`, `access_token_revoked`, `removed`
+ * (false for a store that cannot delete), and `not_revoked_because` (why
+ * nothing was revoked, or null). On success, when `operation_out` is not
+ * NULL, `*operation_out` is a new `mcp_oauth_operation` to cancel it with.
+ *
+ * Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
+ * `completion` is called exactly once. Any other result means it did not
+ * start. Callable from any thread, including library callbacks.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
+ */
+mcp_oauth_result mcp_oauth_provider_logout_start(const struct mcp_oauth_provider *provider,
+                                                 mcp_oauth_completion completion,
+                                                 void *userdata,
+                                                 struct mcp_oauth_operation **operation_out);
 
 /**
  * Header mode's hot path, which never waits: the headers to set on a

@@ -62,6 +62,8 @@ enum StorageChoice {
     File(Option<PathBuf>),
     Callbacks(CallbackStorage),
     Host(HostStoreConfig),
+    /// The OS keychain, under this service name (None: the default).
+    Keyring(Option<String>),
 }
 
 enum HandlerChoice {
@@ -93,6 +95,7 @@ pub(crate) struct Builder {
     protocol_version: Option<String>,
     grant: GrantKind,
     pub(crate) m2m: crate::m2m::M2m,
+    pub(crate) builtins: crate::builtins::Builtins,
     storage: StorageChoice,
     handler: HandlerChoice,
     transport: Option<CallbackTransport>,
@@ -157,6 +160,7 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             protocol_version: None,
             grant: GrantKind::AuthorizationCode,
             m2m: Default::default(),
+            builtins: Default::default(),
             storage: StorageChoice::Memory,
             handler: HandlerChoice::None,
             transport: None,
@@ -581,6 +585,30 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
     })
 }
 
+/// Keep tokens and client information in the operating system's keychain:
+/// the Secret Service on Linux (GNOME Keyring, KWallet; over D-Bus, no
+/// library needed), the Keychain on macOS, the Credential Manager on
+/// Windows. Entries are generic passwords under the service name `service`
+/// (NULL for the default, `mcp-oauth-client`): one per MCP server for its
+/// tokens (account `tokens <server URL>`) and one per authorization server
+/// for the registration (account `client <issuer>`). No keychain access
+/// happens here: an unavailable keychain (no Secret Service running, a
+/// locked keyring) is reported by the first operation that needs the store,
+/// as `MCP_OAUTH_RESULT_STORAGE` with a message saying so. Copied.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder),
+/// `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_keyring(
+    builder: *mut mcp_oauth_config_builder,
+    service: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.storage = StorageChoice::Keyring(unsafe { opt_str_arg(service, "service") }?.map(str::to_string));
+        Ok(())
+    })
+}
+
 /// Keep tokens and client information in the host's storage (see
 /// `mcp_oauth_storage_callbacks`). The struct is read according to its
 /// `version` and copied; from a successful
@@ -866,6 +894,7 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     }
     config.client_metadata = metadata;
     b.m2m.apply(&mut config)?;
+    b.builtins.apply(&mut config);
     let storage: Arc<dyn TokenStorage> = match b.storage {
         StorageChoice::Memory => Arc::new(MemoryStorage::new()),
         StorageChoice::File(dir) => {
@@ -876,6 +905,12 @@ fn build(b: Builder) -> Result<Provider, Failure> {
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
         StorageChoice::Host(s) => Arc::new(s.for_key(&config.server_url)),
+        StorageChoice::Keyring(service) => Arc::new(mcp_oauth_client::KeyringStorage::with_service(
+            service
+                .as_deref()
+                .unwrap_or(mcp_oauth_client::KeyringStorage::DEFAULT_SERVICE),
+            &config.server_url,
+        )?),
     };
     let id = crate::log::next_provider_id();
     let span = crate::log::provider_span(id);

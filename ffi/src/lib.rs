@@ -23,6 +23,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod boundary;
+mod builtins;
 mod callbacks;
 mod config;
 mod deferred;
@@ -36,6 +37,10 @@ mod store;
 mod transport;
 mod versioned;
 
+pub use builtins::{
+    MCP_OAUTH_DEVICE_CODE_CALLBACKS_VERSION, mcp_oauth_config_builder_set_device_code, mcp_oauth_device_authorization,
+    mcp_oauth_device_code_callbacks,
+};
 pub use callbacks::{
     MCP_OAUTH_HANDLER_CALLBACKS_VERSION, MCP_OAUTH_STORAGE_CALLBACKS_VERSION, mcp_oauth_answer, mcp_oauth_answer_set,
     mcp_oauth_handler_callbacks, mcp_oauth_storage_callbacks,

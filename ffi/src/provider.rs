@@ -56,9 +56,9 @@ impl ArcHandle for mcp_oauth_provider {
 ///
 /// - `userdata`: as given when the operation was started.
 /// - `result`: `MCP_OAUTH_RESULT_OK` or the failure's code.
-/// - `value`: NULL so far (`mcp_oauth_provider_authorize_async` has no
-///   result); reserved for an operation with a string result. Borrowed:
-///   valid only during the call.
+/// - `value`: the operation's result as text, or NULL when it has none
+///   (`mcp_oauth_provider_authorize_async`): `mcp_oauth_provider_logout_start`
+///   gives its outcome as JSON. Borrowed: valid only during the call.
 /// - `error`: on failure, the detail; NULL on success. Borrowed: valid only
 ///   during the call; keep a copy with `mcp_oauth_error_clone`.
 ///
@@ -540,9 +540,11 @@ type HeadersCallback =
 
 /// The host's completion, of either shape.
 enum Callback {
-    /// `mcp_oauth_completion`, whose `value` is always NULL so far.
+    /// `mcp_oauth_completion`, with a NULL `value`.
     Plain(PlainCallback),
     Headers(HeadersCallback),
+    /// `mcp_oauth_completion`, with the `value` the operation leaves here.
+    Valued(PlainCallback, Arc<std::sync::Mutex<Option<std::ffi::CString>>>),
 }
 
 struct Completion {
@@ -568,6 +570,13 @@ impl Completion {
                 // SAFETY: as above.
                 unsafe { callback(userdata, mcp_oauth_result::Ok, std::ptr::null(), std::ptr::null()) };
             }
+            (Ok(headers), Callback::Valued(callback, value)) => {
+                unsafe { free_headers(headers) };
+                let value = value.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let ptr = value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
+                // SAFETY: as above; `value` lives until the callback returns.
+                unsafe { callback(userdata, mcp_oauth_result::Ok, ptr, std::ptr::null()) };
+            }
             (Err(f), callback) => {
                 let error = Box::new(ErrorObject::from(f));
                 let code = error.code();
@@ -575,7 +584,9 @@ impl Completion {
                 // SAFETY: as above.
                 match callback {
                     Callback::Headers(cb) => unsafe { cb(userdata, code, std::ptr::null(), ptr) },
-                    Callback::Plain(cb) => unsafe { cb(userdata, code, std::ptr::null(), ptr) },
+                    Callback::Plain(cb) | Callback::Valued(cb, _) => unsafe {
+                        cb(userdata, code, std::ptr::null(), ptr)
+                    },
                 }
             }
         }
@@ -799,6 +810,77 @@ pub unsafe extern "C" fn mcp_oauth_provider_authorize_start(
             p.core.authorize().await?;
             Ok(None)
         })
+    })
+}
+
+/// Log out (RFC 7009): revoke the refresh token, then the access token, at
+/// the authorization server's `revocation_endpoint` when it advertises one
+/// (authenticated as the client; tokens only ever go to the server that
+/// issued them), then delete the tokens stored for the MCP server (the
+/// registration is kept). When revoking the refresh token fails (a refusal,
+/// an outage), nothing is deleted and the error says why: try again.
+///
+/// On success, when `revoked_out` is not NULL, `*revoked_out` says whether
+/// the authorization server revoked the refresh token (or, with none, the
+/// access token); false when there was nothing to revoke or the server
+/// offers no revocation. On failure, when `err_out` is not NULL, `*err_out`
+/// is a new error.
+///
+/// Blocking (network requests): returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK`
+/// from a library callback; use `mcp_oauth_provider_logout_start` there.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, and those of the requests.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_logout(
+    provider: *const mcp_oauth_provider,
+    revoked_out: *mut bool,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    boundary::guard(err_out, || {
+        let p = provider_ref(provider)?;
+        let outcome = block_on(p.core.logout().instrument(p.span.clone()))??;
+        if !revoked_out.is_null() {
+            // SAFETY: a non-NULL `revoked_out` points to a writable bool.
+            unsafe { *revoked_out = outcome.refresh_token_revoked || outcome.access_token_revoked };
+        }
+        Ok(())
+    })
+}
+
+/// `mcp_oauth_provider_logout`, without waiting: `completion` gets the
+/// outcome as a JSON object in `value`: `had_tokens`, `revocation_endpoint`
+/// (or null), `refresh_token_revoked`, `access_token_revoked`, `removed`
+/// (false for a store that cannot delete), and `not_revoked_because` (why
+/// nothing was revoked, or null). On success, when `operation_out` is not
+/// NULL, `*operation_out` is a new `mcp_oauth_operation` to cancel it with.
+///
+/// Returns `MCP_OAUTH_RESULT_OK` when the operation started; then
+/// `completion` is called exactly once. Any other result means it did not
+/// start. Callable from any thread, including library callbacks.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (provider, completion).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_provider_logout_start(
+    provider: *const mcp_oauth_provider,
+    completion: mcp_oauth_completion,
+    userdata: *mut c_void,
+    operation_out: *mut *mut mcp_oauth_operation,
+) -> mcp_oauth_result {
+    boundary::guard_code(|| {
+        let callback = completion.ok_or_else(|| Failure::null("completion"))?;
+        let value = Arc::new(std::sync::Mutex::new(None));
+        let slot = value.clone();
+        spawn_op(
+            provider,
+            Callback::Valued(callback, value),
+            userdata,
+            operation_out,
+            |p| async move {
+                let outcome = p.core.logout().await?;
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::builtins::logout_json(&outcome));
+                Ok(None)
+            },
+        )
     })
 }
 

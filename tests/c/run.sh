@@ -122,6 +122,12 @@ run_program "asan test_abi" "$HERE/build-asan/test_abi"
 echo "# ASan+UBSan: the machine-to-machine setters and the signing callback"
 run_program "asan test_m2m" "$HERE/build-asan/test_m2m"
 
+echo "# ASan+UBSan: the device flow, log-out with revocation, the keychain store's error without a Secret Service"
+export APPROVE_DEVICE="$ROOT/tests/browser/approve_device.py"
+run_program "asan test_builtins" "$HERE/build-asan/test_builtins"
+echo "# ASan+UBSan: the keychain store with a real Secret Service (gnome-keyring, scripts/with-keyring.sh)"
+run_program "asan test_builtins keyring" "$ROOT/scripts/with-keyring.sh" "$HERE/build-asan/test_builtins"
+
 echo "# ASan+UBSan: the full flow through the C API"
 TOKEN_DIR="$WORK/tokens-flow" run_program "asan test_flow" "$HERE/build-asan/test_flow"
 
