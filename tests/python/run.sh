@@ -12,4 +12,9 @@ source "$ROOT/scripts/env.sh"
 python -m pip install --quiet --disable-pip-version-check -r "$ROOT/bindings/python/requirements-test.txt"
 (cd "$ROOT/bindings/python" && maturin develop --release --quiet)
 cd "$ROOT"
+# With a Secret Service on a private D-Bus session (scripts/with-keyring.sh) when
+# gnome-keyring is installed, so the keychain store's tests run too.
+if command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null; then
+    exec "$ROOT/scripts/with-keyring.sh" python -m pytest tests/python "$@"
+fi
 python -m pytest tests/python "$@"

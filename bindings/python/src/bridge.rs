@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mcp_oauth_client::error::Step;
 use mcp_oauth_client::{
-    AssertionProvider, AuthorizationCodeResult, AuthorizationHandler, Error, OAuthClientInformationFull,
-    OAuthErrorFields, OAuthToken, Result, Secret, TokenStorage,
+    AssertionProvider, AuthorizationCodeResult, AuthorizationHandler, DeviceAuthorization, DeviceCodeHandler, Error,
+    OAuthClientInformationFull, OAuthErrorFields, OAuthToken, Result, Secret, TokenStorage,
 };
 use pyo3::prelude::*;
 use url::Url;
@@ -150,6 +150,30 @@ impl AuthorizationHandler for PyHandler {
 /// The application's `validate_resource_url`, as the core's synchronous
 /// resource validator. The core asks during discovery, inside a native
 /// call; the coroutine runs on that call's loop while this worker waits.
+/// The device flow's `show`: the application's `device_code_handler`, called
+/// with the checked device authorization.
+pub(crate) struct PyDeviceCode {
+    pub(crate) bridge: Arc<Py<PyAny>>,
+}
+
+#[async_trait]
+impl DeviceCodeHandler for PyDeviceCode {
+    async fn show(&self, a: &DeviceAuthorization) -> Result<()> {
+        let make = |m: String| Error::handler(Step::DeviceAuthorization, m);
+        let args = (
+            a.user_code.clone(),
+            a.verification_uri.to_string(),
+            a.verification_uri_complete.as_ref().map(|u| u.to_string()),
+            a.expires_in.as_secs(),
+            a.interval.as_secs(),
+        );
+        call_py(&self.bridge, "device_code", args)
+            .await
+            .map_err(|e| callback_failed("the device code handler", e, make))?;
+        Ok(())
+    }
+}
+
 pub(crate) fn resource_validator(
     bridge: Arc<Py<PyAny>>,
     server_url: String,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_oauth_client::{
-    AuthorizationCodeResult, AuthorizationHandler, BrowserLoopbackHandler, FileStorage, LoopbackReceiver, TokenStorage,
+    AuthorizationCodeResult, AuthorizationHandler, BrowserLoopbackHandler, FileStorage, KeyringStorage,
+    LoopbackReceiver, TokenStorage,
 };
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
@@ -103,6 +104,79 @@ impl NativeFileStorage {
         let c = serde_json::from_str(&json)
             .map_err(|e| OAuthConfigurationError::new_err(format!("not client information: {e}")))?;
         awaitable(py, async move { s.set_client_info(c).await })
+    }
+}
+
+/// The core's OS keychain store: the Secret Service on Linux, the Keychain
+/// on macOS, the Credential Manager on Windows; entries per MCP server
+/// (tokens) and per authorization server (registrations), under a service
+/// name.
+#[pyclass(frozen, module = "mcp_oauth_client._native")]
+pub(crate) struct NativeKeyringStorage {
+    pub(crate) inner: Arc<KeyringStorage>,
+}
+
+#[pymethods]
+impl NativeKeyringStorage {
+    #[new]
+    fn new(service: &str, server_url: &str) -> PyResult<Self> {
+        Ok(NativeKeyringStorage {
+            inner: Arc::new(KeyringStorage::with_service(service, server_url).map_err(to_pyerr)?),
+        })
+    }
+
+    /// The default service name.
+    #[staticmethod]
+    fn default_service() -> &'static str {
+        KeyringStorage::DEFAULT_SERVICE
+    }
+
+    /// The account names of the server's entry and of `issuer`'s registration.
+    fn accounts(&self, issuer: &str) -> (String, String) {
+        (self.inner.tokens_account(), KeyringStorage::client_account(issuer))
+    }
+
+    /// Awaitable: the stored tokens as JSON, or `None`.
+    fn get_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner.clone();
+        awaitable(py, async move {
+            Ok(s.get_tokens()
+                .await?
+                .map(|t| serde_json::to_string(&t).unwrap_or_default()))
+        })
+    }
+
+    /// Awaitable: store tokens given as JSON.
+    fn set_tokens<'py>(&self, py: Python<'py>, json: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner.clone();
+        let t =
+            serde_json::from_str(&json).map_err(|e| OAuthConfigurationError::new_err(format!("not a token: {e}")))?;
+        awaitable(py, async move { s.set_tokens(t).await })
+    }
+
+    /// Awaitable: the client information in use as JSON, or `None`.
+    fn get_client_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner.clone();
+        awaitable(py, async move {
+            Ok(s.get_client_info()
+                .await?
+                .map(|c| serde_json::to_string(&c).unwrap_or_default()))
+        })
+    }
+
+    /// Awaitable: store client information given as JSON.
+    fn set_client_info<'py>(&self, py: Python<'py>, json: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner.clone();
+        let c = serde_json::from_str(&json)
+            .map_err(|e| OAuthConfigurationError::new_err(format!("not client information: {e}")))?;
+        awaitable(py, async move { s.set_client_info(c).await })
+    }
+
+    /// Awaitable: delete the server's entry, and the registration in use
+    /// when `registrations`; whether anything was stored.
+    fn delete_all<'py>(&self, py: Python<'py>, registrations: bool) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner.clone();
+        awaitable(py, async move { s.delete_all(registrations).await })
     }
 }
 

@@ -20,8 +20,10 @@ use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 
-use crate::bridge::{PyAssertionProvider, PyGrantAssertion, PyHandler, PyStorage, py_jwt_fn, resource_validator};
-use crate::builtins::NativeFileStorage;
+use crate::bridge::{
+    PyAssertionProvider, PyDeviceCode, PyGrantAssertion, PyHandler, PyStorage, py_jwt_fn, resource_validator,
+};
+use crate::builtins::{NativeFileStorage, NativeKeyringStorage};
 use crate::carrier::{Carriers, HostTransport, NativeRequest};
 use crate::errors::{OAuthConfigurationError, in_starting_call, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
@@ -33,6 +35,18 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(s))
+}
+
+fn logout_json(o: &mcp_oauth_client::LogoutOutcome) -> String {
+    serde_json::json!({
+        "had_tokens": o.had_tokens,
+        "revocation_endpoint": o.revocation_endpoint,
+        "refresh_token_revoked": o.refresh_token_revoked,
+        "access_token_revoked": o.access_token_revoked,
+        "removed": o.removed,
+        "not_revoked_because": o.not_revoked_because,
+    })
+    .to_string()
 }
 
 fn json_error(e: serde_json::Error) -> PyErr {
@@ -234,7 +248,7 @@ impl NativeProvider {
         allow_http_hosts=Vec::new(), server_scope_replaces_configured=false,
         dpop=false, dpop_key_pem=None, dpop_algorithm=None, grant_assertion=false,
         idp_token_endpoint=None, idp_client_id=None, idp_client_secret=None, id_token=None,
-        fresh_jwt=false, workload_token=None, workload_token_file=None,
+        fresh_jwt=false, workload_token=None, workload_token_file=None, device_code=false, native_keyring=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -275,6 +289,8 @@ impl NativeProvider {
         fresh_jwt: bool,
         workload_token: Option<String>,
         workload_token_file: Option<String>,
+        device_code: bool,
+        native_keyring: Option<PyRef<'_, NativeKeyringStorage>>,
     ) -> PyResult<Self> {
         let bridge = Arc::new(bridge);
         let mut metadata = match &client_metadata_json {
@@ -359,6 +375,9 @@ impl NativeProvider {
         } else if let Some(token) = jwt_input(workload_token, workload_token_file, OAuthStep::Grant) {
             config.use_workload_identity(token);
         }
+        if device_code {
+            config.use_device_code(Arc::new(PyDeviceCode { bridge: bridge.clone() }));
+        }
         if validate_resource {
             config.resource_validator = Some(resource_validator(bridge.clone(), server_url));
         }
@@ -368,9 +387,10 @@ impl NativeProvider {
             carriers: carriers.clone(),
             native: Arc::new(native),
         }));
-        let storage: Arc<dyn TokenStorage> = match native_storage {
-            Some(s) => s.inner.clone(),
-            None => Arc::new(PyStorage { bridge: bridge.clone() }),
+        let storage: Arc<dyn TokenStorage> = match (native_storage, native_keyring) {
+            (Some(s), _) => s.inner.clone(),
+            (None, Some(k)) => k.inner.clone(),
+            (None, None) => Arc::new(PyStorage { bridge: bridge.clone() }),
         };
         let handler: Option<Arc<dyn AuthorizationHandler>> =
             has_handler.then(|| Arc::new(PyHandler { bridge: bridge.clone() }) as Arc<dyn AuthorizationHandler>);
@@ -458,6 +478,19 @@ impl NativeProvider {
     fn authorize_blocking(&self, py: Python<'_>, event_loop: Bound<'_, PyAny>) -> PyResult<()> {
         let p = self.inner.clone();
         self.blocking(py, event_loop, async move { p.authorize().await })
+    }
+
+    /// Awaitable: log out (revoke at the authorization server, delete the
+    /// stored tokens); the outcome as JSON.
+    fn logout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let p = self.inner.clone();
+        self.awaitable(py, async move { p.logout().await.map(|o| logout_json(&o)) })
+    }
+
+    /// Blocking form of `logout`.
+    fn logout_blocking(&self, py: Python<'_>, event_loop: Bound<'_, PyAny>) -> PyResult<String> {
+        let p = self.inner.clone();
+        self.blocking(py, event_loop, async move { p.logout().await.map(|o| logout_json(&o)) })
     }
 
     /// The tokens held now, as JSON (our `OAuthToken` schema), if any.

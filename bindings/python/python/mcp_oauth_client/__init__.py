@@ -5,7 +5,14 @@ The same interface as the MCP Python SDK's ``mcp.client.auth`` (and the models o
 runs with its imports changed to this package.
 """
 
-from ._builtins import FileTokenStorage, LoopbackReceiver, open_browser
+from ._builtins import (
+    DeviceAuthorization,
+    FileTokenStorage,
+    KeyringTokenStorage,
+    LogoutResult,
+    LoopbackReceiver,
+    open_browser,
+)
 from ._errors import (
     OAuthConfigurationError,
     OAuthConnectError,
@@ -43,11 +50,14 @@ from ._provider import (
 __all__ = [
     "AuthorizationCodeResult",
     "ClientCredentialsOAuthProvider",
+    "DeviceAuthorization",
     "EnterpriseAuthOAuthProvider",
     "FileTokenStorage",
     "IdentityAssertionOAuthProvider",
     "InvalidRedirectUriError",
     "InvalidScopeError",
+    "KeyringTokenStorage",
+    "LogoutResult",
     "LoopbackReceiver",
     "OAuthClientInformationFull",
     "OAuthClientMetadata",

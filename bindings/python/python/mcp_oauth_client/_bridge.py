@@ -107,6 +107,7 @@ class Bridge:
         assertion_provider: Callable[[str], Awaitable[str]] | None = None,
         grant_assertion_provider: Callable[[str, str], Awaitable[str]] | None = None,
         jwt_provider: Callable[[], Awaitable[str] | str] | None = None,
+        device_code_handler: Callable[[Any], Awaitable[None] | None] | None = None,
     ) -> None:
         self._storage = storage
         self._redirect_handler = redirect_handler
@@ -116,6 +117,7 @@ class Bridge:
         self._assertion_provider = assertion_provider
         self._grant_assertion_provider = grant_assertion_provider
         self._jwt_provider = jwt_provider
+        self._device_code_handler = device_code_handler
 
     async def get_tokens(self) -> str | None:
         return to_json(await _call(self._storage.get_tokens), "get_tokens")
@@ -157,6 +159,18 @@ class Bridge:
                 True,
             )
         return callback_tuple(result)
+
+    async def device_code(
+        self, user_code: str, verification_uri: str, complete: str | None, expires_in: int, interval: int
+    ) -> None:
+        from ._builtins import DeviceAuthorization
+
+        if self._device_code_handler is None:
+            raise OAuthFlowError("No device code handler provided", step="device_authorization")
+        await _call(
+            self._device_code_handler,
+            DeviceAuthorization(user_code, verification_uri, complete, expires_in, interval),
+        )
 
     async def validate_resource(self, server_url: str, resource: str | None) -> None:
         if self._validate_resource_url is not None:

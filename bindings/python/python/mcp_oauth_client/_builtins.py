@@ -15,12 +15,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import _native
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
 
-__all__ = ["FileTokenStorage", "LoopbackReceiver", "open_browser"]
+__all__ = [
+    "DeviceAuthorization",
+    "FileTokenStorage",
+    "KeyringTokenStorage",
+    "LogoutResult",
+    "LoopbackReceiver",
+    "open_browser",
+]
 
 
 class FileTokenStorage:
@@ -56,6 +64,83 @@ class FileTokenStorage:
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         await self._native.set_client_info(_json(client_info))
+
+
+class KeyringTokenStorage:
+    """Tokens and client information in the operating system's keychain.
+
+    The Secret Service on Linux (GNOME Keyring, KWallet, over D-Bus), the Keychain on
+    macOS, the Credential Manager on Windows. Entries are generic passwords under the
+    service name ``service``: one per MCP server for its tokens (account
+    ``tokens <server URL>``) and one per authorization server for the registration
+    (account ``client <issuer>``), so every server an authorization server protects
+    shares one registration. Nothing is read until it is needed: an unavailable
+    keychain (no Secret Service running, a locked keyring) raises ``OAuthFlowError``
+    (``step == "storage"``) then, with a message saying so.
+    """
+
+    def __init__(self, server_url: str, service: str | None = None) -> None:
+        self.service = service or _native.NativeKeyringStorage.default_service()
+        self.server_url = server_url
+        self._native = _native.NativeKeyringStorage(self.service, server_url)
+
+    def __repr__(self) -> str:
+        return f"KeyringTokenStorage(service={self.service!r}, server_url={self.server_url!r})"
+
+    async def get_tokens(self) -> OAuthToken | None:
+        raw = await self._native.get_tokens()
+        return None if raw is None else OAuthToken.model_validate_json(raw)
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._native.set_tokens(_json(tokens))
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        raw = await self._native.get_client_info()
+        return None if raw is None else OAuthClientInformationFull.model_validate_json(raw)
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        await self._native.set_client_info(_json(client_info))
+
+    async def delete(self, registrations: bool = False) -> bool:
+        """Delete the server's entry (and, with ``registrations``, the registration in
+        use); whether anything was stored."""
+        return await self._native.delete_all(registrations)
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    """What the person needs to approve a device authorization (RFC 8628) on another
+    device, as the authorization server sent it and the library checked it (an HTTPS
+    verification URI, a short printable user code). Show ``user_code`` and
+    ``verification_uri``; ``verification_uri_complete`` (the URI with the code in it,
+    or ``None``) suits a QR code or a link."""
+
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: int
+    """Seconds the code is valid."""
+    interval: int
+    """Seconds between two polls of the token endpoint."""
+
+    def __repr__(self) -> str:
+        return f"DeviceAuthorization(verification_uri={self.verification_uri!r}, expires_in={self.expires_in})"
+
+
+@dataclass(frozen=True)
+class LogoutResult:
+    """What :meth:`OAuthClientProvider.logout` did."""
+
+    had_tokens: bool
+    revocation_endpoint: str | None
+    """The revocation endpoint the tokens were sent to, or ``None`` when none was."""
+    refresh_token_revoked: bool
+    access_token_revoked: bool
+    removed: bool
+    """Whether the store holds no tokens for the server now (``False`` for a store that
+    cannot delete: the provider then ignores them)."""
+    not_revoked_because: str | None
+    """Why nothing was revoked at the server, when tokens were held."""
 
 
 def _json(model: object) -> str:

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from . import _native
 from ._bridge import Bridge, anyio_home, home_loop
+from ._builtins import DeviceAuthorization, LogoutResult
 from ._carry import deliver, deliver_sync, not_sent, outgoing
 from ._models import (
     AuthorizationCodeResult,
@@ -125,6 +126,7 @@ SDK's), SDK 1.x's ``(code, state)`` or a dict with the result's fields."""
 
 RedirectHandler: TypeAlias = Union[Callable[[str], Awaitable[None]], Callable[[str], None]]
 CallbackHandler: TypeAlias = Union[Callable[[], Awaitable[CallbackResult]], Callable[[], CallbackResult]]
+DeviceCodeHandler: TypeAlias = Union[Callable[[DeviceAuthorization], Awaitable[None]], Callable[[DeviceAuthorization], None]]
 ResourceValidator: TypeAlias = Union[
     Callable[[str, "str | None"], Awaitable[None]], Callable[[str, "str | None"], None]
 ]
@@ -268,6 +270,22 @@ def _client_metadata_json(client_metadata: Any) -> str:
     return model.model_dump_json(exclude_none=True)
 
 
+def _device_client_metadata(client_metadata: Any) -> tuple[OAuthClientMetadata, str]:
+    """The client metadata of the device flow, which needs no redirect URI: the model
+    (``redirect_uris`` may be ``None``) and its JSON for the core (the core sets the
+    grant types)."""
+    if hasattr(client_metadata, "model_dump"):
+        data = client_metadata.model_dump(mode="json", exclude_none=True)
+    else:
+        data = dict(client_metadata)
+    if not data.get("redirect_uris"):
+        data["redirect_uris"] = None
+    model = OAuthClientMetadata.model_validate(data)
+    native = model.model_dump(mode="json", exclude_none=True)
+    native.setdefault("redirect_uris", [])
+    return model, json.dumps(native)
+
+
 def _request_timeout(request: Any) -> float | None:
     """The client's own timeout for this request, in seconds: httpx puts its
     connect/read/write/pool timeouts in ``request.extensions["timeout"]``; the largest
@@ -283,6 +301,12 @@ def _native_storage(storage: Any) -> Any:
     from ._builtins import FileTokenStorage
 
     return storage._native if isinstance(storage, FileTokenStorage) else None
+
+
+def _native_keyring(storage: Any) -> Any:
+    from ._builtins import KeyringTokenStorage
+
+    return storage._native if isinstance(storage, KeyringTokenStorage) else None
 
 
 class OAuthClientProvider(_AuthBase):
@@ -332,6 +356,16 @@ class OAuthClientProvider(_AuthBase):
         dpop_key: A PEM private key (ES256 P-256, or RS256/PS256 with
             ``dpop_algorithm``) for DPoP, so that bound tokens outlive the process.
         dpop_algorithm: The algorithm of ``dpop_key`` (default ES256).
+        device_code_handler: Use the device authorization grant (RFC 8628) instead of
+            the browser flow, for hosts where the person has no browser on this machine
+            (an SSH session, a container): called (sync or async) with a
+            ``DeviceAuthorization`` to show the person (the user code and where to enter
+            it); the provider then polls the token endpoint until the person approves on
+            another device, denies (``OAuthTokenError``, ``access_denied``), or the code
+            expires. The authorization server must advertise a
+            ``device_authorization_endpoint``; ``redirect_handler`` and
+            ``callback_handler`` are not used, and ``client_metadata`` needs no
+            redirect URIs. ``timeout`` bounds the wait as well.
 
     Raises:
         ValueError: ``client_metadata_url`` is not HTTPS with a non-root path, or
@@ -364,6 +398,7 @@ class OAuthClientProvider(_AuthBase):
         dpop: bool = False,
         dpop_key: str | None = None,
         dpop_algorithm: str = "ES256",
+        device_code_handler: DeviceCodeHandler | None = None,
     ) -> None:
         # SDK 1.x had `timeout` where 2.x has `client_metadata_url` (and
         # `client_metadata_url` next): a number there is a 1.x program's timeout.
@@ -377,17 +412,30 @@ class OAuthClientProvider(_AuthBase):
         if oauth_requests not in ("client", "native"):
             raise ValueError('oauth_requests must be "client" or "native"')
         self._storage = storage
-        self._client_metadata = OAuthClientMetadata.model_validate_json(_client_metadata_json(client_metadata))
+        if device_code_handler is not None:
+            self._client_metadata, metadata_json = _device_client_metadata(client_metadata)
+        else:
+            self._client_metadata = OAuthClientMetadata.model_validate_json(_client_metadata_json(client_metadata))
+            metadata_json = self._client_metadata.model_dump_json(exclude_none=True)
         self._redirect_handler = redirect_handler
         self._callback_handler = callback_handler
         self._client_metadata_url = client_metadata_url
         self._protocol_version = protocol_version
-        bridge = Bridge(storage, redirect_handler, callback_handler, float(timeout), validate_resource_url)
+        bridge = Bridge(
+            storage,
+            redirect_handler,
+            callback_handler,
+            float(timeout),
+            validate_resource_url,
+            device_code_handler=device_code_handler,
+        )
         self._native = _native.NativeProvider(
             server_url,
             bridge,
-            client_metadata_json=self._client_metadata.model_dump_json(exclude_none=True),
+            client_metadata_json=metadata_json,
             native_storage=_native_storage(storage),
+            native_keyring=_native_keyring(storage),
+            device_code=device_code_handler is not None,
             has_handler=redirect_handler is not None or callback_handler is not None,
             http_timeout=float(http_timeout),
             authorization_timeout=float(timeout),
@@ -457,6 +505,33 @@ class OAuthClientProvider(_AuthBase):
     def authorize_sync(self) -> None:
         """Blocking form of :meth:`authorize` (with the package's own HTTP client too)."""
         self._native.authorize_blocking(_callback_loop())
+
+    async def logout(self) -> LogoutResult:
+        """Log out: revoke the refresh token, then the access token, at the authorization
+        server's ``revocation_endpoint`` (RFC 7009) when it advertises one, as the
+        client; then delete the tokens stored for the MCP server (the registration is
+        kept). Tokens only ever go to the authorization server that issued them. When
+        revoking the refresh token fails, nothing is deleted and the error is raised:
+        try again. The package's own HTTP client sends the requests."""
+        try:
+            with _on_this_loop() as event_loop:
+                if event_loop is None:
+                    awaitable = self._native.logout()
+                else:
+                    context = contextvars.copy_context()
+            if event_loop is None:
+                raw = await awaitable
+            else:
+                import anyio.to_thread
+
+                raw = await anyio.to_thread.run_sync(context.run, self._native.logout_blocking, event_loop)
+        finally:
+            _native.flush_logs()
+        return LogoutResult(**json.loads(raw))
+
+    def logout_sync(self) -> LogoutResult:
+        """Blocking form of :meth:`logout`."""
+        return LogoutResult(**json.loads(self._native.logout_blocking(_callback_loop())))
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         native = self._native
@@ -601,6 +676,7 @@ def _machine_native(
         server_url,
         bridge,
         native_storage=_native_storage(storage),
+        native_keyring=_native_keyring(storage),
         http_timeout=float(http_timeout),
         assume_s256_when_pkce_unadvertised=assume_s256_when_pkce_unadvertised,
         skip_resource_check=skip_resource_check,
