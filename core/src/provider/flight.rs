@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -49,25 +48,49 @@ pub(crate) enum FlightKey {
 pub(crate) type Outcome = Result<()>;
 type Joined = Shared<BoxFuture<'static, Outcome>>;
 
-/// How many wait for a flight; whether they all went away.
+/// How many wait for a flight, and whether the flight stops when none does.
 #[derive(Default)]
 pub(crate) struct Interest {
-    waiters: AtomicUsize,
-    abandoned: AtomicBool,
+    state: Mutex<InterestState>,
     gone: tokio::sync::Notify,
 }
 
+#[derive(Default)]
+struct InterestState {
+    waiters: usize,
+    /// The flight waits for [`abandoned`]: it stops once nobody waits, so a
+    /// new request must not join it then.
+    watched: bool,
+}
+
 impl Interest {
-    /// Count one more waiter, unless every waiter already left.
+    fn with_one_waiter() -> Self {
+        Interest {
+            state: Mutex::new(InterestState {
+                waiters: 1,
+                watched: false,
+            }),
+            gone: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Count one more waiter, unless every waiter left a flight that stops
+    /// then. A flight that does not watch (a refresh, the code flow) runs to
+    /// its end anyway, and a new request joins it as before.
     fn join(&self) -> bool {
-        self.waiters
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n > 0).then_some(n + 1))
-            .is_ok()
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.waiters == 0 && st.watched {
+            return false;
+        }
+        st.waiters += 1;
+        true
     }
 
     fn leave(&self) {
-        if self.waiters.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.abandoned.store(true, Ordering::Release);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.waiters = st.waiters.saturating_sub(1);
+        if st.waiters == 0 {
+            drop(st);
             self.gone.notify_waiters();
         }
     }
@@ -77,8 +100,12 @@ impl Interest {
             let notified = self.gone.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.abandoned.load(Ordering::Acquire) {
-                return;
+            {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.watched = true;
+                if st.waiters == 0 {
+                    return;
+                }
             }
             notified.await;
         }
@@ -182,10 +209,7 @@ impl Flights {
             })
             .boxed()
             .shared();
-        let interest = Arc::new(Interest {
-            waiters: AtomicUsize::new(1),
-            ..Interest::default()
-        });
+        let interest = Arc::new(Interest::with_one_waiter());
         running.insert(key.clone(), (id, joined.clone(), interest.clone()));
         drop(running);
         let landing = Landing {
@@ -305,6 +329,27 @@ mod tests {
             .unwrap();
         assert!(started);
         third.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flight_that_does_not_watch_is_joined_even_after_every_waiter_left() {
+        let flights = Arc::new(Flights::default());
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let (first, _) = flights
+            .join(FlightKey::Authorize, None, move || {
+                Box::pin(async move {
+                    let _ = release_rx.await;
+                    Ok(())
+                })
+            })
+            .unwrap();
+        drop(first);
+        let (second, started) = flights
+            .join(FlightKey::Authorize, None, || panic!("a second flow must not start"))
+            .unwrap();
+        assert!(!started, "the running flow is joined");
+        release_tx.send(()).unwrap();
+        second.await.unwrap();
     }
 
     #[tokio::test]

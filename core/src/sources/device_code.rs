@@ -332,7 +332,11 @@ impl TokenSource for DeviceCode {
         ctx.http
             .require_secure(&endpoint, "device authorization endpoint", step)?;
         let started = tokio::time::Instant::now();
-        let (device_code, authorization) = request_device_code(ctx, &endpoint, scope).await?;
+        let (device_code, authorization) = tokio::select! {
+            biased;
+            () = crate::provider::flight::abandoned() => return Err(cancelled()),
+            r = request_device_code(ctx, &endpoint, scope) => r?,
+        };
         let expires_at = started + authorization.expires_in;
         let limit = ctx.authorization_timeout;
         let deadline = expires_at.min(started + limit);
@@ -344,9 +348,10 @@ impl TokenSource for DeviceCode {
         );
         let show = self.handler.show(&authorization);
         let shown_in_time = tokio::select! {
-            r = show => Some(r),
-            () = tokio::time::sleep_until(deadline) => None,
+            biased;
             () = crate::provider::flight::abandoned() => return Err(cancelled()),
+            () = tokio::time::sleep_until(deadline) => None,
+            r = show => Some(r),
         };
         match shown_in_time {
             Some(Ok(())) => {}
@@ -365,18 +370,21 @@ impl TokenSource for DeviceCode {
             if next >= deadline {
                 // No answer can come before the end: wait for it, then say so.
                 tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => {}
+                    biased;
                     () = crate::provider::flight::abandoned() => return Err(cancelled()),
+                    () = tokio::time::sleep_until(deadline) => {}
                 }
                 return Err(expired(expires_at <= deadline, authorization.expires_in, limit));
             }
             tokio::select! {
-                () = tokio::time::sleep_until(next) => {}
+                biased;
                 () = crate::provider::flight::abandoned() => return Err(cancelled()),
+                () = tokio::time::sleep_until(next) => {}
             }
             let outcome = tokio::select! {
-                r = ctx.request_token(&grant) => r,
+                biased;
                 () = crate::provider::flight::abandoned() => return Err(cancelled()),
+                r = ctx.request_token(&grant) => r,
             };
             match outcome {
                 Ok(token) => {
