@@ -7,9 +7,19 @@
 //! request still completes and its result is stored and shared. Every waiter
 //! gets the flight's outcome, failure included, so N requests waiting on a
 //! dead authorization server wait once, together.
+//!
+//! A flight counts its waiters. A token request never stops for want of
+//! them, but a person's step does: when the last request waiting for an
+//! authorization goes away (every caller cancelled), the wait for the person
+//! ends ([`while_awaited`]), the host's handler is dropped (so a C host hears
+//! `cancel`), and the next request starts a new flight.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -38,10 +48,96 @@ pub(crate) enum FlightKey {
 pub(crate) type Outcome = Result<()>;
 type Joined = Shared<BoxFuture<'static, Outcome>>;
 
+/// What a running flight shares with its waiters.
+struct FlightState {
+    /// Requests waiting for the outcome. Raised only under the table's lock.
+    waiters: tokio::sync::watch::Sender<usize>,
+    /// Set (under the table's lock, with no waiter) when the flight gave up
+    /// a person's step for want of waiters: requests no longer join it.
+    abandoned: AtomicBool,
+}
+
+struct Running {
+    id: u64,
+    joined: Joined,
+    state: Arc<FlightState>,
+}
+
 #[derive(Default)]
 pub(crate) struct Flights {
-    running: Mutex<HashMap<FlightKey, (u64, Joined)>>,
+    running: Mutex<HashMap<FlightKey, Running>>,
     next_id: std::sync::atomic::AtomicU64,
+}
+
+/// A request's wait for a flight's outcome; dropping it before the outcome
+/// (the request was cancelled) leaves the flight with one waiter fewer.
+pub(crate) struct Waiter {
+    joined: Joined,
+    state: Arc<FlightState>,
+}
+
+impl Future for Waiter {
+    type Output = Outcome;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.joined).poll(cx)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.state.waiters.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The flight the current task runs, for [`while_awaited`].
+struct InFlight {
+    flights: Arc<Flights>,
+    key: FlightKey,
+    id: u64,
+    state: Arc<FlightState>,
+}
+
+tokio::task_local! {
+    static IN_FLIGHT: InFlight;
+}
+
+/// Run `wait` (a person's step) while some request still waits for the
+/// flight it belongs to. When the last one goes away, `wait` is dropped and
+/// an error says the authorization was abandoned; the flight no longer takes
+/// new waiters, so the next request starts afresh. Outside a flight, `wait`
+/// simply runs.
+pub(crate) async fn while_awaited<T>(wait: impl Future<Output = Result<T>>) -> Result<T> {
+    let Ok((flights, key, id, state)) =
+        IN_FLIGHT.try_with(|f| (f.flights.clone(), f.key.clone(), f.id, f.state.clone()))
+    else {
+        return wait.await;
+    };
+    let mut rx = state.waiters.subscribe();
+    let mut wait = std::pin::pin!(wait);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut wait => return r,
+            _ = rx.wait_for(|n| *n == 0) => {
+                // Decide under the table's lock, where waiters join: one that
+                // joined since keeps the person's step going.
+                let running = flights.running.lock().unwrap_or_else(|p| p.into_inner());
+                if *state.waiters.borrow() == 0 {
+                    state.abandoned.store(true, Ordering::SeqCst);
+                    if running.get(&key).is_some_and(|r| r.id == id) {
+                        drop(running);
+                        flights.forget(&key, id);
+                    }
+                    tracing::info!("no request waits for the authorization any more: abandoning the person's step");
+                    return Err(Error::handler(
+                        Step::Callback,
+                        "the authorization was abandoned: every request waiting for it was cancelled",
+                    ));
+                }
+                // A request joined since: wait for it to leave in turn.
+            }
+        }
+    }
 }
 
 /// Removes a flight from the table when its task ends, however it ends.
@@ -53,25 +149,35 @@ struct Landing {
 
 impl Drop for Landing {
     fn drop(&mut self) {
-        let mut running = self.flights.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
-            running.remove(&self.key);
-        }
+        self.flights.forget(&self.key, self.id);
     }
 }
 
 impl Flights {
+    /// Remove flight `id` from the table if it is still there.
+    fn forget(&self, key: &FlightKey, id: u64) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(key).is_some_and(|r| r.id == id) {
+            running.remove(key);
+        }
+    }
+
     /// Join the flight for `key`, starting it with `start` when none runs.
-    /// Returns the shared outcome and whether this call started it.
+    /// Returns the wait for its outcome and whether this call started it.
     pub(crate) fn join(
         self: &Arc<Self>,
         key: FlightKey,
         wrapper: Option<&TaskWrapper>,
         start: impl FnOnce() -> BoxFuture<'static, Outcome>,
-    ) -> Result<(Joined, bool)> {
+    ) -> Result<(Waiter, bool)> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, joined)) = running.get(&key) {
-            return Ok((joined.clone(), false));
+        if let Some(r) = running.get(&key).filter(|r| !r.state.abandoned.load(Ordering::SeqCst)) {
+            r.state.waiters.send_modify(|n| *n += 1);
+            let waiter = Waiter {
+                joined: r.joined.clone(),
+                state: r.state.clone(),
+            };
+            return Ok((waiter, false));
         }
         let handle = match tokio::runtime::Handle::try_current() {
             Ok(h) => h,
@@ -90,14 +196,32 @@ impl Flights {
             })
             .boxed()
             .shared();
-        running.insert(key.clone(), (id, joined.clone()));
+        let (waiters, _) = tokio::sync::watch::channel(1usize);
+        let state = Arc::new(FlightState {
+            waiters,
+            abandoned: AtomicBool::new(false),
+        });
+        running.insert(
+            key.clone(),
+            Running {
+                id,
+                joined: joined.clone(),
+                state: state.clone(),
+            },
+        );
         drop(running);
+        let in_flight = InFlight {
+            flights: self.clone(),
+            key: key.clone(),
+            id,
+            state: state.clone(),
+        };
         let landing = Landing {
             flights: self.clone(),
             key,
             id,
         };
-        let work = start();
+        let work = IN_FLIGHT.scope(in_flight, start());
         let task: BoxFuture<'static, ()> = Box::pin(async move {
             let outcome = work.await;
             // Leave the table before answering: a request that comes after
@@ -110,7 +234,7 @@ impl Flights {
             None => task,
         };
         handle.spawn(task);
-        Ok((joined, true))
+        Ok((Waiter { joined, state }, true))
     }
 }
 
@@ -130,7 +254,8 @@ pub(crate) fn header_key(header: Option<&str>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn waiters_share_one_run_and_its_failure() {
@@ -179,6 +304,93 @@ mod tests {
             .unwrap();
         drop(joined); // the only waiter goes away
         done_rx.await.expect("the flight ran to its end without waiters");
+    }
+
+    /// A flight whose body waits for a person, reporting when that wait is
+    /// dropped and how it ended.
+    fn person_flight(
+        flights: &Arc<Flights>,
+        dropped: tokio::sync::oneshot::Sender<()>,
+        ended: tokio::sync::oneshot::Sender<Result<()>>,
+    ) -> (Waiter, bool) {
+        struct Tell(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Tell {
+            fn drop(&mut self) {
+                if let Some(t) = self.0.take() {
+                    let _ = t.send(());
+                }
+            }
+        }
+        flights
+            .join(FlightKey::Authorize, None, move || {
+                Box::pin(async move {
+                    let tell = Tell(Some(dropped));
+                    let r = while_awaited(async move {
+                        let _tell = tell;
+                        std::future::pending::<Result<()>>().await
+                    })
+                    .await;
+                    let _ = ended.send(r.clone());
+                    r
+                })
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_persons_step_is_abandoned_when_its_last_waiter_goes() {
+        let flights = Arc::new(Flights::default());
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        let (first, started) = person_flight(&flights, dropped_tx, ended_tx);
+        assert!(started);
+        let (second, started) = flights
+            .join(FlightKey::Authorize, None, || panic!("a second run must not start"))
+            .unwrap();
+        assert!(!started);
+        drop(first);
+        // One request still waits: the person's step goes on.
+        tokio::task::yield_now().await;
+        let mut dropped_rx = dropped_rx;
+        assert!(dropped_rx.try_recv().is_err(), "abandoned while a request still waited");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(10), dropped_rx)
+            .await
+            .expect("the person's wait was not dropped")
+            .unwrap();
+        let ended = ended_rx.await.unwrap().unwrap_err();
+        assert!(ended.message().contains("abandoned"), "{}", ended.message());
+        // The next request starts a new flight.
+        let (third, started) = flights
+            .join(FlightKey::Authorize, None, || Box::pin(async { Ok(()) }))
+            .unwrap();
+        assert!(started);
+        third.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_token_request_is_not_abandoned() {
+        // Work outside `while_awaited` (a refresh, an exchange) runs to its
+        // end without waiters, as before.
+        let flights = Arc::new(Flights::default());
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (joined, _) = flights
+            .join(FlightKey::Ensure, None, move || {
+                Box::pin(async move {
+                    let _ = go_rx.await;
+                    let _ = done_tx.send(());
+                    Ok(())
+                })
+            })
+            .unwrap();
+        drop(joined);
+        tokio::task::yield_now().await;
+        go_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), done_rx)
+            .await
+            .expect("the flight did not finish")
+            .unwrap();
     }
 
     #[tokio::test]
