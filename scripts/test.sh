@@ -56,7 +56,8 @@ section_rust() {
 }
 
 section_header() {
-    "$ROOT/ffi/generate-header.sh" --check
+    # The header is cbindgen's output, and Swift's module map imports it (clang).
+    "$ROOT/ffi/generate-header.sh" --check && "$ROOT/bindings/swift/check.sh"
 }
 
 section_peers() {
