@@ -432,7 +432,7 @@ def _token_of(ctx: Context) -> AccessToken | None:
     return token or get_access_token()
 
 
-def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: bool, stateless: bool):
+def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: bool, stateless: bool, sse: bool = False):
     verifier = JwtTokenVerifier(issuer, mcp_url)
     server = MCPServer(
         name="mcp-oauth-client test peer",
@@ -477,8 +477,13 @@ def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: boo
             raise ValueError("insufficient_scope")
         return "admin action done"
 
-    app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
-    prm_url = f"{mcp_url.split('/mcp')[0]}/.well-known/oauth-protected-resource/mcp"
+    if sse:
+        # The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse, POST /messages/.
+        app = server.sse_app()
+    else:
+        app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
+    origin, path = mcp_url.rsplit("/", 1)
+    prm_url = f"{origin}/.well-known/oauth-protected-resource/{path}"
     return DpopGate(StepUpMiddleware(app, verifier, required_scope, prm_url), verifier, prm_url)
 
 
@@ -489,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--required-scope", default="mcp:read", help="space separated scopes every request needs")
     p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
     p.add_argument("--stateless", action="store_true", help="stateless streamable HTTP (no Mcp-Session-Id)")
+    p.add_argument("--sse", action="store_true", help="the legacy HTTP+SSE transport at /sse instead")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
 
@@ -500,9 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     port = sock.getsockname()[1]
-    mcp_url = f"http://127.0.0.1:{port}/mcp"
+    mcp_url = f"http://127.0.0.1:{port}/{'sse' if args.sse else 'mcp'}"
 
-    app = build_app(args.issuer, mcp_url, args.required_scope, args.json_response, args.stateless)
+    app = build_app(args.issuer, mcp_url, args.required_scope, args.json_response, args.stateless, args.sse)
     config = uvicorn.Config(app, log_level=args.log_level.lower(), access_log=False, lifespan="on")
     userver = uvicorn.Server(config)
 
