@@ -254,3 +254,44 @@ async fn two_bridges_at_once_share_one_log_in() {
     assert_eq!(asked, 1, "one person-facing flow for both bridges");
     assert_eq!(peers.authorizations().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_notifications_and_requests_are_relayed_both_ways() {
+    // The tool logs (a notification on the request's event stream), then
+    // asks the host (an elicitation request); the host answers on stdin and
+    // the tool's result carries the answer.
+    let peers = Peers::start(&[]);
+    let person = Arc::new(HeadlessHandler::default());
+    let mut cfg = ProxyConfig::new(peers.mcp_url.parse().unwrap());
+    cfg.provider = Some(provider(&peers.mcp_url, Arc::new(MemoryStorage::new()), person));
+    let mut host = Host::start(cfg);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {"elicitation": {"form": {}}},
+        "clientInfo": {"name": "proxy-test-host", "version": "0"}}}))
+        .await;
+    host.response(1).await;
+    host.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "ask_host", "arguments": {"question": "which colour?"}}}))
+        .await;
+    let mut logged = false;
+    let result = loop {
+        let m = host.next().await;
+        match m["method"].as_str() {
+            Some("notifications/message") => logged = true,
+            Some("elicitation/create") => {
+                assert_eq!(m["params"]["message"], "which colour?", "{m}");
+                host.send(json!({"jsonrpc": "2.0", "id": m["id"], "result": {
+                    "action": "accept", "content": {"answer": "blue"}}}))
+                    .await;
+            }
+            Some(other) => panic!("unexpected request from the server: {other}"),
+            None if m["id"] == json!(2) => break m,
+            None => panic!("unexpected message: {m}"),
+        }
+    };
+    assert!(logged, "the log notification reached the host");
+    assert_eq!(text_of(&result), "the host said: blue", "{result}");
+    host.close().await;
+}

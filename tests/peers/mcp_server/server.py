@@ -67,6 +67,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
 
 log = logging.getLogger("mcp-peer")
 
@@ -432,6 +433,10 @@ def _token_of(ctx: Context) -> AccessToken | None:
     return token or get_access_token()
 
 
+class HostAnswer(BaseModel):
+    answer: str
+
+
 def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: bool, stateless: bool, sse: bool = False):
     verifier = JwtTokenVerifier(issuer, mcp_url)
     server = MCPServer(
@@ -468,6 +473,15 @@ def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: boo
         """Sleeps ms milliseconds, then answers."""
         await anyio.sleep(max(0, ms) / 1000)
         return f"slept {ms} ms"
+
+    @server.tool()
+    async def ask_host(question: str, ctx: Context) -> str:
+        """Logs a notification, then asks the client (elicitation) and returns its answer."""
+        await ctx.info(f"asking the host: {question}")
+        answer = await ctx.elicit(message=question, schema=HostAnswer)
+        if answer.action != "accept" or answer.data is None:
+            return f"the host answered {answer.action}"
+        return f"the host said: {answer.data.answer}"
 
     @server.tool()
     def admin_action(ctx: Context) -> str:
