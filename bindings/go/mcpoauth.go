@@ -14,6 +14,7 @@ package mcpoauth
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -408,20 +409,59 @@ func (p *Provider) Headers(ctx context.Context, method, url string) (http.Header
 }
 
 func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
-	cm, cu := C.CString(method), C.CString(url)
-	defer C.free(unsafe.Pointer(cm))
-	defer C.free(unsafe.Pointer(cu))
-	var hs *C.mcp_oauth_headers
+	if len(method) == 0 || len(url) == 0 {
+		return nil, false
+	}
+	bp := headerBufs.Get().(*[]byte)
+	defer headerBufs.Put(bp)
+	buf := *bp
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.p == nil {
 		return nil, false
 	}
-	if C.mcp_oauth_provider_try_get_headers(p.p, cm, cu, &hs, nil) != 0 || hs == nil {
-		return nil, false
+	for {
+		// One cgo call: C reads the strings in place and writes the headers
+		// into buf (Go memory without Go pointers, held only during the call).
+		n := int64(C.mcpgo_try_headers(p.p,
+			(*C.char)(unsafe.Pointer(unsafe.StringData(method))), C.size_t(len(method)),
+			(*C.char)(unsafe.Pointer(unsafe.StringData(url))), C.size_t(len(url)),
+			(*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))))
+		if n == 0 {
+			return nil, false
+		}
+		if n < 0 {
+			buf = make([]byte, -n)
+			continue
+		}
+		h := parseHeaderPairs(buf[:n])
+		clear(buf[:n]) // it held the token
+		return h, true
 	}
-	defer C.mcp_oauth_headers_free(hs)
-	return goHeaders(hs), true
+}
+
+// headerBufs holds buffers for the hot path's headers (an Authorization
+// value, and a DPoP proof of about 1 KB).
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// parseHeaderPairs reads "name\0value\0" pairs.
+func parseHeaderPairs(b []byte) http.Header {
+	h := make(http.Header, 2)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			break
+		}
+		name := string(b[:i])
+		b = b[i+1:]
+		j := bytes.IndexByte(b, 0)
+		if j < 0 {
+			break
+		}
+		h[http.CanonicalHeaderKey(name)] = []string{string(b[:j])}
+		b = b[j+1:]
+	}
+	return h
 }
 
 func goHeaders(hs *C.mcp_oauth_headers) http.Header {
