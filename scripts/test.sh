@@ -60,7 +60,8 @@ section_rust() {
 }
 
 section_header() {
-    "$ROOT/ffi/generate-header.sh" --check
+    # The header is cbindgen's output, and Swift's module map imports it (clang).
+    "$ROOT/ffi/generate-header.sh" --check && "$ROOT/bindings/swift/check.sh"
 }
 
 section_peers() {
@@ -75,12 +76,25 @@ section_python() {
     "$ROOT/tests/python/run.sh"
 }
 
-section_go() {
-    # bindings/go links the release static library; its tests start the peers.
+go_binary() {
     local go
     go="$(command -v go || true)"
     [ -z "$go" ] && [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go
-    if [ -z "$go" ]; then echo "Go is not installed (PATH or /usr/local/go/bin)"; return 1; fi
+    if [ -z "$go" ]; then echo "Go is not installed (PATH or /usr/local/go/bin)" >&2; return 1; fi
+    printf '%s' "$go"
+}
+
+# The Go example client (also the Go conformance client), over the release static library.
+build_go_client() {
+    local go
+    go="$(go_binary)" || return 1
+    (cd "$ROOT/bindings/go" && "$go" build -o "${CARGO_TARGET_DIR:-$ROOT/target}/go/mcp-go-client" ./cmd/mcp-go-client)
+}
+
+section_go() {
+    # bindings/go links the release static library; its tests start the peers.
+    local go
+    go="$(go_binary)" || return 1
     cargo build --release --locked -p mcp-oauth-client-ffi || return 1
     (
         cd "$ROOT/bindings/go" || exit 1
@@ -93,12 +107,14 @@ section_go() {
 section_conformance() {
     local rc=0
     # The clients' build step (tests/conformance/README.md): the C client over the
-    # release libmcp_oauth, and mcp_oauth_client in the venv.
+    # release libmcp_oauth, mcp_oauth_client in the venv, the Go client.
     cargo build --release --locked -p mcp-oauth-client-ffi &&
         make -s -B -C "$ROOT/examples/c" PROFILE=release mcp_client &&
-        (cd "$ROOT/bindings/python" && maturin develop --release --quiet) || return 1
+        (cd "$ROOT/bindings/python" && maturin develop --release --quiet) &&
+        build_go_client || return 1
     "$ROOT/tests/conformance/run.sh" c || rc=1
     "$ROOT/tests/conformance/run.sh" python || rc=1
+    "$ROOT/tests/conformance/run.sh" go || rc=1
     return $rc
 }
 

@@ -14,6 +14,7 @@ package mcpoauth
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -58,6 +59,9 @@ type Options struct {
 	// StorageDir keeps them in a file per MCP server in this directory,
 	// shared safely between processes.
 	StorageDir string
+	// FileStore keeps them in the library's file store in its default
+	// directory (under $XDG_STATE_HOME or ~/.local/state) when StorageDir is empty.
+	FileStore bool
 	// HTTPClient sends the OAuth requests (discovery, registration,
 	// tokens), so its proxy and TLS settings apply. Nil: http.DefaultClient.
 	// Redirects are never followed for them.
@@ -72,6 +76,46 @@ type Options struct {
 	// Loopback uses the library's own receiver on 127.0.0.1 and the
 	// system browser instead of Redirect and Callback.
 	Loopback bool
+	// AuthorizationTimeout bounds the person's step; zero is the library's default.
+	AuthorizationTimeout time.Duration
+
+	// ClientMetadataURL is the URL of this client's Client ID Metadata
+	// Document, used as its client_id where the authorization server supports it.
+	ClientMetadataURL string
+	// ProtocolVersion is the MCP protocol version the host speaks (for
+	// example "2026-07-28"); empty: the library's default.
+	ProtocolVersion string
+
+	// PrivateKeyPEM authenticates the pre-registered client with
+	// private_key_jwt (RFC 7523): a PEM private key (PKCS#8, PKCS#1 or SEC1)
+	// for SigningAlgorithm ("RS256", "PS256" or "ES256"; empty: from the
+	// key), with KeyID as the JWT's kid when not empty.
+	PrivateKeyPEM, SigningAlgorithm, KeyID string
+
+	// DPoPKeyPEM and DPoPAlgorithm give DPoP a key of the host's instead of
+	// one the library generates (implies DPoP).
+	DPoPKeyPEM, DPoPAlgorithm string
+
+	// IdentityAssertion enables enterprise-managed authorization (ID-JAG):
+	// the user's ID token is exchanged at the IdP for an assertion that the
+	// pre-registered client presents to the MCP authorization server.
+	IdentityAssertion *IdentityAssertion
+
+	// WorkloadJWT, or WorkloadJWTFile (re-read when it changes), is the
+	// platform's JWT for workload identity: the JWT-bearer grant with no
+	// client secret. The pre-registered ClientID is required.
+	WorkloadJWT, WorkloadJWTFile string
+}
+
+// IdentityAssertion configures enterprise-managed authorization.
+type IdentityAssertion struct {
+	// IdPTokenEndpoint is the enterprise IdP's token endpoint (RFC 8693 exchange).
+	IdPTokenEndpoint string
+	// IdPClientID and IdPClientSecret authenticate this client at the IdP
+	// (both may be empty).
+	IdPClientID, IdPClientSecret string
+	// IDToken is the user's ID token from the IdP.
+	IDToken string
 }
 
 // Provider gives the headers for MCP requests and runs the OAuth flows.
@@ -140,8 +184,69 @@ func New(opts Options) (*Provider, error) {
 			return fail(rc)
 		}
 	}
-	if opts.DPoP {
+	if opts.DPoP && opts.DPoPKeyPEM == "" {
 		if rc = C.mcp_oauth_config_builder_set_dpop(b, true); rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.DPoPKeyPEM != "" {
+		k, alg := cstr(opts.DPoPKeyPEM), cstr(opts.DPoPAlgorithm)
+		rc = C.mcp_oauth_config_builder_set_dpop_key(b, k, alg)
+		freeSecret(k)
+		C.free(unsafe.Pointer(alg))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.PrivateKeyPEM != "" {
+		k, alg, kid := cstr(opts.PrivateKeyPEM), cstr(opts.SigningAlgorithm), cstr(opts.KeyID)
+		rc = C.mcp_oauth_config_builder_set_private_key_jwt(b, k, alg, kid, &cerr)
+		freeSecret(k)
+		C.free(unsafe.Pointer(alg))
+		C.free(unsafe.Pointer(kid))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.ClientMetadataURL != "" {
+		u := cstr(opts.ClientMetadataURL)
+		rc = C.mcp_oauth_config_builder_set_client_metadata_url(b, u)
+		C.free(unsafe.Pointer(u))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.ProtocolVersion != "" {
+		v := cstr(opts.ProtocolVersion)
+		rc = C.mcp_oauth_config_builder_set_protocol_version(b, v)
+		C.free(unsafe.Pointer(v))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if ia := opts.IdentityAssertion; ia != nil {
+		ep, id, sec, tok := cstr(ia.IdPTokenEndpoint), cstr(ia.IdPClientID), cstr(ia.IdPClientSecret), cstr(ia.IDToken)
+		rc = C.mcp_oauth_config_builder_set_identity_assertion(b, ep, id, sec, tok)
+		C.free(unsafe.Pointer(ep))
+		C.free(unsafe.Pointer(id))
+		freeSecret(sec)
+		freeSecret(tok)
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.WorkloadJWT != "" || opts.WorkloadJWTFile != "" {
+		j, f := cstr(opts.WorkloadJWT), cstr(opts.WorkloadJWTFile)
+		rc = C.mcp_oauth_config_builder_set_workload_identity(b, j, f)
+		freeSecret(j)
+		C.free(unsafe.Pointer(f))
+		if rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.AuthorizationTimeout > 0 {
+		ms := C.uint64_t(opts.AuthorizationTimeout.Milliseconds())
+		if rc = C.mcp_oauth_config_builder_set_authorization_timeout_ms(b, ms, &cerr); rc != 0 {
 			return fail(rc)
 		}
 	}
@@ -157,7 +262,7 @@ func New(opts Options) (*Provider, error) {
 			h.Delete()
 			return fail(rc)
 		}
-	case opts.StorageDir != "":
+	case opts.StorageDir != "" || opts.FileStore:
 		d := cstr(opts.StorageDir)
 		rc = C.mcp_oauth_config_builder_set_storage_file(b, d)
 		C.free(unsafe.Pointer(d))
@@ -304,20 +409,59 @@ func (p *Provider) Headers(ctx context.Context, method, url string) (http.Header
 }
 
 func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
-	cm, cu := C.CString(method), C.CString(url)
-	defer C.free(unsafe.Pointer(cm))
-	defer C.free(unsafe.Pointer(cu))
-	var hs *C.mcp_oauth_headers
+	if len(method) == 0 || len(url) == 0 {
+		return nil, false
+	}
+	bp := headerBufs.Get().(*[]byte)
+	defer headerBufs.Put(bp)
+	buf := *bp
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.p == nil {
 		return nil, false
 	}
-	if C.mcp_oauth_provider_try_get_headers(p.p, cm, cu, &hs, nil) != 0 || hs == nil {
-		return nil, false
+	for {
+		// One cgo call: C reads the strings in place and writes the headers
+		// into buf (Go memory without Go pointers, held only during the call).
+		n := int64(C.mcpgo_try_headers(p.p,
+			(*C.char)(unsafe.Pointer(unsafe.StringData(method))), C.size_t(len(method)),
+			(*C.char)(unsafe.Pointer(unsafe.StringData(url))), C.size_t(len(url)),
+			(*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))))
+		if n == 0 {
+			return nil, false
+		}
+		if n < 0 {
+			buf = make([]byte, -n)
+			continue
+		}
+		h := parseHeaderPairs(buf[:n])
+		clear(buf[:n]) // it held the token
+		return h, true
 	}
-	defer C.mcp_oauth_headers_free(hs)
-	return goHeaders(hs), true
+}
+
+// headerBufs holds buffers for the hot path's headers (an Authorization
+// value, and a DPoP proof of about 1 KB).
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// parseHeaderPairs reads "name\0value\0" pairs.
+func parseHeaderPairs(b []byte) http.Header {
+	h := make(http.Header, 2)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			break
+		}
+		name := string(b[:i])
+		b = b[i+1:]
+		j := bytes.IndexByte(b, 0)
+		if j < 0 {
+			break
+		}
+		h[http.CanonicalHeaderKey(name)] = []string{string(b[:j])}
+		b = b[j+1:]
+	}
+	return h
 }
 
 func goHeaders(hs *C.mcp_oauth_headers) http.Header {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -201,18 +202,23 @@ func TestSixteenGoroutines(t *testing.T) {
 }
 
 // Cancelling the context while the person is away ends the operation in
-// the library: Authorize returns at once with both causes.
+// the library: Authorize returns at once with both causes, and, as nothing
+// else waits for that log-in, the person's step is told to stop (its
+// context ends) long before the authorization timeout.
 func TestContextCancelledDuringPersonsStep(t *testing.T) {
 	reached := make(chan struct{})
+	dismissed := make(chan struct{})
 	p, err := mcpoauth.New(mcpoauth.Options{
-		ServerURL:          peers.MCPURL,
-		ClientMetadataJSON: clientMetadata,
+		ServerURL:            peers.MCPURL,
+		ClientMetadataJSON:   clientMetadata,
+		AuthorizationTimeout: 5 * time.Minute,
 		Redirect: func(ctx context.Context, _ string) error {
 			close(reached)
 			return nil
 		},
 		Callback: func(ctx context.Context) (string, error) {
 			<-ctx.Done() // the person never comes back
+			close(dismissed)
 			return "", ctx.Err()
 		},
 	})
@@ -232,6 +238,11 @@ func TestContextCancelledDuringPersonsStep(t *testing.T) {
 	var oe *mcpoauth.Error
 	if !errors.As(err, &oe) || oe.Code != mcpoauth.ResultCancelled {
 		t.Fatalf("Authorize: %v, want the library's cancellation", err)
+	}
+	select {
+	case <-dismissed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the person's step was not told to stop after the only caller was cancelled")
 	}
 }
 

@@ -100,3 +100,49 @@ void mcpgo_free_secret(char *s) {
     while (*p) *p++ = 0;
     free(s);
 }
+
+/* The hot path in one cgo call: the provider's headers for (method, url),
+ * given as Go strings (pointer and length, not NUL-terminated), written into
+ * buf as "name\0value\0" pairs. Returns the bytes written, 0 when there are
+ * no headers to set now (no usable token, another origin, a refresh due), or
+ * -(bytes needed) when buf is too small. */
+int64_t mcpgo_try_headers(const mcp_oauth_provider *p, const char *method, size_t mlen, const char *url, size_t ulen,
+                          char *buf, size_t cap) {
+    char mstack[16], ustack[1024];
+    char *m = mlen < sizeof mstack ? mstack : malloc(mlen + 1);
+    char *u = ulen < sizeof ustack ? ustack : malloc(ulen + 1);
+    int64_t n = 0;
+    if (!m || !u)
+        goto out;
+    memcpy(m, method, mlen);
+    m[mlen] = 0;
+    memcpy(u, url, ulen);
+    u[ulen] = 0;
+    mcp_oauth_headers *h = NULL;
+    if (mcp_oauth_provider_try_get_headers(p, m, u, &h, NULL) != MCP_OAUTH_RESULT_OK || !h)
+        goto out;
+    size_t count = mcp_oauth_headers_count(h), need = 0;
+    for (size_t i = 0; i < count; i++)
+        need += strlen(mcp_oauth_headers_name(h, i)) + strlen(mcp_oauth_headers_value(h, i)) + 2;
+    if (need > cap) {
+        n = -(int64_t)need;
+    } else {
+        char *at = buf;
+        for (size_t i = 0; i < count; i++) {
+            const char *parts[2] = {mcp_oauth_headers_name(h, i), mcp_oauth_headers_value(h, i)};
+            for (int k = 0; k < 2; k++) {
+                size_t len = strlen(parts[k]) + 1;
+                memcpy(at, parts[k], len);
+                at += len;
+            }
+        }
+        n = (int64_t)need;
+    }
+    mcp_oauth_headers_free(h);
+out:
+    if (m && m != mstack)
+        free(m);
+    if (u && u != ustack)
+        free(u);
+    return n;
+}

@@ -17,4 +17,6 @@ bool mcpgo_is_dpop_nonce_challenge(uint16_t status, char **names, char **values,
 mcp_oauth_result mcpgo_respond(mcp_oauth_http_request *request, uint16_t status, char **names, char **values,
                                size_t count, const void *body, size_t len);
 void mcpgo_free_secret(char *s);
+int64_t mcpgo_try_headers(const mcp_oauth_provider *p, const char *method, size_t mlen, const char *url, size_t ulen,
+                          char *buf, size_t cap);
 #endif

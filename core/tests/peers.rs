@@ -306,3 +306,51 @@ async fn concurrent_requests_share_one_flow() {
     assert_eq!(handler.redirects.load(Ordering::SeqCst), 1, "one flow for all waiters");
     assert_eq!(peers.authorizations().await, 1);
 }
+
+/// A person who takes a while: the callback comes back after `delay`.
+struct SlowPerson {
+    inner: HeadlessHandler,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl mcp_oauth_client::AuthorizationHandler for SlowPerson {
+    async fn redirect(&self, url: &url::Url) -> mcp_oauth_client::Result<()> {
+        self.inner.redirect(url).await
+    }
+    async fn callback(&self) -> mcp_oauth_client::Result<mcp_oauth_client::AuthorizationCodeResult> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.callback().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_store_ask_the_person_once() {
+    // Three providers, each with its own FileStorage on one directory (as
+    // three processes would be), all without tokens, all getting a 401 at
+    // once: one of them sends the person; the others wait for the store's
+    // lease and use the tokens it stored.
+    let peers = Peers::start(&["--json-response", "--stateless"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut persons = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let person = Arc::new(SlowPerson {
+            inner: HeadlessHandler::default(),
+            delay: Duration::from_millis(800),
+        });
+        persons.push(person.clone());
+        let store = Arc::new(FileStorage::new(dir.path(), &peers.mcp_url).unwrap());
+        let p = provider(&peers, metadata(), store, person);
+        let mcp = Mcp::new(&peers.mcp_url, p);
+        tasks.push(tokio::spawn(async move {
+            mcp.call("tools/list", json!({})).await.map(|r| r.status)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 200);
+    }
+    let asked: usize = persons.iter().map(|p| p.inner.redirects.load(Ordering::SeqCst)).sum();
+    assert_eq!(asked, 1, "the person was asked once for the three processes");
+    assert_eq!(peers.authorizations().await, 1);
+}

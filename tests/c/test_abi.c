@@ -1747,8 +1747,9 @@ static void test_deferred_authorization(const char *mcp_url)
     mcp_oauth_provider_free(p);
     deferred_stop(&d);
 
-    /* Cancelled, then the provider freed: the operation completes once with
-     * CANCELLED, and freeing the provider tells the host to dismiss it. */
+    /* Cancelled: the operation completes once with CANCELLED and, as no
+     * other operation waits for that log-in, the host is told to dismiss it
+     * (close the browser sheet) without waiting for the timeout. */
     deferred_start(&d, BROWSER_NEVER);
     p = deferred_provider(mcp_url, &d, 0);
     struct waiter w;
@@ -1763,14 +1764,35 @@ static void test_deferred_authorization(const char *mcp_url)
     CHECK(calls == 1 && w.result == MCP_OAUTH_RESULT_CANCELLED, "cancelled while the person is away (%s)",
           mcp_oauth_result_name(w.result));
     mcp_oauth_operation_free(op);
-    mcp_oauth_provider_free(p);
-    for (int i = 0; i < 100 && atomic_load(&d.cancels) == 0; i++)
+    for (int i = 0; i < 250 && atomic_load(&d.cancels) == 0; i++)
         sleep_ms(20);
-    CHECK(atomic_load(&d.cancels) == 1, "freeing the provider dismisses the authorization at the host");
+    CHECK(atomic_load(&d.cancels) == 1, "cancelling the only operation waiting dismisses the authorization at the host");
+    pthread_mutex_lock(&d.mu); /* a host answers a dismissed authorization, to free it */
+    if (d.never)
+        mcp_oauth_authorization_fail(d.never, 0, "dismissed by the test host");
+    d.never = NULL;
+    pthread_mutex_unlock(&d.mu);
+    /* The next log-in starts afresh: the person is asked again. */
+    struct waiter w2;
+    waiter_init(&w2);
+    CHECK(mcp_oauth_provider_authorize_start(p, on_plain, &w2, &op) == MCP_OAUTH_RESULT_OK, "authorize_start again");
+    for (int i = 0; i < 500 && atomic_load(&d.begins) < 2; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&d.begins) == 2, "a new log-in after the abandoned one asks the person again (%d)",
+          atomic_load(&d.begins));
+    mcp_oauth_operation_free(op);
+    mcp_oauth_provider_free(p);
+    calls = wait_calls(&w2, 1, 5000);
+    CHECK(calls == 1 && w2.result == MCP_OAUTH_RESULT_CANCELLED, "freeing the provider cancels it (%s)",
+          mcp_oauth_result_name(w2.result));
+    for (int i = 0; i < 100 && atomic_load(&d.cancels) < 2; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&d.cancels) == 2, "and dismisses it at the host (%d)", atomic_load(&d.cancels));
     deferred_stop(&d);
     sleep_ms(50);
-    CHECK(w.calls == 1 && atomic_load(&d.releases) == 1, "one completion, one release");
+    CHECK(w.calls == 1 && w2.calls == 1 && atomic_load(&d.releases) == 1, "one completion each, one release");
     waiter_destroy(&w);
+    waiter_destroy(&w2);
 
     mcp_oauth_authorization_callbacks cb = MCP_OAUTH_AUTHORIZATION_CALLBACKS_INIT;
     mcp_oauth_config_builder *b = mcp_oauth_config_builder_new();

@@ -3,7 +3,7 @@ MCP server, wired to each other, on 127.0.0.1.
 
     .venv/bin/python tests/peers/launch.py [--access-token-ttl S] [--refresh-token-ttl S]
         [--oidc-port N] [--mcp-port N] [--required-scope "mcp:read"]
-        [--json-response] [--stateless] [--no-stdin]
+        [--json-response] [--stateless] [--sse] [--no-stdin]
 
 Prints ONE line of JSON on stdout once both are ready:
 
@@ -102,6 +102,7 @@ class Peers:
         required_scope: str = "mcp:read",
         json_response: bool = False,
         stateless: bool = False,
+        sse: bool = False,
         python: str | None = None,
     ):
         self.args = dict(
@@ -112,6 +113,7 @@ class Peers:
             required_scope=required_scope,
             json_response=json_response,
             stateless=stateless,
+            sse=sse,
         )
         self.python = python or sys.executable
         self.procs: list[subprocess.Popen] = []
@@ -147,6 +149,8 @@ class Peers:
                 cmd.append("--json-response")
             if a["stateless"]:
                 cmd.append("--stateless")
+            if a["sse"]:
+                cmd.append("--sse")
             mcp = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, preexec_fn=_die_with_parent, cwd=HERE
             )
@@ -164,12 +168,12 @@ class Peers:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 resp.read()
 
-            origin = mcp_url.rsplit("/mcp", 1)[0]
+            origin, path = mcp_url.rsplit("/", 1)
             self.info = {
                 "issuer": issuer,
                 "mcp_url": mcp_url,
                 "control_url": control_url,
-                "prm_url": f"{origin}/.well-known/oauth-protected-resource/mcp",
+                "prm_url": f"{origin}/.well-known/oauth-protected-resource/{path}",
                 "mcp_control_url": f"{origin}/__control",
                 "oidc_pid": oidc.pid,
                 "mcp_pid": mcp.pid,
@@ -209,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--required-scope", default="mcp:read", help="scope(s) the MCP server requires")
     ap.add_argument("--json-response", action="store_true", help="MCP server answers JSON, not SSE")
     ap.add_argument("--stateless", action="store_true", help="stateless MCP server (no sessions)")
+    ap.add_argument("--sse", action="store_true", help="MCP server on the legacy HTTP+SSE transport (/sse)")
     ap.add_argument("--no-stdin", action="store_true", help="ignore stdin; run until SIGTERM/SIGINT")
     args = ap.parse_args(argv)
 
@@ -220,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         required_scope=args.required_scope,
         json_response=args.json_response,
         stateless=args.stateless,
+        sse=args.sse,
     )
     stop = threading.Event()
 

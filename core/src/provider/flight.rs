@@ -8,14 +8,16 @@
 //! gets the flight's outcome, failure included, so N requests waiting on a
 //! dead authorization server wait once, together.
 //!
-//! A flight knows whether anyone still waits for it ([`abandoned`]): a flow
-//! that would otherwise wait for minutes with nobody to hand its result to
-//! (the device flow's polling) stops when its last waiter is dropped, and
-//! the next request starts a new flight instead of joining the abandoned one.
+//! A flight counts its waiters. A token request never stops for want of
+//! them, but a person's step does: when the last request waiting for an
+//! authorization goes away (every caller cancelled), the wait for the person
+//! ends ([`while_awaited`]), the host's handler is dropped (so a C host hears
+//! `cancel`), and the next request starts a new flight.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -48,94 +50,36 @@ pub(crate) enum FlightKey {
 pub(crate) type Outcome = Result<()>;
 type Joined = Shared<BoxFuture<'static, Outcome>>;
 
-/// How many wait for a flight, and whether the flight stops when none does.
-#[derive(Default)]
-pub(crate) struct Interest {
-    state: Mutex<InterestState>,
-    gone: tokio::sync::Notify,
+/// What a running flight shares with its waiters.
+struct FlightState {
+    /// Requests waiting for the outcome. Raised only under the table's lock.
+    waiters: tokio::sync::watch::Sender<usize>,
+    /// Set (under the table's lock, with no waiter) when the flight gave up
+    /// a person's step for want of waiters: requests no longer join it.
+    abandoned: AtomicBool,
+}
+
+struct Running {
+    id: u64,
+    joined: Joined,
+    state: Arc<FlightState>,
 }
 
 #[derive(Default)]
-struct InterestState {
-    waiters: usize,
-    /// The flight waits for [`abandoned`]: it stops once nobody waits, so a
-    /// new request must not join it then.
-    watched: bool,
+pub(crate) struct Flights {
+    running: Mutex<HashMap<FlightKey, Running>>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
-impl Interest {
-    fn with_one_waiter() -> Self {
-        Interest {
-            state: Mutex::new(InterestState {
-                waiters: 1,
-                watched: false,
-            }),
-            gone: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// Count one more waiter, unless every waiter left a flight that stops
-    /// then. A flight that does not watch (a refresh, the code flow) runs to
-    /// its end anyway, and a new request joins it as before.
-    fn join(&self) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.waiters == 0 && st.watched {
-            return false;
-        }
-        st.waiters += 1;
-        true
-    }
-
-    fn leave(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.waiters = st.waiters.saturating_sub(1);
-        if st.waiters == 0 {
-            drop(st);
-            self.gone.notify_waiters();
-        }
-    }
-
-    async fn wait_abandoned(&self) {
-        loop {
-            let notified = self.gone.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.watched = true;
-                if st.waiters == 0 {
-                    return;
-                }
-            }
-            notified.await;
-        }
-    }
-}
-
-tokio::task_local! {
-    static INTEREST: Arc<Interest>;
-}
-
-/// Completes when nobody waits any more for the flight this runs in (every
-/// request that started or joined it was dropped); never outside a flight.
-/// A long wait inside a flight selects on it to stop early.
-pub(crate) async fn abandoned() {
-    match INTEREST.try_with(Arc::clone) {
-        Ok(interest) => interest.wait_abandoned().await,
-        Err(_) => std::future::pending().await,
-    }
-}
-
-/// One request's wait for a flight's outcome. Dropping it tells the flight
-/// one waiter fewer is left.
+/// A request's wait for a flight's outcome; dropping it before the outcome
+/// (the request was cancelled) leaves the flight with one waiter fewer.
 pub(crate) struct Waiter {
     joined: Joined,
-    interest: Arc<Interest>,
+    state: Arc<FlightState>,
 }
 
 impl Future for Waiter {
     type Output = Outcome;
-
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         Pin::new(&mut self.joined).poll(cx)
     }
@@ -143,17 +87,59 @@ impl Future for Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.interest.leave();
+        self.state.waiters.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
-/// A running flight: its id, its outcome, and who waits for it.
-type Running = (u64, Joined, Arc<Interest>);
+/// The flight the current task runs, for [`while_awaited`].
+struct InFlight {
+    flights: Arc<Flights>,
+    key: FlightKey,
+    id: u64,
+    state: Arc<FlightState>,
+}
 
-#[derive(Default)]
-pub(crate) struct Flights {
-    running: Mutex<HashMap<FlightKey, Running>>,
-    next_id: std::sync::atomic::AtomicU64,
+tokio::task_local! {
+    static IN_FLIGHT: InFlight;
+}
+
+/// Run `wait` (a person's step) while some request still waits for the
+/// flight it belongs to. When the last one goes away, `wait` is dropped and
+/// an error says the authorization was abandoned; the flight no longer takes
+/// new waiters, so the next request starts afresh. Outside a flight, `wait`
+/// simply runs.
+pub(crate) async fn while_awaited<T>(wait: impl Future<Output = Result<T>>) -> Result<T> {
+    let Ok((flights, key, id, state)) =
+        IN_FLIGHT.try_with(|f| (f.flights.clone(), f.key.clone(), f.id, f.state.clone()))
+    else {
+        return wait.await;
+    };
+    let mut rx = state.waiters.subscribe();
+    let mut wait = std::pin::pin!(wait);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut wait => return r,
+            _ = rx.wait_for(|n| *n == 0) => {
+                // Decide under the table's lock, where waiters join: one that
+                // joined since keeps the person's step going.
+                let running = flights.running.lock().unwrap_or_else(|p| p.into_inner());
+                if *state.waiters.borrow() == 0 {
+                    state.abandoned.store(true, Ordering::SeqCst);
+                    if running.get(&key).is_some_and(|r| r.id == id) {
+                        drop(running);
+                        flights.forget(&key, id);
+                    }
+                    tracing::info!("no request waits for the authorization any more: abandoning the person's step");
+                    return Err(Error::handler(
+                        Step::Callback,
+                        "the authorization was abandoned: every request waiting for it was cancelled",
+                    ));
+                }
+                // A request joined since: wait for it to leave in turn.
+            }
+        }
+    }
 }
 
 /// Removes a flight from the table when its task ends, however it ends.
@@ -165,16 +151,21 @@ struct Landing {
 
 impl Drop for Landing {
     fn drop(&mut self) {
-        let mut running = self.flights.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.get(&self.key).is_some_and(|(id, _, _)| *id == self.id) {
-            running.remove(&self.key);
-        }
+        self.flights.forget(&self.key, self.id);
     }
 }
 
 impl Flights {
+    /// Remove flight `id` from the table if it is still there.
+    fn forget(&self, key: &FlightKey, id: u64) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(key).is_some_and(|r| r.id == id) {
+            running.remove(key);
+        }
+    }
+
     /// Join the flight for `key`, starting it with `start` when none runs.
-    /// Returns the shared outcome and whether this call started it.
+    /// Returns the wait for its outcome and whether this call started it.
     pub(crate) fn join(
         self: &Arc<Self>,
         key: FlightKey,
@@ -182,15 +173,13 @@ impl Flights {
         start: impl FnOnce() -> BoxFuture<'static, Outcome>,
     ) -> Result<(Waiter, bool)> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, joined, interest)) = running.get(&key) {
-            // A flight every waiter left may be stopping: start a new one.
-            if interest.join() {
-                let waiter = Waiter {
-                    joined: joined.clone(),
-                    interest: interest.clone(),
-                };
-                return Ok((waiter, false));
-            }
+        if let Some(r) = running.get(&key).filter(|r| !r.state.abandoned.load(Ordering::SeqCst)) {
+            r.state.waiters.send_modify(|n| *n += 1);
+            let waiter = Waiter {
+                joined: r.joined.clone(),
+                state: r.state.clone(),
+            };
+            return Ok((waiter, false));
         }
         let handle = match tokio::runtime::Handle::try_current() {
             Ok(h) => h,
@@ -209,15 +198,32 @@ impl Flights {
             })
             .boxed()
             .shared();
-        let interest = Arc::new(Interest::with_one_waiter());
-        running.insert(key.clone(), (id, joined.clone(), interest.clone()));
+        let (waiters, _) = tokio::sync::watch::channel(1usize);
+        let state = Arc::new(FlightState {
+            waiters,
+            abandoned: AtomicBool::new(false),
+        });
+        running.insert(
+            key.clone(),
+            Running {
+                id,
+                joined: joined.clone(),
+                state: state.clone(),
+            },
+        );
         drop(running);
+        let in_flight = InFlight {
+            flights: self.clone(),
+            key: key.clone(),
+            id,
+            state: state.clone(),
+        };
         let landing = Landing {
             flights: self.clone(),
             key,
             id,
         };
-        let work = INTEREST.scope(interest.clone(), start());
+        let work = IN_FLIGHT.scope(in_flight, start());
         let task: BoxFuture<'static, ()> = Box::pin(async move {
             let outcome = work.await;
             // Leave the table before answering: a request that comes after
@@ -230,7 +236,7 @@ impl Flights {
             None => task,
         };
         handle.spawn(task);
-        Ok((Waiter { joined, interest }, true))
+        Ok((Waiter { joined, state }, true))
     }
 }
 
@@ -250,7 +256,8 @@ pub(crate) fn header_key(header: Option<&str>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn waiters_share_one_run_and_its_failure() {
@@ -301,29 +308,61 @@ mod tests {
         done_rx.await.expect("the flight ran to its end without waiters");
     }
 
-    #[tokio::test]
-    async fn a_flight_learns_when_its_last_waiter_leaves_and_is_not_joined_after() {
-        let flights = Arc::new(Flights::default());
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let (first, _) = flights
+    /// A flight whose body waits for a person, reporting when that wait is
+    /// dropped and how it ended.
+    fn person_flight(
+        flights: &Arc<Flights>,
+        dropped: tokio::sync::oneshot::Sender<()>,
+        ended: tokio::sync::oneshot::Sender<Result<()>>,
+    ) -> (Waiter, bool) {
+        struct Tell(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Tell {
+            fn drop(&mut self) {
+                if let Some(t) = self.0.take() {
+                    let _ = t.send(());
+                }
+            }
+        }
+        flights
             .join(FlightKey::Authorize, None, move || {
                 Box::pin(async move {
-                    abandoned().await;
-                    let _ = stopped_tx.send(());
-                    Err(Error::flow(Step::DeviceAuthorization, "stopped"))
+                    let tell = Tell(Some(dropped));
+                    let r = while_awaited(async move {
+                        let _tell = tell;
+                        std::future::pending::<Result<()>>().await
+                    })
+                    .await;
+                    let _ = ended.send(r.clone());
+                    r
                 })
             })
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_persons_step_is_abandoned_when_its_last_waiter_goes() {
+        let flights = Arc::new(Flights::default());
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        let (first, started) = person_flight(&flights, dropped_tx, ended_tx);
+        assert!(started);
         let (second, started) = flights
-            .join(FlightKey::Authorize, None, || panic!("joined while someone waits"))
+            .join(FlightKey::Authorize, None, || panic!("a second run must not start"))
             .unwrap();
         assert!(!started);
         drop(first);
+        // One request still waits: the person's step goes on.
         tokio::task::yield_now().await;
+        let mut dropped_rx = dropped_rx;
+        assert!(dropped_rx.try_recv().is_err(), "abandoned while a request still waited");
         drop(second);
-        stopped_rx.await.expect("the flight saw that nobody waits");
-        // Whether or not the stopped flight has left the table yet, a new
-        // request starts a flight of its own.
+        tokio::time::timeout(Duration::from_secs(10), dropped_rx)
+            .await
+            .expect("the person's wait was not dropped")
+            .unwrap();
+        let ended = ended_rx.await.unwrap().unwrap_err();
+        assert!(ended.message().contains("abandoned"), "{}", ended.message());
+        // The next request starts a new flight.
         let (third, started) = flights
             .join(FlightKey::Authorize, None, || Box::pin(async { Ok(()) }))
             .unwrap();
@@ -332,24 +371,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flight_that_does_not_watch_is_joined_even_after_every_waiter_left() {
+    async fn a_token_request_is_not_abandoned() {
+        // Work outside `while_awaited` (a refresh, an exchange) runs to its
+        // end without waiters, as before.
         let flights = Arc::new(Flights::default());
-        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-        let (first, _) = flights
-            .join(FlightKey::Authorize, None, move || {
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (joined, _) = flights
+            .join(FlightKey::Ensure, None, move || {
                 Box::pin(async move {
-                    let _ = release_rx.await;
+                    let _ = go_rx.await;
+                    let _ = done_tx.send(());
                     Ok(())
                 })
             })
             .unwrap();
-        drop(first);
-        let (second, started) = flights
-            .join(FlightKey::Authorize, None, || panic!("a second flow must not start"))
+        drop(joined);
+        tokio::task::yield_now().await;
+        go_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), done_rx)
+            .await
+            .expect("the flight did not finish")
             .unwrap();
-        assert!(!started, "the running flow is joined");
-        release_tx.send(()).unwrap();
-        second.await.unwrap();
     }
 
     #[tokio::test]

@@ -381,8 +381,25 @@ impl Inner {
         challenge: Option<&BearerChallenge>,
         scope_override: Option<Option<String>>,
     ) -> Result<()> {
+        // The store version this flight knows: tokens stored under another
+        // version after a wait for the lease come from another process.
+        let seen = self.current.load().as_ref().map_or(Version::ABSENT, |h| h.version);
+        self.obtain_after(st, http, challenge, scope_override, seen).await
+    }
+
+    /// [`Self::obtain`], adopting instead tokens stored under a version other
+    /// than `seen` by another process while this one waited for the lease.
+    pub(crate) async fn obtain_after(
+        &self,
+        st: &mut State,
+        http: &Http,
+        challenge: Option<&BearerChallenge>,
+        scope_override: Option<Option<String>>,
+        seen: Version,
+    ) -> Result<()> {
         let d = self.discovered(st, http, challenge).await?;
         let cfg = &self.config;
+        let stepping_up = scope_override.is_some();
         let scope = match scope_override {
             Some(s) => s,
             None => {
@@ -408,6 +425,23 @@ impl Inner {
         } else {
             Step::Grant
         };
+        // One person-facing flow for every process sharing the store: under
+        // its lease, held as long as the person may take; a process that
+        // waited for it uses what the other one obtained.
+        let _lease = if self.source.needs_person() {
+            let lease = super::flight::while_awaited(self.storage.acquire_lease(
+                cfg.authorization_timeout + cfg.lease_ttl,
+                cfg.authorization_timeout + cfg.lease_wait,
+            ))
+            .await?;
+            let wanted = if stepping_up { scope.as_deref() } else { None };
+            if self.adopt_from_another_process(st, seen, wanted, &d.issuer).await? {
+                return Ok(());
+            }
+            Some(lease)
+        } else {
+            None
+        };
         let identity = self.client_identity(st, http, &d, scope.as_deref()).await?;
         let auth = self.client_auth(&identity.info, &d)?;
         let endpoint = Self::token_endpoint(http, &d, step)?;
@@ -431,6 +465,39 @@ impl Inner {
         let token = self.finish_token(token, &d, scope.as_deref(), step)?;
         let version = self.storage.load_tokens().await?.version;
         self.store_new(version, token).await
+    }
+
+    /// Under the lease, before a person is asked: tokens another process
+    /// stored since `seen` (it ran the flow while this one waited) are used
+    /// instead, when they are valid and cover `wanted` (a step-up's scopes).
+    async fn adopt_from_another_process(
+        &self,
+        st: &State,
+        seen: Version,
+        wanted: Option<&str>,
+        issuer: &str,
+    ) -> Result<bool> {
+        let stored = self.storage.load_tokens().await?;
+        let Some(t) = stored.value else {
+            return Ok(false);
+        };
+        if stored.version == seen || t.is_expired() {
+            return Ok(false);
+        }
+        // Tokens of another authorization server (the resource moved) are
+        // not what the other process just obtained here.
+        if t.issuer.as_deref().is_some_and(|i| !same_issuer(i, issuer)) {
+            return Ok(false);
+        }
+        let held = split_scopes(t.scope.as_deref());
+        if !split_scopes(wanted).iter().all(|w| held.contains(w)) {
+            return Ok(false);
+        }
+        if self.adopt(st, t, stored.version) {
+            tracing::info!("using the tokens another process obtained while this one waited for it");
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Whether the held token covers every scope in `wanted`.
@@ -536,6 +603,9 @@ impl Inner {
         let mut st = self.state.lock().await;
         st.loaded = true;
         st.discovered = None;
-        self.obtain(&mut st, &http, None, None).await
+        // Replaces what is stored now; only a log-in another process finishes
+        // while this one waits for the lease is used instead.
+        let seen = self.storage.load_tokens().await?.version;
+        self.obtain_after(&mut st, &http, None, None, seen).await
     }
 }

@@ -106,9 +106,14 @@ impl TokenSource for AuthorizationCode {
                 .await
                 .map_err(|e| handler_error(Step::Callback, e))
         };
-        let result = tokio::time::timeout(limit, person)
-            .await
-            .map_err(|_| deadline_error(limit))??;
+        // The person's step is given up when no request waits for it any
+        // more (every caller cancelled); the exchange below is never.
+        let person = crate::provider::flight::while_awaited(async {
+            tokio::time::timeout(limit, person)
+                .await
+                .map_err(|_| deadline_error(limit))?
+        });
+        let result = person.await?;
         let code = validate_callback(&pending, &result)?;
         let grant = Grant::AuthorizationCode {
             code,

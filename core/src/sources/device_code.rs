@@ -331,12 +331,18 @@ impl TokenSource for DeviceCode {
         let endpoint = parse_server_url(ep, "device_authorization_endpoint", step)?;
         ctx.http
             .require_secure(&endpoint, "device authorization endpoint", step)?;
+        // The whole person's part, polling included, is given up when no
+        // request waits for it any more (every caller cancelled).
+        crate::provider::flight::while_awaited(self.person(ctx, &endpoint, scope)).await
+    }
+}
+
+impl DeviceCode {
+    /// Ask for a code, show it, and poll until the person decides.
+    async fn person(&self, ctx: &SourceContext<'_>, endpoint: &Url, scope: Option<&str>) -> Result<OAuthToken> {
+        let step = Step::DeviceAuthorization;
         let started = tokio::time::Instant::now();
-        let (device_code, authorization) = tokio::select! {
-            biased;
-            () = crate::provider::flight::abandoned() => return Err(cancelled()),
-            r = request_device_code(ctx, &endpoint, scope) => r?,
-        };
+        let (device_code, authorization) = request_device_code(ctx, endpoint, scope).await?;
         let expires_at = started + authorization.expires_in;
         let limit = ctx.authorization_timeout;
         let deadline = expires_at.min(started + limit);
@@ -347,12 +353,7 @@ impl TokenSource for DeviceCode {
             "showing the device code to the person"
         );
         let show = self.handler.show(&authorization);
-        let shown_in_time = tokio::select! {
-            biased;
-            () = crate::provider::flight::abandoned() => return Err(cancelled()),
-            () = tokio::time::sleep_until(deadline) => None,
-            r = show => Some(r),
-        };
+        let shown_in_time = tokio::time::timeout_at(deadline, show).await.ok();
         match shown_in_time {
             Some(Ok(())) => {}
             Some(Err(e)) => {
@@ -369,24 +370,11 @@ impl TokenSource for DeviceCode {
             let next = tokio::time::Instant::now() + interval;
             if next >= deadline {
                 // No answer can come before the end: wait for it, then say so.
-                tokio::select! {
-                    biased;
-                    () = crate::provider::flight::abandoned() => return Err(cancelled()),
-                    () = tokio::time::sleep_until(deadline) => {}
-                }
+                tokio::time::sleep_until(deadline).await;
                 return Err(expired(expires_at <= deadline, authorization.expires_in, limit));
             }
-            tokio::select! {
-                biased;
-                () = crate::provider::flight::abandoned() => return Err(cancelled()),
-                () = tokio::time::sleep_until(next) => {}
-            }
-            let outcome = tokio::select! {
-                biased;
-                () = crate::provider::flight::abandoned() => return Err(cancelled()),
-                r = ctx.request_token(&grant) => r,
-            };
-            match outcome {
+            tokio::time::sleep_until(next).await;
+            match ctx.request_token(&grant).await {
                 Ok(token) => {
                     tracing::info!("the person approved the device code; obtained tokens");
                     return Ok(token);
@@ -448,13 +436,6 @@ fn offered(server: &AuthorizationServerMetadata) -> Result<&str> {
         }
     }
     Ok(ep)
-}
-
-fn cancelled() -> Error {
-    Error::handler(
-        Step::DeviceAuthorization,
-        "the device authorization was cancelled: nobody waits for it any more",
-    )
 }
 
 fn expired(code_expired: bool, lifetime: Duration, limit: Duration) -> Error {

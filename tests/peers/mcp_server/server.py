@@ -67,6 +67,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
 
 log = logging.getLogger("mcp-peer")
 
@@ -432,7 +433,11 @@ def _token_of(ctx: Context) -> AccessToken | None:
     return token or get_access_token()
 
 
-def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: bool, stateless: bool):
+class HostAnswer(BaseModel):
+    answer: str
+
+
+def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: bool, stateless: bool, sse: bool = False):
     verifier = JwtTokenVerifier(issuer, mcp_url)
     server = MCPServer(
         name="mcp-oauth-client test peer",
@@ -470,6 +475,15 @@ def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: boo
         return f"slept {ms} ms"
 
     @server.tool()
+    async def ask_host(question: str, ctx: Context) -> str:
+        """Logs a notification, then asks the client (elicitation) and returns its answer."""
+        await ctx.info(f"asking the host: {question}")
+        answer = await ctx.elicit(message=question, schema=HostAnswer)
+        if answer.action != "accept" or answer.data is None:
+            return f"the host answered {answer.action}"
+        return f"the host said: {answer.data.answer}"
+
+    @server.tool()
     def admin_action(ctx: Context) -> str:
         """Needs scope mcp:admin (enforced with an HTTP 403 step-up challenge)."""
         tok = _token_of(ctx)
@@ -477,8 +491,13 @@ def build_app(issuer: str, mcp_url: str, required_scope: str, json_response: boo
             raise ValueError("insufficient_scope")
         return "admin action done"
 
-    app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
-    prm_url = f"{mcp_url.split('/mcp')[0]}/.well-known/oauth-protected-resource/mcp"
+    if sse:
+        # The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse, POST /messages/.
+        app = server.sse_app()
+    else:
+        app = server.streamable_http_app(json_response=json_response, stateless_http=stateless)
+    origin, path = mcp_url.rsplit("/", 1)
+    prm_url = f"{origin}/.well-known/oauth-protected-resource/{path}"
     return DpopGate(StepUpMiddleware(app, verifier, required_scope, prm_url), verifier, prm_url)
 
 
@@ -489,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--required-scope", default="mcp:read", help="space separated scopes every request needs")
     p.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
     p.add_argument("--stateless", action="store_true", help="stateless streamable HTTP (no Mcp-Session-Id)")
+    p.add_argument("--sse", action="store_true", help="the legacy HTTP+SSE transport at /sse instead")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
 
@@ -500,9 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     port = sock.getsockname()[1]
-    mcp_url = f"http://127.0.0.1:{port}/mcp"
+    mcp_url = f"http://127.0.0.1:{port}/{'sse' if args.sse else 'mcp'}"
 
-    app = build_app(args.issuer, mcp_url, args.required_scope, args.json_response, args.stateless)
+    app = build_app(args.issuer, mcp_url, args.required_scope, args.json_response, args.stateless, args.sse)
     config = uvicorn.Config(app, log_level=args.log_level.lower(), access_log=False, lifespan="on")
     userver = uvicorn.Server(config)
 
