@@ -34,7 +34,7 @@ use crate::discovery::{DiscoveryOptions, DiscoveryReport, Verdict, check_pkce_su
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::handler::AuthorizationHandler;
 use crate::http::{Http, HttpTransport, ReqwestTransport};
-use crate::model::{OAuthToken, now_unix, split_scopes};
+use crate::model::{OAuthToken, split_scopes};
 use crate::registration::validate_cimd_url;
 use crate::scope::{configured_scope, initial_scope, step_up_scope};
 use crate::sources::{AuthorizationCode, ClientCredentials, TokenSource};
@@ -148,7 +148,7 @@ impl Held {
 
     /// Due for refresh (or expired).
     pub(crate) fn due(&self) -> bool {
-        self.refresh_at.is_some_and(|at| now_unix() >= at)
+        self.refresh_at.is_some_and(crate::model::time_has_come)
     }
 }
 
