@@ -162,25 +162,56 @@ def valid_makers() -> dict[str, Callable[[], Any]]:
     return {"fixed": StaticHeader, "sdk": sdk_valid, "ours": ours_valid}
 
 
+async def flow_only(auth: Any, n: int) -> float:
+    """The auth flow alone, driven by hand (no client, no transport): one request
+    in, one 200 response back."""
+    request = httpx2.Request("GET", MOCK_SERVER)
+    response = httpx2.Response(200, request=request)
+
+    async def once() -> None:
+        flow = auth.async_auth_flow(request)
+        await flow.__anext__()
+        try:
+            await flow.asend(response)
+        except StopAsyncIteration:
+            pass
+
+    await once()  # loads the stored token
+    started = time.perf_counter()
+    for _ in range(n):
+        await once()
+    return (time.perf_counter() - started) / n
+
+
+def paired(times: dict[str, list[float]], name: str) -> tuple[float, float]:
+    """The median over rounds of `name`'s time less the fixed header's in the same
+    round, and its noise: the standard error of that median (1.25 x the standard
+    deviation of the differences / sqrt(rounds))."""
+    d = [t - f for t, f in zip(times[name], times["fixed"], strict=True)]
+    spread = statistics.stdev(d) if len(d) > 1 else 0.0
+    return statistics.median(d), 1.25 * spread / len(d) ** 0.5
+
+
 async def overhead(args: argparse.Namespace) -> None:
     makers = valid_makers()
     names = list(makers)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(args.rounds):
-        for name in rotated(names, r):
-            times[name].append(await per_request(makers[name](), args.requests))
-    best = {name: min(t) for name, t in times.items()}
-    base = best["fixed"]
-    # The noise: how far apart the baseline's own rounds are.
-    noise = statistics.median(times["fixed"]) - base
-    print(f"per request, {args.requests} requests, best of {args.rounds} interleaved rounds (httpx2 MockTransport):")
-    for name, t in best.items():
-        print(f"  {name:6} {t * 1e6:7.1f} us  overhead {(t - base) * 1e6:6.1f} us")
-    print(f"  noise (median - best of the fixed header's rounds) {noise * 1e6:.1f} us")
-    result("fixed_us", base * 1e6)
-    result("sdk_us", best["sdk"] * 1e6)
-    result("ours_us", best["ours"] * 1e6)
-    result("noise_us", noise * 1e6)
+    for measure, label, prefix in (
+        (per_request, "per request through httpx2.AsyncClient (MockTransport)", ""),
+        (flow_only, "the auth flow alone (no client, no transport)", "flow_"),
+    ):
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(args.rounds):
+            for name in rotated(names, r):
+                times[name].append(await measure(makers[name](), args.requests))
+        base = statistics.median(times["fixed"])
+        print(f"{label}: {args.rounds} interleaved rounds of {args.requests} requests")
+        print(f"  fixed header  {base * 1e6:7.2f} us (median)")
+        result(f"{prefix}fixed_us", base * 1e6)
+        for name in ("sdk", "ours"):
+            extra, noise = paired(times, name)
+            print(f"  {name:12}  +{extra * 1e6:6.2f} us over the fixed header (median of paired rounds; noise {noise * 1e6:.2f} us)")
+            result(f"{prefix}{name}_extra_us", extra * 1e6)
+            result(f"{prefix}{name}_noise_us", noise * 1e6)
 
 
 # ---------------------------------------------------------------------------
@@ -434,8 +465,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("overhead")
-    p.add_argument("--requests", type=int, default=5000)
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=31)
     p = sub.add_parser("concurrency")
     p.add_argument("--count", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)

@@ -150,24 +150,26 @@ def main() -> None:
     hot_path_rows("Go", go_bench(q, cores), c)
 
     # 2. Python per-request overhead.
-    o = run([py, "bench/py_bench.py", "overhead", "--requests", "1000" if q else "5000", "--rounds", "3" if q else "7"])
-    ours_o, sdk_o = o["ours_us"] - o["fixed_us"], o["sdk_us"] - o["fixed_us"]
-    row(
-        "Python overhead per request vs a fixed-header auth (us)",
-        f"{ours_o:.1f}",
-        f"noise {o['noise_us']:.1f}",
-        None,
-        "within noise",
-        ours_o <= max(o["noise_us"], 0.02 * o["fixed_us"]),
-    )
-    row(
-        "Python overhead per request vs the SDK's (us)",
-        f"{ours_o:.1f}",
-        f"SDK {sdk_o:.1f}",
-        ours_o / sdk_o if sdk_o > 0 else None,
-        "<= 0.2",
-        ours_o <= 0.2 * sdk_o,
-    )
+    o = run([py, "bench/py_bench.py", "overhead", "--rounds", "9" if q else "31"])
+    for prefix, what in (("", "per request"), ("flow_", "auth flow alone")):
+        ours_o, sdk_o = o[f"{prefix}ours_extra_us"], o[f"{prefix}sdk_extra_us"]
+        noise = o[f"{prefix}ours_noise_us"]
+        row(
+            f"Python {what}: time over a fixed-header auth (us)",
+            f"{ours_o:.2f}",
+            f"noise {noise:.2f}",
+            None,
+            "within noise (<= 2 x noise)",
+            ours_o <= 2 * noise,
+        )
+        row(
+            f"Python {what}: ours over the SDK's time over it",
+            f"{ours_o:.2f}",
+            f"SDK {sdk_o:.2f}",
+            ours_o / sdk_o if sdk_o > 0 else None,
+            "<= 0.2",
+            ours_o <= 0.2 * sdk_o,
+        )
 
     # 3. Concurrency.
     cc = run([py, "bench/py_bench.py", "concurrency", "--rounds", "2" if q else "3"])
