@@ -427,7 +427,56 @@ async def shared_store(args: argparse.Namespace) -> None:
 # 5. A login from nothing
 
 
+async def login_by_hand(peers: dict[str, Any]) -> tuple[int, float]:
+    """The floor of a login on these servers: the same six requests and the person's
+    step, written out by hand with nothing checked, parsed or stored beyond what the
+    next request needs."""
+    import base64
+    import hashlib
+    import secrets
+
+    transport = Routed(peers["mcp_url"], None)
+    async with httpx2.AsyncClient(transport=transport, timeout=60) as http:
+        started = time.perf_counter()
+        r = await http.post(peers["mcp_url"], json=INITIALIZE, headers=MCP_HEADERS)
+        prm = (await http.get(peers["prm_url"])).json()
+        issuer = prm["authorization_servers"][0]
+        asm = (await http.get(f"{issuer}/.well-known/oauth-authorization-server")).json()
+        reg = (
+            await http.post(
+                asm["registration_endpoint"],
+                json={"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none",
+                      "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]},
+            )
+        ).json()
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        params = {
+            "response_type": "code", "client_id": reg["client_id"], "redirect_uri": REDIRECT_URI,
+            "state": secrets.token_urlsafe(16), "code_challenge": challenge, "code_challenge_method": "S256",
+            "resource": prm["resource"], "scope": " ".join(prm.get("scopes_supported", [])),
+        }
+        person = Person(ours.AuthorizationCodeResult)
+        await person.redirect(str(httpx2.URL(asm["authorization_endpoint"], params=params)))
+        code = (await person.callback()).code
+        token = (
+            await http.post(
+                asm["token_endpoint"],
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                      "client_id": reg["client_id"], "code_verifier": verifier, "resource": prm["resource"]},
+            )
+        ).json()
+        headers = {**MCP_HEADERS, "authorization": f"Bearer {token['access_token']}"}
+        r = await http.post(peers["mcp_url"], json=INITIALIZE, headers=headers)
+        wall = time.perf_counter() - started
+    if r.status_code != 200:
+        raise RuntimeError(f"the login by hand ended in {r.status_code}")
+    return len(transport.requests), wall
+
+
 async def login_once(peers: dict[str, Any], who: str) -> tuple[int, float]:
+    if who == "floor":
+        return await login_by_hand(peers)
     if who == "ours":
         provider = our_provider(peers["mcp_url"], Storage(), Person(ours.AuthorizationCodeResult))
     else:
@@ -446,7 +495,7 @@ async def login_once(peers: dict[str, Any], who: str) -> tuple[int, float]:
 
 async def login(args: argparse.Namespace) -> None:
     peers = json.loads(args.peers)
-    runs: dict[str, list[tuple[int, float]]] = {"ours": [], "sdk": []}
+    runs: dict[str, list[tuple[int, float]]] = {"ours": [], "sdk": [], "floor": []}
     for who in runs:  # warm-up: imports, connection setup
         await login_once(peers, who)
     for r in range(args.rounds):
