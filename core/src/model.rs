@@ -56,31 +56,6 @@ impl From<String> for Secret {
     }
 }
 
-/// Whether the time `at` (seconds since the Unix epoch) has come, for the hot
-/// path. On Linux it reads the kernel's coarse clock, which costs a read of
-/// memory where an exact clock read costs a system-call-like counter read,
-/// and is never ahead of real time but up to one tick behind: the tick is
-/// added, so this answers true no later than an exact clock would (at most
-/// one tick earlier).
-pub(crate) fn time_has_come(at: f64) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::time::{ClockId, clock_getres, clock_gettime};
-        static TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-        let tick = *TICK.get_or_init(|| {
-            let r = clock_getres(ClockId::RealtimeCoarse);
-            r.tv_sec as f64 + r.tv_nsec as f64 * 1e-9
-        });
-        // A tick of more than a second would not be a coarse clock worth
-        // trusting: read the exact one.
-        if tick <= 1.0 {
-            let t = clock_gettime(ClockId::RealtimeCoarse);
-            return t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9 + tick >= at;
-        }
-    }
-    now_unix() >= at
-}
-
 pub(crate) fn now_unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -492,19 +467,6 @@ impl AuthorizationServerMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hot_path_clock_is_never_late() {
-        // A moment just past has come, whatever the clock's tick; one in a
-        // few seconds has not.
-        assert!(time_has_come(now_unix()));
-        assert!(time_has_come(now_unix() - 0.001));
-        assert!(!time_has_come(now_unix() + 5.0));
-        let mut t = OAuthToken::bearer("AT");
-        t.expires_in = Some(0);
-        t.expires_at = Some(now_unix());
-        assert!(time_has_come(t.refresh_at().unwrap()));
-    }
 
     #[test]
     fn token_roundtrip_sdk_schema_and_redaction() {
