@@ -3,7 +3,10 @@ package mcpoauth_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
+
+	mcpoauth "github.com/mcp-oauth-client/mcp-oauth-client/bindings/go"
 )
 
 // The header per request with a valid token held (the hot path), alone and
@@ -27,6 +30,38 @@ func BenchmarkHeaders16Goroutines(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if h, err := p.Headers(ctx, http.MethodPost, peers.MCPURL); err != nil || h == nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// The hot path with a valid ~1 KB token from storage (no network), from
+// GOMAXPROCS goroutines: `go test -run '^$' -bench HeadersStored -cpu 1,2,8`
+// gives the aggregate ns per call with 1, 2 and 8 threads (bench/run.sh).
+func BenchmarkHeadersStored(b *testing.B) {
+	const server = "https://mcp.example.com/mcp"
+	token := "eyJ" + strings.Repeat("a", 990)
+	storage := &memoryStorage{tokens: []byte(`{"access_token": "` + token +
+		`", "token_type": "Bearer", "expires_in": 3600, "expires_at": 4102444800}`)}
+	p, err := mcpoauth.New(mcpoauth.Options{
+		ServerURL:          server,
+		ClientMetadataJSON: `{"redirect_uris": ["http://127.0.0.1:9/cb"]}`,
+		Storage:            storage,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	if h, err := p.Headers(ctx, http.MethodPost, server); err != nil || h.Get("Authorization") != "Bearer "+token {
+		b.Fatal("no header from the stored token", err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if h, err := p.Headers(ctx, http.MethodPost, server); err != nil || h == nil {
 				b.Error(err)
 				return
 			}

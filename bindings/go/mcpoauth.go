@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"runtime/cgo"
@@ -121,9 +122,39 @@ type IdentityAssertion struct {
 // Provider gives the headers for MCP requests and runs the OAuth flows.
 // It is safe for concurrent use. Close it when done.
 type Provider struct {
-	mu        sync.RWMutex
+	mu sync.RWMutex
+	// hot guards p for the hot path (Headers with a valid token) apart from
+	// mu, whose reader count is one shared counter: with it, goroutines on
+	// several cores would all write one cache line on every request.
+	hot       readLocks
 	p         *C.mcp_oauth_provider
 	serverURL string
+}
+
+// readLocks is a reader lock without a shared write on the read path: a
+// reader takes one of several locks, each on its own cache line, picked at
+// random (math/rand/v2's generator is per thread); a writer takes them all.
+type readLocks [8]struct {
+	sync.RWMutex
+	_ [64 - unsafe.Sizeof(sync.RWMutex{})%64]byte
+}
+
+func (l *readLocks) rlock() *sync.RWMutex {
+	m := &l[rand.Uint32()%uint32(len(l))].RWMutex
+	m.RLock()
+	return m
+}
+
+func (l *readLocks) lock() {
+	for i := range l {
+		l[i].Lock()
+	}
+}
+
+func (l *readLocks) unlock() {
+	for i := range l {
+		l[i].Unlock()
+	}
 }
 
 func cstr(s string) *C.char {
@@ -312,6 +343,8 @@ func New(opts Options) (*Provider, error) {
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.hot.lock()
+	defer p.hot.unlock()
 	if p.p != nil {
 		C.mcp_oauth_provider_free(p.p)
 		p.p = nil
@@ -415,8 +448,7 @@ func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
 	bp := headerBufs.Get().(*[]byte)
 	defer headerBufs.Put(bp)
 	buf := *bp
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+	defer p.hot.rlock().RUnlock()
 	if p.p == nil {
 		return nil, false
 	}
@@ -444,6 +476,18 @@ func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
 // value, and a DPoP proof of about 1 KB).
 var headerBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
+// headerName is the canonical form of a header name from the library,
+// without allocating for the two it sends.
+func headerName(b []byte) string {
+	switch string(b) {
+	case "authorization":
+		return "Authorization"
+	case "dpop":
+		return "Dpop"
+	}
+	return http.CanonicalHeaderKey(string(b))
+}
+
 // parseHeaderPairs reads "name\0value\0" pairs.
 func parseHeaderPairs(b []byte) http.Header {
 	h := make(http.Header, 2)
@@ -452,13 +496,13 @@ func parseHeaderPairs(b []byte) http.Header {
 		if i < 0 {
 			break
 		}
-		name := string(b[:i])
+		name := headerName(b[:i])
 		b = b[i+1:]
 		j := bytes.IndexByte(b, 0)
 		if j < 0 {
 			break
 		}
-		h[http.CanonicalHeaderKey(name)] = []string{string(b[:j])}
+		h[name] = []string{string(b[:j])}
 		b = b[j+1:]
 	}
 	return h

@@ -424,3 +424,62 @@ func TestStepUpOnForbidden(t *testing.T) {
 		t.Fatalf("the person was asked %d times, want 2 (log-in, then step-up)", person.count())
 	}
 }
+
+// Close while goroutines are on the hot path: every call either gets the
+// headers of the stored token or, once closed, the closed error; none uses
+// the freed provider (run with -race).
+func TestCloseDuringHotPath(t *testing.T) {
+	const server = "https://mcp.example.com/mcp"
+	storage := &memoryStorage{tokens: []byte(`{"access_token": "hot-path-token", "token_type": "Bearer", "expires_in": 3600, "expires_at": 4102444800}`)}
+	p, err := mcpoauth.New(mcpoauth.Options{
+		ServerURL:          server,
+		ClientMetadataJSON: `{"redirect_uris": ["http://127.0.0.1:9/cb"]}`,
+		Storage:            storage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if h, err := p.Headers(ctx, http.MethodPost, server); err != nil || h.Get("Authorization") != "Bearer hot-path-token" {
+		t.Fatal("no header from the stored token", err)
+	}
+	var wg sync.WaitGroup
+	served := make([]int, 8)
+	failures := make(chan string, 8)
+	for g := range served {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				h, err := p.Headers(ctx, http.MethodPost, server)
+				if err != nil {
+					if !strings.Contains(err.Error(), "closed") {
+						failures <- err.Error()
+					}
+					return
+				}
+				if h.Get("Authorization") != "Bearer hot-path-token" {
+					failures <- "wrong header"
+					return
+				}
+				served[g]++
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
+	}
+	total := 0
+	for _, n := range served {
+		total += n
+	}
+	if total == 0 {
+		t.Fatal("no goroutine got headers before Close")
+	}
+}

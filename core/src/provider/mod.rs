@@ -20,7 +20,7 @@ mod revoke;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use url::Url;
@@ -36,7 +36,7 @@ use crate::discovery::{DiscoveryOptions, DiscoveryReport, Verdict, check_pkce_su
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::handler::AuthorizationHandler;
 use crate::http::{Http, HttpTransport, ReqwestTransport};
-use crate::model::{OAuthToken, now_unix, split_scopes};
+use crate::model::{OAuthToken, split_scopes};
 use crate::registration::validate_cimd_url;
 use crate::scope::{configured_scope, initial_scope, step_up_scope};
 use crate::sources::{AuthorizationCode, ClientCredentials, TokenSource};
@@ -133,13 +133,26 @@ pub(crate) struct Held {
     pub(crate) prepared: zeroize::Zeroizing<String>,
     /// The store's version of it (`ABSENT` when not stored).
     pub(crate) version: Version,
-    /// [`OAuthToken::refresh_at`], computed once off the hot path.
-    refresh_at: Option<f64>,
+    /// [`OAuthToken::refresh_at`] as a time, computed once off the hot path,
+    /// which then compares two times (no arithmetic on the clock's reading).
+    refresh_at: Option<SystemTime>,
+}
+
+/// Seconds since the Unix epoch as a time: the epoch for a moment before it,
+/// `None` for one that is never reached (not finite, or beyond what the
+/// platform's time holds).
+fn as_system_time(at: f64) -> Option<SystemTime> {
+    if at <= 0.0 {
+        return Some(UNIX_EPOCH);
+    }
+    Duration::try_from_secs_f64(at)
+        .ok()
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
 }
 
 impl Held {
     fn new(token: OAuthToken, prepared: String, version: Version) -> Self {
-        let refresh_at = token.refresh_at();
+        let refresh_at = token.refresh_at().and_then(as_system_time);
         Held {
             token,
             prepared: zeroize::Zeroizing::new(prepared),
@@ -150,7 +163,7 @@ impl Held {
 
     /// Due for refresh (or expired).
     pub(crate) fn due(&self) -> bool {
-        self.refresh_at.is_some_and(|at| now_unix() >= at)
+        self.refresh_at.is_some_and(|at| SystemTime::now() >= at)
     }
 }
 
@@ -716,5 +729,33 @@ impl OAuthClientProvider {
         )
         .with_url(&inner.server_url)
         .with_status(403))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::now_unix;
+
+    fn held(expires_in: Option<u64>, expires_at: Option<f64>) -> Held {
+        let mut t = OAuthToken::bearer("AT");
+        t.expires_in = expires_in;
+        t.expires_at = expires_at;
+        Held::new(t, "Bearer AT".into(), Version::ABSENT)
+    }
+
+    #[test]
+    fn a_token_is_due_from_its_refresh_time_on() {
+        let now = now_unix();
+        // Expired, expiring now, or inside the refresh margin: due.
+        assert!(held(Some(3600), Some(now - 1.0)).due());
+        assert!(held(Some(0), Some(now)).due());
+        assert!(held(Some(0), None).due());
+        assert!(held(Some(3600), Some(now + 20.0)).due());
+        // Valid beyond the margin, or without a known expiry: not due.
+        assert!(!held(Some(3600), Some(now + 3600.0)).due());
+        assert!(!held(None, None).due());
+        assert!(!held(Some(3600), Some(f64::INFINITY)).due());
+        assert!(!held(Some(3600), Some(1e300)).due());
     }
 }

@@ -563,11 +563,12 @@ class OAuthClientProvider(_AuthBase):
         # the retry (a new DPoP-bound token meets the server's nonce first).
         for attempt in range(2):
             status = response.status_code
-            items = response.headers.multi_items()
             if status != 401 and status != 403:
+                # The common case, on every request: no copy of the headers.
                 if "dpop-nonce" in response.headers:
-                    native.observe_response(url, items)
+                    native.observe_response(url, response.headers.multi_items())
                 return
+            items = response.headers.multi_items()
             if attempt == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
             with _on_this_loop() as event_loop:
@@ -614,11 +615,12 @@ class OAuthClientProvider(_AuthBase):
         response = yield request
         for attempt in range(2):
             status = response.status_code
-            items = response.headers.multi_items()
             if status != 401 and status != 403:
+                # The common case, on every request: no copy of the headers.
                 if "dpop-nonce" in response.headers:
-                    native.observe_response(url, items)
+                    native.observe_response(url, response.headers.multi_items())
                 return
+            items = response.headers.multi_items()
             if attempt == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
             operation = native.start_handle_response(
