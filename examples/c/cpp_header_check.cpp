@@ -2,6 +2,7 @@
 // exercises it without network: a provider built from the C++ helpers, an
 // error thrown as mcp_oauth::error with its fields, a storage derived from
 // mcp_oauth::storage, lambda completions, and a cancelled operation.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -16,7 +17,7 @@
 // get_tokens can be slowed down to let an operation be cancelled.
 class map_store : public mcp_oauth::storage {
 public:
-    map_store(std::string tokens, int delay_ms, bool *deleted) : tokens_(std::move(tokens)), delay_ms_(delay_ms), deleted_(deleted) {}
+    map_store(std::string tokens, int delay_ms, std::atomic<bool> *deleted) : tokens_(std::move(tokens)), delay_ms_(delay_ms), deleted_(deleted) {}
     ~map_store() override
     {
         mcp_oauth::wipe(tokens_);
@@ -36,8 +37,17 @@ public:
 private:
     std::string tokens_;
     int delay_ms_;
-    bool *deleted_;
+    std::atomic<bool> *deleted_;
 };
+
+// The library releases a store after its last user, which may be a library
+// thread finishing an operation just after the provider is freed: wait for it.
+static bool released_within(const std::atomic<bool> &deleted, int ms)
+{
+    for (int i = 0; i < ms / 10 && !deleted.load(); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return deleted.load();
+}
 
 struct done_flag {
     std::mutex mu;
@@ -53,7 +63,7 @@ struct done_flag {
     }
 };
 
-static mcp_oauth::provider_ptr store_provider(int delay_ms, bool *deleted)
+static mcp_oauth::provider_ptr store_provider(int delay_ms, std::atomic<bool> *deleted)
 {
     auto b = mcp_oauth::make_builder();
     mcp_oauth::check(mcp_oauth_config_builder_set_server_url(b.get(), "https://mcp.example.com/mcp"));
@@ -105,7 +115,7 @@ int main()
     }
 
     // A storage adapter and a lambda completion.
-    bool deleted = false;
+    std::atomic<bool> deleted{false};
     {
         auto p = store_provider(0, &deleted);
         done_flag done;
@@ -131,7 +141,7 @@ int main()
         }
         std::printf("C++ wrapper: a lambda completion got the token from a C++ store\n");
     }
-    if (!deleted) {
+    if (!released_within(deleted, 5000)) {
         std::printf("FAIL: the C++ store was not deleted with its provider\n");
         return 1;
     }
@@ -158,8 +168,8 @@ int main()
         }
         std::printf("C++ wrapper: a cancelled operation completed with %s\n", done.kind.c_str());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500)); // the slow get_tokens returns, then the store goes
-    if (!deleted) {
+    // The slow get_tokens returns, then the store goes.
+    if (!released_within(deleted, 5000)) {
         std::printf("FAIL: the C++ store was not deleted after the cancelled operation\n");
         return 1;
     }
