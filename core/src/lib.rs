@@ -82,3 +82,5 @@ pub use provider::{
 };
 pub use sources::{AuthorizationCode, ClientCredentials, GrantAssertion, JwtBearer, TokenSource};
 pub use storage::{CasOutcome, FileStorage, Lease, MemoryStorage, TokenStorage, Version, Versioned};
+#[cfg(feature = "redis")]
+pub use storage::{EncryptionKey, RedisOptions, RedisStorage};

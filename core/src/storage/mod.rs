@@ -20,10 +20,14 @@
 //!
 //! Built-ins: [`MemoryStorage`] and [`FileStorage`] (one JSON file per MCP
 //! server, replaced atomically, mode 0600, guarded by advisory locks that
-//! every process using the file honours).
+//! every process using the file honours), and, with the cargo feature
+//! `redis`, `RedisStorage` (Redis or a Redis Cluster shared by a fleet of
+//! hosts, values encrypted at rest).
 
 mod file;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -33,6 +37,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::model::{OAuthClientInformationFull, OAuthToken};
 
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_KEY_PREFIX, EncryptionKey, RedisOptions, RedisStorage, redact_url};
 pub use file::FileStorage;
 pub use memory::MemoryStorage;
 
