@@ -18,7 +18,7 @@
 set -euo pipefail
 
 # Debian packages the build and the tests need (one list; add to it here).
-APT_PACKAGES="libcurl4-openssl-dev libcjson-dev pkg-config valgrind curl make gcc g++ cmake"
+APT_PACKAGES="libcurl4-openssl-dev libcjson-dev pkg-config valgrind curl make gcc g++ cmake redis-server"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"

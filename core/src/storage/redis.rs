@@ -79,6 +79,15 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// release was heard on the channel (the fallback of pub/sub).
 const MAX_LEASE_POLL: Duration = Duration::from_millis(250);
 
+/// The pause before an operation is tried again on a connection refused or lost.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// One Redis operation, which [`RedisStorage::run`] may send more than once.
+enum Op<'a> {
+    Cmd(Cmd),
+    Script(redis::ScriptInvocation<'a>),
+}
+
 const ENCRYPTED_TAG: &str = "aes256gcm";
 const PLAIN_TAG: &str = "plain";
 
@@ -539,20 +548,42 @@ impl RedisStorage {
         self.unreachable(what, detail)
     }
 
-    /// Run a command or script within the store's timeout.
-    async fn run<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
-    where
-        F: FnOnce(Conn) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
+    /// Run a command or a script within the store's timeout. A connection
+    /// refused or lost is tried again after a pause while time is left (the
+    /// connection manager reconnects meanwhile): Redis restarting is a wait,
+    /// not a failure. Every command and script here can be repeated safely.
+    async fn run<T: redis::FromRedisValue>(&self, what: &str, op: Op<'_>) -> Result<T> {
         let timeout = self.shared.timeout;
-        let work = async {
-            let conn = self.conn().await?;
-            f(conn).await.map_err(|e| self.redis_error(what, e))
-        };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| self.unreachable(what, format!("Redis did not answer within {timeout:?}")))?
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = async {
+                let mut conn = self.conn().await?;
+                let out = match &op {
+                    Op::Cmd(cmd) => cmd.query_async::<T>(&mut conn).await,
+                    Op::Script(inv) => inv.invoke_async::<T>(&mut conn).await,
+                };
+                Ok::<_, Error>(out)
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, attempt).await {
+                Ok(Ok(Ok(v))) => return Ok(v),
+                Ok(Ok(Err(e))) => {
+                    let retry = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
+                    if !retry || deadline.saturating_duration_since(Instant::now()) < RETRY_PAUSE {
+                        return Err(self.redis_error(what, e));
+                    }
+                }
+                Ok(Err(e)) => {
+                    if deadline.saturating_duration_since(Instant::now()) < RETRY_PAUSE {
+                        return Err(e);
+                    }
+                }
+                Err(_) => {
+                    return Err(self.unreachable(what, format!("Redis did not answer within {timeout:?}")));
+                }
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
     }
 
     // Encryption.
@@ -680,11 +711,8 @@ impl RedisStorage {
     // Registrations.
 
     async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let key = key.to_string();
-        self.run("read a registration", |mut c| async move {
-            redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(&mut c).await
-        })
-        .await
+        self.run("read a registration", Op::Cmd(redis::cmd("GET").arg(key).clone()))
+            .await
     }
 
     async fn get_registration(&self, key: &str) -> Result<Option<OAuthClientInformationFull>> {
@@ -735,9 +763,15 @@ return tostring(v)
 
 /// Take the lease if free. KEYS: lease, fencing counter. ARGV: holder's
 /// random part, ttl in ms. Returns {1, fencing token} or {0, holder, pttl}.
+/// Repeating an attempt that succeeded answers the same fencing token.
 const ACQUIRE_SCRIPT: &str = r#"
 local holder = redis.call('GET', KEYS[1])
 if holder then
+  local sep = string.find(holder, ':', 1, true)
+  if sep and string.sub(holder, sep + 1) == ARGV[1] then
+    -- Taken by this very attempt, whose answer was lost: it is ours.
+    return {1, string.sub(holder, 1, sep - 1)}
+  end
   return {0, holder, redis.call('PTTL', KEYS[1])}
 end
 local f = redis.call('INCR', KEYS[2])
@@ -796,18 +830,9 @@ impl Drop for HeldLease {
         // Without a runtime the lease is left to expire.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let (key, channel) = (store.lease_key.clone(), store.channel.clone());
-                let released = store
-                    .run("release the refresh lease", |mut c| async move {
-                        scripts()
-                            .release
-                            .key(&key)
-                            .arg(&value)
-                            .arg(&channel)
-                            .invoke_async::<i64>(&mut c)
-                            .await
-                    })
-                    .await;
+                let mut inv = scripts().release.prepare_invoke();
+                inv.key(&store.lease_key).arg(&value).arg(&store.channel);
+                let released = store.run::<i64>("release the refresh lease", Op::Script(inv)).await;
                 match released {
                     Ok(1) => {}
                     Ok(_) => tracing::warn!("the refresh lease had expired before its holder released it"),
@@ -867,18 +892,12 @@ impl TokenStorage for RedisStorage {
 
     async fn set_tokens(&self, tokens: OAuthToken) -> Result<()> {
         let value = self.encode(&self.tokens_key, &tokens)?;
-        let (k1, k2, ch) = (self.tokens_key.clone(), self.seq_key.clone(), self.channel.clone());
-        self.run("store the tokens", |mut c| async move {
-            scripts()
-                .set
-                .key(&k1)
-                .key(&k2)
-                .arg(&value)
-                .arg(&ch)
-                .invoke_async::<String>(&mut c)
-                .await
-        })
-        .await?;
+        let mut inv = scripts().set.prepare_invoke();
+        inv.key(&self.tokens_key)
+            .key(&self.seq_key)
+            .arg(&value)
+            .arg(&self.channel);
+        self.run::<String>("store the tokens", Op::Script(inv)).await?;
         Ok(())
     }
 
@@ -902,9 +921,10 @@ impl TokenStorage for RedisStorage {
         writes.push((self.encode(&self.client_key, &info)?, self.client_key.clone()));
         // One key at a time: the two live in different slots of a cluster.
         for (value, key) in writes {
-            self.run("store a registration", |mut c| async move {
-                redis::cmd("SET").arg(&key).arg(&value).query_async::<()>(&mut c).await
-            })
+            self.run::<()>(
+                "store a registration",
+                Op::Cmd(redis::cmd("SET").arg(&key).arg(&value).clone()),
+            )
             .await?;
         }
         Ok(())
@@ -912,10 +932,8 @@ impl TokenStorage for RedisStorage {
 
     async fn remove_client_info(&self, issuer: &str) -> Result<bool> {
         let key = self.issuer_client_key(issuer);
-        self.run("remove a registration", |mut c| async move {
-            redis::cmd("DEL").arg(&key).query_async::<i64>(&mut c).await
-        })
-        .await?;
+        self.run::<i64>("remove a registration", Op::Cmd(redis::cmd("DEL").arg(&key).clone()))
+            .await?;
         // The one in use goes too when it is this issuer's (or bound to none),
         // unless it changed since it was read.
         if let Some(raw) = self.get_value(&self.client_key).await? {
@@ -925,32 +943,18 @@ impl TokenStorage for RedisStorage {
                 .as_deref()
                 .is_none_or(|i| crate::discovery::same_issuer(i, issuer));
             if matches {
-                let key = self.client_key.clone();
-                self.run("remove a registration", |mut c| async move {
-                    scripts()
-                        .delete_if
-                        .key(&key)
-                        .arg(&raw)
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                })
-                .await?;
+                let mut inv = scripts().delete_if.prepare_invoke();
+                inv.key(&self.client_key).arg(&raw);
+                self.run::<i64>("remove a registration", Op::Script(inv)).await?;
             }
         }
         Ok(true)
     }
 
     async fn load_tokens(&self) -> Result<Versioned<OAuthToken>> {
-        let key = self.tokens_key.clone();
+        let cmd = redis::cmd("HMGET").arg(&self.tokens_key).arg("v").arg("d").clone();
         let (version, data) = self
-            .run("read the tokens", |mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg("v")
-                    .arg("d")
-                    .query_async::<(Option<String>, Option<Vec<u8>>)>(&mut c)
-                    .await
-            })
+            .run::<(Option<String>, Option<Vec<u8>>)>("read the tokens", Op::Cmd(cmd))
             .await?;
         self.versioned(version, data)
     }
@@ -960,20 +964,13 @@ impl TokenStorage for RedisStorage {
             Some(t) => self.encode(&self.tokens_key, t)?,
             None => String::new(),
         };
-        let (k1, k2, ch) = (self.tokens_key.clone(), self.seq_key.clone(), self.channel.clone());
-        let reply: Vec<Value> = self
-            .run("store the tokens", |mut c| async move {
-                scripts()
-                    .cas
-                    .key(&k1)
-                    .key(&k2)
-                    .arg(expected.0.to_string())
-                    .arg(&value)
-                    .arg(&ch)
-                    .invoke_async::<Vec<Value>>(&mut c)
-                    .await
-            })
-            .await?;
+        let mut inv = scripts().cas.prepare_invoke();
+        inv.key(&self.tokens_key)
+            .key(&self.seq_key)
+            .arg(expected.0.to_string())
+            .arg(&value)
+            .arg(&self.channel);
+        let reply: Vec<Value> = self.run("store the tokens", Op::Script(inv)).await?;
         let field = |i: usize| -> Option<Vec<u8>> {
             match reply.get(i) {
                 Some(Value::BulkString(b)) => Some(b.clone()),
@@ -1008,19 +1005,9 @@ impl TokenStorage for RedisStorage {
         let mine: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let mut listener: Option<Listener> = None;
         loop {
-            let (key, fence, me) = (self.lease_key.clone(), self.fence_key.clone(), mine.clone());
-            let reply: Vec<Value> = self
-                .run("take the refresh lease", |mut c| async move {
-                    scripts()
-                        .acquire
-                        .key(&key)
-                        .key(&fence)
-                        .arg(&me)
-                        .arg(ttl_ms)
-                        .invoke_async::<Vec<Value>>(&mut c)
-                        .await
-                })
-                .await?;
+            let mut inv = scripts().acquire.prepare_invoke();
+            inv.key(&self.lease_key).key(&self.fence_key).arg(&mine).arg(ttl_ms);
+            let reply: Vec<Value> = self.run("take the refresh lease", Op::Script(inv)).await?;
             let as_text = |v: Option<&Value>| match v {
                 Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
                 Some(Value::SimpleString(s)) => Some(s.clone()),
