@@ -161,7 +161,8 @@ pub struct RedisOptions {
 
 impl RedisOptions {
     /// One Redis server: `redis://[user[:password]@]host[:port][/db]`, or
-    /// `rediss://...` for TLS (verified against the bundled Mozilla roots).
+    /// `rediss://...` for TLS (rustls, verified against the operating
+    /// system's roots, where a private CA can be added).
     pub fn new(url: &str) -> RedisOptions {
         RedisOptions {
             urls: vec![url.to_string()],
@@ -999,7 +1000,9 @@ impl TokenStorage for RedisStorage {
 
     async fn acquire_lease(&self, ttl: Duration, wait: Duration) -> Result<Lease> {
         let deadline = Instant::now() + wait;
-        let ttl_ms = ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
+        // Redis takes at most i64 milliseconds; a century is "no deadline".
+        const CENTURY_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+        let ttl_ms = ttl.as_millis().clamp(1, CENTURY_MS) as u64;
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| Error::storage(format!("no randomness for a lease: {e}")))?;
         let mine: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
