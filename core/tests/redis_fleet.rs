@@ -669,3 +669,95 @@ async fn a_tampered_value_is_refused_on_one_instance() {
 async fn a_tampered_value_is_refused_on_a_cluster() {
     a_tampered_value_is_refused(Backend::cluster()).await;
 }
+
+// ---------------------------------------------------------------------------
+// 5. rediss:// (TLS), with a private CA the operating system's roots learn
+// through SSL_CERT_FILE (set only in the child process that connects).
+
+const ENV_TLS_URL: &str = "FLEET_TLS_CHILD_URL";
+
+/// Connects to the parent's TLS Redis, stores and reads tokens back, and
+/// prints `TLS-OK` or `TLS-ERR <error>`. Without the parent's environment it
+/// does nothing.
+#[tokio::test]
+#[ignore = "a child process of rediss_with_a_private_ca, which runs it itself"]
+async fn tls_child() {
+    let Ok(url) = std::env::var(ENV_TLS_URL) else {
+        return;
+    };
+    let store = RedisStorage::new(Backend::options(&url, false), "http://127.0.0.1:1/mcp").unwrap();
+    let outcome = async {
+        store.set_tokens(OAuthToken::bearer("over-tls")).await?;
+        store.get_tokens().await
+    }
+    .await;
+    match outcome {
+        Ok(Some(t)) if t.access_token.expose() == "over-tls" => println!("TLS-OK"),
+        Ok(other) => println!("TLS-ERR read back {:?}", other.map(|t| fingerprint(&t))),
+        Err(e) => println!("TLS-ERR {e}"),
+    }
+}
+
+#[test]
+fn rediss_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_pem, leaf.pem()).unwrap();
+    std::fs::write(&key_pem, leaf_key.serialize_pem()).unwrap();
+
+    let server = RedisServer::with_args(vec![
+        "--port".into(),
+        "0".into(),
+        "--tls-cert-file".into(),
+        cert_pem.display().to_string(),
+        "--tls-key-file".into(),
+        key_pem.display().to_string(),
+        "--tls-ca-cert-file".into(),
+        ca_pem.display().to_string(),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ]);
+    let url = format!("rediss://localhost:{}", server.port);
+    let run = |ca: Option<&Path>| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["tls_child", "--ignored", "--exact", "--nocapture", "--test-threads=1"])
+            .env(ENV_TLS_URL, &url)
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        } else {
+            // Roots that do not include the private CA.
+            cmd.env("SSL_CERT_DIR", dir.path().join("no-roots-here"));
+            cmd.env("SSL_CERT_FILE", dir.path().join("no-roots-here.pem"));
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let trusted = run(Some(&ca_pem));
+    assert!(trusted.contains("TLS-OK"), "{trusted}");
+    let untrusted = run(None);
+    assert!(untrusted.contains("TLS-ERR"), "{untrusted}");
+    assert!(
+        untrusted.contains("rediss://localhost:"),
+        "names the store: {untrusted}"
+    );
+}

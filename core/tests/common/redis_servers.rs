@@ -82,11 +82,36 @@ impl RedisServer {
         RedisServer::spawn(free_port(), tempfile::tempdir().unwrap(), extra)
     }
 
+    /// A single instance with these extra arguments, on a free port given to
+    /// it as `--tls-port` when the arguments ask for TLS (`--port 0`).
+    pub fn with_args(mut extra: Vec<String>) -> RedisServer {
+        let port = free_port();
+        if extra.iter().any(|a| a == "--tls-cert-file") {
+            extra.extend(["--tls-port".to_string(), port.to_string()]);
+            let mut s = RedisServer {
+                port,
+                dir: tempfile::tempdir().unwrap(),
+                extra,
+                child: None,
+            };
+            s.start_on_port(port, false);
+            return s;
+        }
+        RedisServer::spawn(port, tempfile::tempdir().unwrap(), extra)
+    }
+
     /// Start it (again, on the same port and directory).
     pub fn start(&mut self) {
+        self.start_on_port(self.port, true);
+    }
+
+    fn start_on_port(&mut self, port: u16, plain: bool) {
         assert!(self.child.is_none(), "already running");
-        let mut child = Command::new(tool("REDIS_SERVER", "redis-server"))
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new(tool("REDIS_SERVER", "redis-server"));
+        if plain {
+            cmd.args(["--port", &port.to_string()]);
+        }
+        let mut child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
