@@ -106,6 +106,7 @@ impl Backend {
         opts.key_prefix("fleet-test")
             .encryption_key(EncryptionKey::from_base64(KEY_ID, &key_b64()).unwrap())
             .timeout(Duration::from_secs(3))
+            .lease_heartbeat(Duration::from_secs(2))
     }
 
     fn store(&self, mcp_url: &str) -> RedisStorage {
@@ -466,12 +467,13 @@ async fn a_killed_lease_holder_lets_the_next_proceed(backend: Backend) {
     let t0 = wait_for_expiry(&store).await;
     access_token_ttl(&peers, LONG_TTL).await;
 
-    // The victim takes the lease and its refresh is held at the token
-    // endpoint; then it is killed (SIGKILL: no release, no cleanup). Its
+    // The victim takes the lease (for the default 60 s, renewed every
+    // heartbeat of 2 s) and its refresh is held at the token endpoint; then
+    // it is killed (SIGKILL: no release, no cleanup, no more renewals). Its
     // request dies with its connection and never reaches the server.
-    let lease_ttl = Duration::from_secs(3);
+    let lease_ttl = None;
     peers.token_fault(json!({"mode": "delay", "ms": 60_000})).await;
-    let mut victim = spawn_child("victim", &peers, &backend, Some(lease_ttl), None);
+    let mut victim = spawn_child("victim", &peers, &backend, lease_ttl, None);
     wait_until("the victim's refresh to be held", || async {
         peers.state().await["delayed_token_requests"] == json!(1)
     })
@@ -485,17 +487,13 @@ async fn a_killed_lease_holder_lets_the_next_proceed(backend: Backend) {
         peers.state().await["delayed_token_requests"] == json!(0)
     })
     .await;
-    assert_eq!(
-        backend.cli_for(&lease_key, &["get", &lease_key]),
-        holder,
-        "nobody released the dead holder's lease"
-    );
 
-    // The others, at once: they wait for the lease to expire, one refreshes
+    // The others, at once: they wait for the lease to expire (a heartbeat
+    // after the victim died, well within their 30 s wait), one refreshes
     // with RT0 (never used: the victim's request did not arrive), the others
     // take its tokens.
     let barrier = tempfile::tempdir().unwrap();
-    let children = start_together(PROCESSES - 1, &peers, &backend, Some(lease_ttl), barrier.path()).await;
+    let children = start_together(PROCESSES - 1, &peers, &backend, lease_ttl, barrier.path()).await;
     let mut reports = Vec::new();
     for c in children {
         reports.push(c.finish().await);
@@ -536,8 +534,9 @@ async fn redis_down_then_back(mut backend: Backend) {
     let mcp = log_in(&peers, &backend).await;
     let client = store.get_client_info().await.unwrap().unwrap();
     wait_for_expiry(&store).await;
-    // The next tokens live long enough to be used while Redis is down.
-    access_token_ttl(&peers, 10).await;
+    // The next tokens live long enough to be used while Redis is down, even
+    // on a busy machine.
+    access_token_ttl(&peers, 20).await;
     assert_eq!(mcp.tool("echo", json!({"text": "before"})).await.unwrap().status, 200);
     let t1 = stored(&store).await;
     assert_eq!(refreshes(&peers.state().await), 1);

@@ -14,7 +14,7 @@
 //! | `<prefix>:srv:{<h>}:tokens` | a hash: `v`, the version, and `d`, the encrypted tokens |
 //! | `<prefix>:srv:{<h>}:seq` | the counter the versions come from (kept when tokens are removed, so a version is never reused) |
 //! | `<prefix>:srv:{<h>}:client` | the registration in use for this server, encrypted |
-//! | `<prefix>:srv:{<h>}:lease` | the refresh lease: `<fencing token>:<random>`, with an expiry |
+//! | `<prefix>:srv:{<h>}:lease` | the refresh lease: `<fencing token>:<random>`, with an expiry its holder renews (see [`RedisOptions::lease_heartbeat`]) |
 //! | `<prefix>:srv:{<h>}:fence` | the counter the fencing tokens come from |
 //! | `<prefix>:srv:{<h>}:changed` | the pub/sub channel told of every token write and lease release |
 //! | `<prefix>:as:{<i>}:client` | the registration with that authorization server, encrypted, shared by every MCP server using it |
@@ -78,6 +78,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest pause between two attempts to take a busy lease when no
 /// release was heard on the channel (the fallback of pub/sub).
 const MAX_LEASE_POLL: Duration = Duration::from_millis(250);
+
+/// How long a lease outlives a holder that stopped renewing it, by default.
+const DEFAULT_LEASE_HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// The pause before an operation is tried again on a connection refused or lost.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -157,6 +160,7 @@ pub struct RedisOptions {
     keys: Vec<EncryptionKey>,
     allow_unencrypted: bool,
     timeout: Duration,
+    lease_heartbeat: Duration,
 }
 
 impl RedisOptions {
@@ -171,6 +175,7 @@ impl RedisOptions {
             keys: Vec::new(),
             allow_unencrypted: false,
             timeout: DEFAULT_TIMEOUT,
+            lease_heartbeat: DEFAULT_LEASE_HEARTBEAT,
         }
     }
 
@@ -219,6 +224,16 @@ impl RedisOptions {
         self
     }
 
+    /// How long a lease outlives its holder: a held lease's expiry in Redis
+    /// is this long and renewed by its holder every third of it (until the
+    /// lease's own deadline), so a holder that dies (SIGKILL, a lost machine)
+    /// frees the lease this long after, however long the lease was taken
+    /// for. 10 seconds by default.
+    pub fn lease_heartbeat(mut self, heartbeat: Duration) -> RedisOptions {
+        self.lease_heartbeat = heartbeat.max(Duration::from_millis(30));
+        self
+    }
+
     /// How long one operation (connecting included) may take before it fails
     /// with a storage error; 5 seconds by default.
     pub fn timeout(mut self, timeout: Duration) -> RedisOptions {
@@ -236,6 +251,7 @@ impl fmt::Debug for RedisOptions {
             .field("keys", &self.keys)
             .field("allow_unencrypted", &self.allow_unencrypted)
             .field("timeout", &self.timeout)
+            .field("lease_heartbeat", &self.lease_heartbeat)
             .finish()
     }
 }
@@ -311,6 +327,7 @@ struct Shared {
     keys: Vec<EncryptionKey>,
     allow_unencrypted: bool,
     timeout: Duration,
+    lease_heartbeat: Duration,
 }
 
 #[cfg(test)]
@@ -325,6 +342,7 @@ impl Shared {
             keys: self.keys.clone(),
             allow_unencrypted: self.allow_unencrypted,
             timeout: self.timeout,
+            lease_heartbeat: self.lease_heartbeat,
         }
     }
 }
@@ -409,6 +427,7 @@ impl RedisStorage {
             keys,
             allow_unencrypted,
             timeout,
+            lease_heartbeat,
         } = options;
         let name = match urls.as_slice() {
             [one] if !cluster => format!("the Redis token store at {}", redact_url(one)),
@@ -461,6 +480,7 @@ impl RedisStorage {
             keys,
             allow_unencrypted,
             timeout,
+            lease_heartbeat,
         });
         Ok(RedisStorage::with_shared(shared, server_url))
     }
@@ -791,6 +811,15 @@ end
 return 0
 "#;
 
+/// Extend the lease only when this holder still holds it. KEYS: lease.
+/// ARGV: the value it set, the new expiry in ms.
+const RENEW_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
 /// Delete a key only when it still holds what was read. KEYS: key. ARGV: value.
 const DELETE_IF_SCRIPT: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -806,6 +835,7 @@ fn scripts() -> &'static Scripts {
         set: redis::Script::new(SET_SCRIPT),
         acquire: redis::Script::new(ACQUIRE_SCRIPT),
         release: redis::Script::new(RELEASE_SCRIPT),
+        renew: redis::Script::new(RENEW_SCRIPT),
         delete_if: redis::Script::new(DELETE_IF_SCRIPT),
     })
 }
@@ -815,17 +845,56 @@ struct Scripts {
     set: redis::Script,
     acquire: redis::Script,
     release: redis::Script,
+    renew: redis::Script,
     delete_if: redis::Script,
 }
 
-/// A held lease: released (if still this holder's) when dropped.
+/// A held lease: renewed while held, released (if still this holder's)
+/// when dropped.
 struct HeldLease {
     store: RedisStorage,
     value: String,
+    renewal: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl HeldLease {
+    /// Keep the lease's expiry in Redis one heartbeat ahead until `deadline`
+    /// (the lease's own end), so that it lasts while this process lives and
+    /// expires one heartbeat after it dies.
+    fn renew_until(&mut self, deadline: Instant) {
+        let heartbeat = self.store.shared.lease_heartbeat;
+        let (store, value) = (self.store.clone(), self.value.clone());
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.renewal = Some(handle.spawn(async move {
+            loop {
+                tokio::time::sleep(heartbeat / 3).await;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                let ms = left.min(heartbeat).as_millis().max(1) as u64;
+                let mut inv = scripts().renew.prepare_invoke();
+                inv.key(&store.lease_key).arg(&value).arg(ms);
+                match store.run::<i64>("renew the refresh lease", Op::Script(inv)).await {
+                    Ok(1) => {}
+                    Ok(_) => {
+                        tracing::warn!("the refresh lease expired before its holder renewed it");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not renew the refresh lease"),
+                }
+            }
+        }));
+    }
 }
 
 impl Drop for HeldLease {
     fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
         let store = self.store.clone();
         let value = std::mem::take(&mut self.value);
         // Without a runtime the lease is left to expire.
@@ -1000,16 +1069,20 @@ impl TokenStorage for RedisStorage {
 
     async fn acquire_lease(&self, ttl: Duration, wait: Duration) -> Result<Lease> {
         let deadline = Instant::now() + wait;
-        // Redis takes at most i64 milliseconds; a century is "no deadline".
-        const CENTURY_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
-        let ttl_ms = ttl.as_millis().clamp(1, CENTURY_MS) as u64;
+        // In Redis the lease lasts one heartbeat at a time, renewed while its
+        // holder lives (up to `ttl`).
+        let started = Instant::now();
+        let redis_ttl_ms = ttl.min(self.shared.lease_heartbeat).as_millis().max(1) as u64;
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| Error::storage(format!("no randomness for a lease: {e}")))?;
         let mine: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let mut listener: Option<Listener> = None;
         loop {
             let mut inv = scripts().acquire.prepare_invoke();
-            inv.key(&self.lease_key).key(&self.fence_key).arg(&mine).arg(ttl_ms);
+            inv.key(&self.lease_key)
+                .key(&self.fence_key)
+                .arg(&mine)
+                .arg(redis_ttl_ms);
             let reply: Vec<Value> = self.run("take the refresh lease", Op::Script(inv)).await?;
             let as_text = |v: Option<&Value>| match v {
                 Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
@@ -1023,10 +1096,17 @@ impl TokenStorage for RedisStorage {
             };
             match (reply.first(), as_text(reply.get(1))) {
                 (Some(Value::Int(1)), Some(fencing_token)) => {
-                    let held = HeldLease {
+                    let mut held = HeldLease {
                         store: self.clone(),
                         value: format!("{fencing_token}:{mine}"),
+                        renewal: None,
                     };
+                    if ttl > self.shared.lease_heartbeat {
+                        let until = started
+                            .checked_add(ttl)
+                            .unwrap_or(started + Duration::from_secs(30 * 24 * 3600));
+                        held.renew_until(until);
+                    }
                     tracing::debug!(fencing_token = %fencing_token, "took the refresh lease");
                     return Ok(Lease::new(ttl, Box::new(held)));
                 }
@@ -1084,7 +1164,7 @@ mod tests {
         increment_under_lease,
     };
 
-    use super::redis_servers::{RedisCluster, RedisServer};
+    use super::redis_servers::{self, RedisCluster, RedisServer};
 
     const URL: &str = "http://127.0.0.1:8000/mcp";
 
@@ -1391,6 +1471,45 @@ mod tests {
         assert_eq!(redis.cli(&["get", &a.lease_key]), fourth_value);
         drop(fourth);
         wait_for(|| redis.cli(&["exists", &a.lease_key]).trim() == "0").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_lives_while_its_holder_renews_it_and_one_heartbeat_after_it_dies() {
+        let redis = RedisServer::single();
+        let opts = RedisOptions::new(&redis.url()).lease_heartbeat(Duration::from_millis(300));
+        let b = store(opts.clone());
+        let dying = store(opts);
+        let key = dying.lease_key.clone();
+        let port = redis.port;
+        // The holder runs on a runtime of its own, which then stops as a
+        // killed process does: no release, no more renewals.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let lease = rt
+                .block_on(dying.acquire_lease(Duration::from_secs(60), Duration::from_secs(5)))
+                .unwrap();
+            std::mem::forget(lease);
+            // Several heartbeats later the lease is still there: renewed.
+            rt.block_on(async { tokio::time::sleep(Duration::from_millis(1200)).await });
+            let pttl: i64 = redis_servers::cli(port, &["pttl", &key]).trim().parse().unwrap();
+            assert!(pttl > 0 && pttl <= 300, "renewed one heartbeat ahead: {pttl}");
+            rt.shutdown_background();
+        })
+        .join()
+        .unwrap();
+        // Dead holder: the next one gets it about a heartbeat later, long
+        // before the 60 s the lease was taken for.
+        let started = Instant::now();
+        let next = b
+            .acquire_lease(Duration::from_secs(60), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        drop(next);
     }
 
     async fn wait_for(mut cond: impl FnMut() -> bool) {

@@ -140,11 +140,35 @@ impl RedisServer {
     /// Stop it cleanly, saving its data (`SHUTDOWN SAVE`), as a maintenance
     /// restart does: [`RedisServer::start`] then finds the data again.
     pub fn stop_saving(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new(tool("REDIS_CLI", "redis-cli"))
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut said = String::new();
+        loop {
+            let out = Command::new(tool("REDIS_CLI", "redis-cli"))
                 .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "shutdown", "save"])
-                .output();
-            let _ = c.wait();
+                .output()
+                .expect("run redis-cli");
+            said = format!(
+                "{said}{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for _ in 0..50 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if Instant::now() >= deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "redis-server on port {} did not save and stop (a full disk?); redis-cli said: {said}",
+                    self.port
+                );
+            }
         }
     }
 
