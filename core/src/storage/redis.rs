@@ -23,6 +23,20 @@
 //! counter live in one slot of a Redis Cluster, so the Lua scripts that
 //! compare-and-set and take the lease touch one slot only.
 //!
+//! # One refresh per fleet
+//!
+//! Token writes are compare-and-set on the version, in a Lua script, so a
+//! process whose view is stale (a lease that ran out, a store used without
+//! it) never overwrites newer tokens. Before a refresh the provider takes the
+//! lease: a Lua script sets it if absent (`SET NX PX`) to a fencing token
+//! from `INCR` and a random part of the holder's; only that holder releases
+//! it (compare-and-delete), and errors name the fencing token of the process
+//! that holds it. In Redis the lease lasts one heartbeat at a time, renewed
+//! while its holder lives, so a holder that dies frees it a heartbeat later.
+//! Waiters subscribe to the server's channel (every token write and release
+//! is published on it; classic pub/sub reaches every node of a cluster) and
+//! poll at most every 250 ms as the fallback.
+//!
 //! # Encryption at rest
 //!
 //! Values are encrypted with AES-256-GCM under a key the host supplies, with a
