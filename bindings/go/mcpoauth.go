@@ -63,6 +63,9 @@ type Options struct {
 	// FileStore keeps them in the library's file store in its default
 	// directory (under $XDG_STATE_HOME or ~/.local/state) when StorageDir is empty.
 	FileStore bool
+	// Redis keeps them in Redis, shared by every process of a fleet (takes
+	// precedence over StorageDir; Storage over it).
+	Redis *RedisStore
 	// HTTPClient sends the OAuth requests (discovery, registration,
 	// tokens), so its proxy and TLS settings apply. Nil: http.DefaultClient.
 	// Redirects are never followed for them.
@@ -117,6 +120,65 @@ type IdentityAssertion struct {
 	IdPClientID, IdPClientSecret string
 	// IDToken is the user's ID token from the IdP.
 	IDToken string
+}
+
+// RedisStore is the library's Redis store: tokens and registrations shared
+// by a fleet of processes, refreshed once (a lease in Redis), encrypted at
+// rest. See the repository README's Redis section.
+type RedisStore struct {
+	// URL is redis://[user[:password]@]host[:port][/db], rediss://... for
+	// TLS, or the URLs of several nodes of a Redis Cluster separated by commas.
+	URL string
+	// KeyPrefix prefixes every key; empty: "mcp-oauth".
+	KeyPrefix string
+	// Keys encrypt the values (AES-256-GCM): the first encrypts every
+	// write, all of them decrypt (rotation). Required unless
+	// AllowUnencryptedValues.
+	Keys []EncryptionKey
+	// AllowUnencryptedValues stores tokens and client secrets as plain
+	// JSON, readable by anyone who can read the Redis database.
+	AllowUnencryptedValues bool
+}
+
+// EncryptionKey is a 32-byte key and the id stored beside each value it encrypts.
+type EncryptionKey struct {
+	ID  string
+	Key []byte
+}
+
+func setRedis(b *C.mcp_oauth_config_builder, r *RedisStore, cerr **C.mcp_oauth_error) C.mcp_oauth_result {
+	u := C.CString(r.URL)
+	rc := C.mcp_oauth_config_builder_set_storage_redis(b, u, cerr)
+	C.free(unsafe.Pointer(u))
+	if rc != 0 {
+		return rc
+	}
+	if r.KeyPrefix != "" {
+		p := C.CString(r.KeyPrefix)
+		rc = C.mcp_oauth_config_builder_set_redis_key_prefix(b, p)
+		C.free(unsafe.Pointer(p))
+		if rc != 0 {
+			return rc
+		}
+	}
+	for _, k := range r.Keys {
+		id := C.CString(k.ID)
+		var key *C.uint8_t
+		if len(k.Key) > 0 {
+			key = (*C.uint8_t)(C.CBytes(k.Key))
+		} else {
+			key = (*C.uint8_t)(C.malloc(1))
+		}
+		rc = C.mcp_oauth_config_builder_add_redis_encryption_key(b, id, key, C.size_t(len(k.Key)), cerr)
+		// The copy is wiped before it is freed.
+		clear(unsafe.Slice((*byte)(unsafe.Pointer(key)), max(len(k.Key), 1)))
+		C.free(unsafe.Pointer(key))
+		C.free(unsafe.Pointer(id))
+		if rc != 0 {
+			return rc
+		}
+	}
+	return C.mcp_oauth_config_builder_set_redis_allow_unencrypted_values(b, C.bool(r.AllowUnencryptedValues))
 }
 
 // Provider gives the headers for MCP requests and runs the OAuth flows.
@@ -291,6 +353,10 @@ func New(opts Options) (*Provider, error) {
 		h := cgo.NewHandle(opts.Storage)
 		if rc = C.mcpgo_set_storage(b, C.uintptr_t(h), &cerr); rc != 0 {
 			h.Delete()
+			return fail(rc)
+		}
+	case opts.Redis != nil:
+		if rc = setRedis(b, opts.Redis, &cerr); rc != 0 {
 			return fail(rc)
 		}
 	case opts.StorageDir != "" || opts.FileStore:

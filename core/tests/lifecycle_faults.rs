@@ -658,3 +658,67 @@ async fn tokens_that_could_not_be_saved_are_used_and_saved_with_the_next_refresh
     assert_eq!(m.requests_to("/token")[1].form()["refresh_token"], "rt-1");
     assert_eq!(stored_rt(store.get_tokens().await.unwrap()).as_deref(), Some("rt-2"));
 }
+
+/// A shared store that went away after the provider loaded from it: its
+/// lease fails while `down` is set (a Redis that stopped answering).
+struct LeaseDown {
+    inner: MemoryStorage,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStorage for LeaseDown {
+    async fn get_tokens(&self) -> mcp_oauth_client::Result<Option<OAuthToken>> {
+        self.inner.get_tokens().await
+    }
+    async fn set_tokens(&self, tokens: OAuthToken) -> mcp_oauth_client::Result<()> {
+        self.inner.set_tokens(tokens).await
+    }
+    async fn get_client_info(&self) -> mcp_oauth_client::Result<Option<OAuthClientInformationFull>> {
+        self.inner.get_client_info().await
+    }
+    async fn set_client_info(&self, info: OAuthClientInformationFull) -> mcp_oauth_client::Result<()> {
+        self.inner.set_client_info(info).await
+    }
+    async fn acquire_lease(&self, ttl: Duration, _wait: Duration) -> mcp_oauth_client::Result<mcp_oauth_client::Lease> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(mcp_oauth_client::Error::storage("the shared store is unreachable"));
+        }
+        Ok(mcp_oauth_client::Lease::unguarded(ttl))
+    }
+}
+
+/// The store is down when a still-valid token is due for its early refresh:
+/// the request goes out with that token and nothing is asked of the server.
+/// With an expired token the refresh fails with the store's error, asking
+/// nothing of the server either; once the store is back, the refresh happens.
+#[tokio::test]
+async fn a_store_down_at_an_early_refresh_keeps_the_valid_token_in_use() {
+    let m = Mock::start().await;
+    standard(&m);
+    let store = Arc::new(LeaseDown {
+        inner: MemoryStorage::new(),
+        down: true.into(),
+    });
+    // Due (inside the 30 s margin of a one-hour token) but valid.
+    let mut t = tokens("at-0", "rt-0", &m.base, false);
+    t.expires_at = Some(now() + 20.0);
+    seed(store.as_ref(), &m, t).await;
+    let p = build(cfg(&m), store.clone(), Arc::new(Person::default()));
+    assert_eq!(calls::header(&p).await.unwrap().as_deref(), Some("Bearer at-0"));
+    assert_eq!(calls::header(&p).await.unwrap().as_deref(), Some("Bearer at-0"));
+    assert_eq!(m.count("/token"), 0);
+
+    // Expired: the store's error, and still nothing sent.
+    seed(store.as_ref(), &m, tokens("at-0", "rt-0", &m.base, true)).await;
+    let restarted = build(cfg(&m), store.clone(), Arc::new(Person::default()));
+    let e = calls::header(&restarted).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert!(e.to_string().contains("unreachable"), "{e}");
+    assert_eq!(m.count("/token"), 0);
+
+    // Back: the refresh happens.
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(calls::header(&restarted).await.unwrap().as_deref(), Some("Bearer at-1"));
+    assert_eq!(m.count("/token"), 1);
+}

@@ -32,6 +32,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<carrier::NativeRequest>()?;
     m.add_class::<builtins::NativeFileStorage>()?;
     m.add_class::<builtins::NativeKeyringStorage>()?;
+    #[cfg(feature = "redis")]
+    m.add_class::<builtins::NativeRedisStorage>()?;
     m.add_class::<builtins::NativeLoopbackReceiver>()?;
     m.add_class::<signer::NativeSigner>()?;
     m.add_function(wrap_pyfunction!(signer::assertion_signing_input, m)?)?;

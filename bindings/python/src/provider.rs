@@ -24,9 +24,25 @@ use crate::bridge::{
     PyAssertionProvider, PyDeviceCode, PyGrantAssertion, PyHandler, PyStorage, py_jwt_fn, resource_validator,
 };
 use crate::builtins::{NativeFileStorage, NativeKeyringStorage};
+
 use crate::carrier::{Carriers, HostTransport, NativeRequest};
 use crate::errors::{OAuthConfigurationError, in_starting_call, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
+
+/// A built-in store passed from Python, for the server `server_url`.
+fn native_store(store: &Bound<'_, PyAny>, server_url: &str) -> PyResult<Arc<dyn TokenStorage>> {
+    if let Ok(file) = store.cast::<NativeFileStorage>() {
+        return Ok(file.get().inner.clone());
+    }
+    #[cfg(feature = "redis")]
+    if let Ok(redis) = store.cast::<crate::builtins::NativeRedisStorage>() {
+        return Ok(redis.get().for_server(server_url));
+    }
+    let _ = server_url;
+    Err(OAuthConfigurationError::new_err(
+        "native_storage must be a built-in store",
+    ))
+}
 
 fn seconds(what: &str, s: f64) -> PyResult<Duration> {
     if !s.is_finite() || s <= 0.0 {
@@ -255,7 +271,7 @@ impl NativeProvider {
         server_url: String,
         bridge: Py<PyAny>,
         client_metadata_json: Option<String>,
-        native_storage: Option<PyRef<'_, NativeFileStorage>>,
+        native_storage: Option<Bound<'_, PyAny>>,
         has_handler: bool,
         http_timeout: f64,
         authorization_timeout: f64,
@@ -388,7 +404,7 @@ impl NativeProvider {
             native: Arc::new(native),
         }));
         let storage: Arc<dyn TokenStorage> = match (native_storage, native_keyring) {
-            (Some(s), _) => s.inner.clone(),
+            (Some(s), _) => native_store(&s, &config.server_url)?,
             (None, Some(k)) => k.inner.clone(),
             (None, None) => Arc::new(PyStorage { bridge: bridge.clone() }),
         };

@@ -11,6 +11,7 @@ from ._builtins import (
     KeyringTokenStorage,
     LogoutResult,
     LoopbackReceiver,
+    RedisTokenStorage,
     open_browser,
 )
 from ._errors import (
@@ -53,6 +54,7 @@ __all__ = [
     "DeviceAuthorization",
     "EnterpriseAuthOAuthProvider",
     "FileTokenStorage",
+    "RedisTokenStorage",
     "IdentityAssertionOAuthProvider",
     "InvalidRedirectUriError",
     "InvalidScopeError",
