@@ -243,6 +243,9 @@ pub fn remedy(what: &str, status: Option<u16>, verdict: Verdict, detail: &str) -
         "pinned issuer" => {
             "the pre-registered client belongs to another authorization server: use credentials issued by the one the MCP server names"
         }
+        "PKCE" if verdict == Verdict::Warning => {
+            "PKCE S256 is assumed, not advertised: if the authorization server rejects the code_challenge, S256 is not supported there"
+        }
         "PKCE" if detail.contains("no code_challenge_methods_supported") => {
             "the authorization server omits code_challenge_methods_supported (Microsoft Entra ID does): if it supports S256 all the same, allow it with assume_s256_when_pkce_unadvertised; otherwise enable PKCE S256 there"
         }

@@ -508,7 +508,17 @@ impl OAuthClientProvider {
         let step = Step::AuthorizationServerMetadata;
         if inner.source.needs_person() {
             match check_pkce_support(&d.server, inner.config.assume_s256_when_pkce_unadvertised) {
-                Ok(()) => record(&mut report.steps, step, "PKCE", None, None, Verdict::Ok, "S256"),
+                Ok(()) => {
+                    let detail = match &d.server.code_challenge_methods_supported {
+                        Some(_) => "S256 (code_challenge_methods_supported lists it)",
+                        None => "S256 assumed: the metadata does not say (assume_s256_when_pkce_unadvertised)",
+                    };
+                    let verdict = match &d.server.code_challenge_methods_supported {
+                        Some(_) => Verdict::Ok,
+                        None => Verdict::Warning,
+                    };
+                    record(&mut report.steps, step, "PKCE", None, None, verdict, detail)
+                }
                 Err(e) => {
                     record(
                         &mut report.steps,
