@@ -54,7 +54,11 @@ fn fix<'a>(run: &'a Run, what: &str) -> &'a str {
         .position(|l| l.contains(&format!("] {what}")))
         .unwrap_or_else(|| panic!("no {what:?} line in:\n{}", run.stdout));
     let next = lines.get(i + 1).copied().unwrap_or("");
-    assert!(next.trim_start().starts_with("fix:"), "no fix after {what:?}:\n{}", run.stdout);
+    assert!(
+        next.trim_start().starts_with("fix:"),
+        "no fix after {what:?}:\n{}",
+        run.stdout
+    );
     next
 }
 
@@ -114,9 +118,17 @@ async fn a_good_chain_holds_and_nothing_is_registered() {
     ];
     let positions: Vec<usize> = order
         .iter()
-        .map(|w| run.stdout.find(&format!("] {w}")).unwrap_or_else(|| panic!("{w} missing:\n{}", run.stdout)))
+        .map(|w| {
+            run.stdout
+                .find(&format!("] {w}"))
+                .unwrap_or_else(|| panic!("{w} missing:\n{}", run.stdout))
+        })
         .collect();
-    assert!(positions.windows(2).all(|p| p[0] < p[1]), "out of order:\n{}", run.stdout);
+    assert!(
+        positions.windows(2).all(|p| p[0] < p[1]),
+        "out of order:\n{}",
+        run.stdout
+    );
     assert!(line(&run, "MCP server").contains("-> 401"));
     assert!(line(&run, "MCP server").contains("resource_metadata="));
     assert!(line(&run, "client identity").contains("dynamic registration"));
@@ -181,7 +193,10 @@ async fn metadata_naming_another_issuer_breaks_the_chain_at_the_issuer_check() {
     good(&m);
     m.fixed(
         "/.well-known/oauth-authorization-server",
-        Reply::json(200, as_metadata(&m, "https://login.other.example", Some(json!(["S256"])))),
+        Reply::json(
+            200,
+            as_metadata(&m, "https://login.other.example", Some(json!(["S256"]))),
+        ),
     );
     let run = discover(&m.url("/mcp"), &[]).await;
     assert_eq!(run.code, 1, "{}", run.stdout);
@@ -296,7 +311,10 @@ async fn json_says_the_same_for_machines() {
     good(&m);
     m.fixed(
         "/.well-known/oauth-authorization-server",
-        Reply::json(200, as_metadata(&m, "https://login.other.example", Some(json!(["S256"])))),
+        Reply::json(
+            200,
+            as_metadata(&m, "https://login.other.example", Some(json!(["S256"]))),
+        ),
     );
     let run = discover(&m.url("/mcp"), &["--json"]).await;
     assert_eq!(run.code, 1);
