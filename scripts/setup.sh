@@ -19,6 +19,11 @@ set -euo pipefail
 
 # Debian packages the build and the tests need (one list; add to it here).
 APT_PACKAGES="libcurl4-openssl-dev libcjson-dev pkg-config valgrind curl make gcc g++ cmake"
+# The keychain store's tests: a Secret Service (gnome-keyring) on a private
+# D-Bus session, and secret-tool to read its entries as another program.
+APT_PACKAGES+=" gnome-keyring dbus-daemon libsecret-tools"
+# The loopback receiver's pages seen in a real browser (headless Chromium).
+APT_PACKAGES+=" chromium"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"

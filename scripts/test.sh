@@ -52,7 +52,11 @@ section_rust() {
     else
         echo "clippy is not installed: lints not checked (rustup component add clippy)"
     fi
-    cargo test --workspace --locked --no-fail-fast
+    cargo test --workspace --locked --no-fail-fast || return 1
+    # The keychain store against a real Secret Service (gnome-keyring on a
+    # private D-Bus session; see scripts/with-keyring.sh).
+    "$ROOT/scripts/with-keyring.sh" cargo test --locked -p mcp-oauth-client --features keyring --test keyring \
+        -- --include-ignored
 }
 
 section_header() {

@@ -519,6 +519,7 @@ pub fn legacy_default_metadata(origin: &Url) -> AuthorizationServerMetadata {
         authorization_response_iss_parameter_supported: None,
         client_id_metadata_document_supported: None,
         revocation_endpoint: None,
+        device_authorization_endpoint: None,
         extra: Default::default(),
     }
 }

@@ -46,6 +46,12 @@ pub enum Step {
     /// Obtaining an identity assertion (an ID-JAG, RFC 8693 token exchange)
     /// from the enterprise identity provider.
     IdentityAssertion,
+    /// The device authorization grant (RFC 8628): asking for a user code,
+    /// and polling the token endpoint while the person approves elsewhere.
+    DeviceAuthorization,
+    /// Revoking tokens at the authorization server (RFC 7009) and forgetting
+    /// them.
+    Revocation,
 }
 
 impl Step {
@@ -66,6 +72,8 @@ impl Step {
             Step::Request => "request",
             Step::Signing => "signing",
             Step::IdentityAssertion => "identity_assertion",
+            Step::DeviceAuthorization => "device_authorization",
+            Step::Revocation => "revocation",
         }
     }
 }

@@ -123,13 +123,77 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// process cannot exhaust the receiver's memory.
 const MAX_CONNECTIONS: usize = 64;
 
-const SUCCESS_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed in</title></head>\
-<body style=\"font-family:sans-serif;margin:3em\"><h1>You are signed in</h1>\
-<p>You can close this window and return to the application.</p></body></html>";
+/// The receiver's pages (RFC 8252 §7.3: the person lands here in their
+/// browser). Small, readable and accessible: a language, a title, one
+/// heading, and plain text saying what happened and what to do next. Fixed
+/// text only: nothing from the request (no `error_description`, no code) is
+/// ever written into a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// The redirect carried a code.
+    Success,
+    /// The person declined (or the server says access was denied).
+    Denied,
+    /// The server reported another error, or the redirect carried neither.
+    Error,
+}
 
-const FAILURE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
-<body style=\"font-family:sans-serif;margin:3em\"><h1>Sign-in did not complete</h1>\
-<p>The authorization server reported an error. Return to the application for details.</p></body></html>";
+/// The pages' one stylesheet, allowed by its hash in the Content-Security-Policy.
+const PAGE_STYLE: &str = "body{font:1.125rem/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1b1b1b;background:#fff}h1{font-size:1.5rem;line-height:1.3}";
+
+impl Page {
+    fn for_result(result: &AuthorizationCodeResult) -> Page {
+        match (&result.code, result.error.as_ref().map(|e| e.error.as_str())) {
+            (_, Some("access_denied")) => Page::Denied,
+            (Some(_), None) => Page::Success,
+            _ => Page::Error,
+        }
+    }
+
+    fn texts(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Page::Success => (
+                "Signed in",
+                "You are signed in",
+                "The application received your authorization. You can close this tab and return to the application.",
+            ),
+            Page::Denied => (
+                "Sign-in cancelled",
+                "Sign-in was cancelled",
+                "Access was not granted, so the application is not signed in. Close this tab and return to the application. To try again, start signing in from the application.",
+            ),
+            Page::Error => (
+                "Sign-in failed",
+                "Sign-in did not complete",
+                "The authorization server reported a problem, so the application is not signed in. Close this tab and return to the application, which shows what went wrong, and try again from there.",
+            ),
+        }
+    }
+
+    pub(crate) fn html(self) -> String {
+        let (title, heading, text) = self.texts();
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title}</title><style>{PAGE_STYLE}</style></head>\n\
+<body><main><h1>{heading}</h1><p>{text}</p></main></body></html>\n"
+        )
+    }
+}
+
+/// The Content-Security-Policy of every answer: nothing may load or run,
+/// except the pages' own stylesheet.
+fn content_security_policy() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(PAGE_STYLE.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+    })
+}
 
 impl LoopbackReceiver {
     /// Bind a receiver for `redirect_uri`, which must be `http` on
@@ -336,12 +400,8 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Option<Authorizati
             return None;
         }
     }
-    let page = if result.error.is_some() {
-        FAILURE_PAGE
-    } else {
-        SUCCESS_PAGE
-    };
-    let _ = respond(&mut stream, 200, "OK", page).await;
+    let page = Page::for_result(&result).html();
+    let _ = respond(&mut stream, 200, "OK", &page).await;
     Some(result)
 }
 
@@ -379,8 +439,11 @@ async fn respond(stream: &mut TcpStream, code: u16, reason: &str, body: &str) ->
         "text/plain; charset=utf-8"
     };
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n\
+Content-Security-Policy: {}\r\nConnection: close\r\n\r\n",
+        body.len(),
+        content_security_policy()
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
@@ -463,6 +526,58 @@ mod tests {
         let res = waiter.await.unwrap().unwrap();
         assert_eq!(res.code.unwrap().expose(), "abc");
         assert_eq!(res.iss.as_deref(), Some("https://as"));
+    }
+
+    #[tokio::test]
+    async fn pages_say_what_happened_reflect_nothing_and_carry_security_headers() {
+        let cases = [
+            ("code=abc&state=s", "You are signed in", "close this tab"),
+            (
+                "error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state=s",
+                "Sign-in was cancelled",
+                "start signing in from the application",
+            ),
+            (
+                "error=server_error&error_description=%3Cb%3Eevil%3C%2Fb%3E&error_uri=https%3A%2F%2Fevil.example&state=s",
+                "Sign-in did not complete",
+                "try again",
+            ),
+            ("state=s", "Sign-in did not complete", "try again"),
+        ];
+        for (query, heading, next) in cases {
+            let r = Arc::new(
+                LoopbackReceiver::bind("http://127.0.0.1:0/cb", Duration::from_secs(5))
+                    .await
+                    .unwrap(),
+            );
+            r.expect_state(Some("s".into()));
+            let addr = format!("127.0.0.1:{}", Url::parse(r.redirect_uri()).unwrap().port().unwrap());
+            let waiter = {
+                let r = r.clone();
+                tokio::spawn(async move { r.wait().await })
+            };
+            let answer = get(&addr, &format!("/cb?{query}")).await;
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            let head = head.to_ascii_lowercase();
+            for h in [
+                "cache-control: no-store",
+                "x-content-type-options: nosniff",
+                "referrer-policy: no-referrer",
+                "content-security-policy: default-src 'none'; style-src 'sha256-",
+                "content-type: text/html; charset=utf-8",
+            ] {
+                assert!(head.contains(h), "{query}: no {h:?} in {head}");
+            }
+            assert!(body.contains("<html lang=\"en\">"), "{body}");
+            assert_eq!(body.matches("<h1>").count(), 1, "{body}");
+            assert!(body.contains(&format!("<h1>{heading}</h1>")), "{query}: {body}");
+            assert!(body.contains(next), "{query}: {body}");
+            for leaked in ["script", "alert", "evil", "abc"] {
+                assert!(!body.contains(leaked), "{query}: {leaked:?} reflected: {body}");
+            }
+            assert!(!body.contains("<script"));
+            waiter.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]

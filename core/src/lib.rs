@@ -77,8 +77,13 @@ pub use model::{
     ProtectedResourceMetadata, Secret,
 };
 pub use provider::{
-    GrantKind, OAuthClientProvider, ProviderConfig, RequestInfo, ResourceParameter, ResponseAction, ResponseInfo,
-    StaticClient, TaskWrapper,
+    GrantKind, LogoutOutcome, OAuthClientProvider, ProviderConfig, RequestInfo, ResourceParameter, ResponseAction,
+    ResponseInfo, StaticClient, TaskWrapper,
 };
-pub use sources::{AuthorizationCode, ClientCredentials, GrantAssertion, JwtBearer, TokenSource};
+pub use sources::{
+    AuthorizationCode, ClientCredentials, DeviceAuthorization, DeviceCode, DeviceCodeHandler, GrantAssertion,
+    JwtBearer, TokenSource,
+};
+#[cfg(feature = "keyring")]
+pub use storage::KeyringStorage;
 pub use storage::{CasOutcome, FileStorage, Lease, MemoryStorage, TokenStorage, Version, Versioned};

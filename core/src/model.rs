@@ -450,6 +450,9 @@ pub struct AuthorizationServerMetadata {
     /// RFC 7009 revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<String>,
+    /// RFC 8628 device authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
     /// Other fields.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -35,6 +35,8 @@ pub enum Grant {
     ClientCredentials { scope: Option<String> },
     /// RFC 7523 §2.1 JWT bearer grant.
     JwtBearer { assertion: Secret, scope: Option<String> },
+    /// RFC 8628 §3.4 device access token request.
+    DeviceCode { device_code: Secret },
 }
 
 impl Grant {
@@ -42,6 +44,7 @@ impl Grant {
         match self {
             Grant::AuthorizationCode { .. } => Step::TokenExchange,
             Grant::RefreshToken { .. } => Step::Refresh,
+            Grant::DeviceCode { .. } => Step::DeviceAuthorization,
             _ => Step::Grant,
         }
     }
@@ -71,6 +74,10 @@ impl Grant {
                 if let Some(s) = scope.as_deref().filter(|s| !s.is_empty()) {
                     push("scope", s);
                 }
+            }
+            Grant::DeviceCode { device_code } => {
+                push("grant_type", crate::sources::DEVICE_CODE_GRANT);
+                push("device_code", device_code.expose());
             }
             Grant::JwtBearer { assertion, scope } => {
                 push("grant_type", crate::sources::JWT_BEARER_GRANT);
@@ -423,7 +430,7 @@ fn strip_values(e: &serde_json::Error) -> String {
     format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
 }
 
-fn parse_body(resp: &HttpResponse) -> Option<serde_json::Value> {
+pub(crate) fn parse_body(resp: &HttpResponse) -> Option<serde_json::Value> {
     let ct = resp.header("content-type").unwrap_or("").to_ascii_lowercase();
     if ct.starts_with("application/x-www-form-urlencoded") {
         let map: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(&resp.body)

@@ -65,7 +65,10 @@ async fn an_idle_connection_and_a_favicon_request_do_not_hold_up_the_redirect() 
     );
 
     let page = get(addr, "/callback?code=abc&state=s1").await;
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("signed in"), "{page}");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("You are signed in"),
+        "{page}"
+    );
     let result = waiter.await.unwrap().unwrap();
     assert_eq!(result.code.unwrap().expose(), "abc");
 
@@ -110,7 +113,7 @@ async fn an_error_redirect_ends_the_wait_with_the_error_and_a_failure_page() {
     assert!(forged.starts_with("HTTP/1.1 400"), "{forged}");
     let page = get(addr, "/cb?error=access_denied&error_description=no&state=s2").await;
     assert!(
-        page.starts_with("HTTP/1.1 200") && page.contains("did not complete"),
+        page.starts_with("HTTP/1.1 200") && page.contains("Sign-in was cancelled"),
         "{page}"
     );
 

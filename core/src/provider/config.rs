@@ -232,6 +232,24 @@ impl ProviderConfig {
         self.source = Some(Arc::new(crate::sources::JwtBearer::new(assertion)));
     }
 
+    /// Tokens from the device authorization grant (RFC 8628), for hosts
+    /// where the person cannot use a browser on this machine: `handler`
+    /// shows the user code and verification URI, and the provider polls the
+    /// token endpoint while the person approves on another device. The
+    /// authorization server must advertise a `device_authorization_endpoint`;
+    /// a dynamic registration asks for the device code and refresh token
+    /// grants, without redirect URIs. The person's part is bounded by the
+    /// code's lifetime and by `authorization_timeout`.
+    pub fn use_device_code(&mut self, handler: Arc<dyn crate::sources::DeviceCodeHandler>) {
+        self.client_metadata.grant_types = vec![
+            crate::sources::DEVICE_CODE_GRANT.to_string(),
+            "refresh_token".to_string(),
+        ];
+        self.client_metadata.response_types = Vec::new();
+        self.client_metadata.redirect_uris = Vec::new();
+        self.source = Some(Arc::new(crate::sources::DeviceCode::new(handler)));
+    }
+
     /// DPoP-bound tokens (RFC 9449), with `signer`'s key, or with a key of
     /// the provider's own when `None`.
     pub fn use_dpop(&mut self, signer: Option<Arc<dyn crate::keys::Signer>>) -> crate::error::Result<()> {

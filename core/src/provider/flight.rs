@@ -7,9 +7,18 @@
 //! request still completes and its result is stored and shared. Every waiter
 //! gets the flight's outcome, failure included, so N requests waiting on a
 //! dead authorization server wait once, together.
+//!
+//! A flight knows whether anyone still waits for it ([`abandoned`]): a flow
+//! that would otherwise wait for minutes with nobody to hand its result to
+//! (the device flow's polling) stops when its last waiter is dropped, and
+//! the next request starts a new flight instead of joining the abandoned one.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -33,14 +42,90 @@ pub(crate) enum FlightKey {
     StepUp(String),
     /// An explicit log-in.
     Authorize,
+    /// A log-out: revoke and forget.
+    Logout,
 }
 
 pub(crate) type Outcome = Result<()>;
 type Joined = Shared<BoxFuture<'static, Outcome>>;
 
+/// How many wait for a flight; whether they all went away.
+#[derive(Default)]
+pub(crate) struct Interest {
+    waiters: AtomicUsize,
+    abandoned: AtomicBool,
+    gone: tokio::sync::Notify,
+}
+
+impl Interest {
+    /// Count one more waiter, unless every waiter already left.
+    fn join(&self) -> bool {
+        self.waiters
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n > 0).then_some(n + 1))
+            .is_ok()
+    }
+
+    fn leave(&self) {
+        if self.waiters.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.abandoned.store(true, Ordering::Release);
+            self.gone.notify_waiters();
+        }
+    }
+
+    async fn wait_abandoned(&self) {
+        loop {
+            let notified = self.gone.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.abandoned.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+tokio::task_local! {
+    static INTEREST: Arc<Interest>;
+}
+
+/// Completes when nobody waits any more for the flight this runs in (every
+/// request that started or joined it was dropped); never outside a flight.
+/// A long wait inside a flight selects on it to stop early.
+pub(crate) async fn abandoned() {
+    match INTEREST.try_with(Arc::clone) {
+        Ok(interest) => interest.wait_abandoned().await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// One request's wait for a flight's outcome. Dropping it tells the flight
+/// one waiter fewer is left.
+pub(crate) struct Waiter {
+    joined: Joined,
+    interest: Arc<Interest>,
+}
+
+impl Future for Waiter {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.joined).poll(cx)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.interest.leave();
+    }
+}
+
+/// A running flight: its id, its outcome, and who waits for it.
+type Running = (u64, Joined, Arc<Interest>);
+
 #[derive(Default)]
 pub(crate) struct Flights {
-    running: Mutex<HashMap<FlightKey, (u64, Joined)>>,
+    running: Mutex<HashMap<FlightKey, Running>>,
     next_id: std::sync::atomic::AtomicU64,
 }
 
@@ -54,7 +139,7 @@ struct Landing {
 impl Drop for Landing {
     fn drop(&mut self) {
         let mut running = self.flights.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+        if running.get(&self.key).is_some_and(|(id, _, _)| *id == self.id) {
             running.remove(&self.key);
         }
     }
@@ -68,10 +153,17 @@ impl Flights {
         key: FlightKey,
         wrapper: Option<&TaskWrapper>,
         start: impl FnOnce() -> BoxFuture<'static, Outcome>,
-    ) -> Result<(Joined, bool)> {
+    ) -> Result<(Waiter, bool)> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, joined)) = running.get(&key) {
-            return Ok((joined.clone(), false));
+        if let Some((_, joined, interest)) = running.get(&key) {
+            // A flight every waiter left may be stopping: start a new one.
+            if interest.join() {
+                let waiter = Waiter {
+                    joined: joined.clone(),
+                    interest: interest.clone(),
+                };
+                return Ok((waiter, false));
+            }
         }
         let handle = match tokio::runtime::Handle::try_current() {
             Ok(h) => h,
@@ -90,14 +182,18 @@ impl Flights {
             })
             .boxed()
             .shared();
-        running.insert(key.clone(), (id, joined.clone()));
+        let interest = Arc::new(Interest {
+            waiters: AtomicUsize::new(1),
+            ..Interest::default()
+        });
+        running.insert(key.clone(), (id, joined.clone(), interest.clone()));
         drop(running);
         let landing = Landing {
             flights: self.clone(),
             key,
             id,
         };
-        let work = start();
+        let work = INTEREST.scope(interest.clone(), start());
         let task: BoxFuture<'static, ()> = Box::pin(async move {
             let outcome = work.await;
             // Leave the table before answering: a request that comes after
@@ -110,7 +206,7 @@ impl Flights {
             None => task,
         };
         handle.spawn(task);
-        Ok((joined, true))
+        Ok((Waiter { joined, interest }, true))
     }
 }
 
@@ -179,6 +275,36 @@ mod tests {
             .unwrap();
         drop(joined); // the only waiter goes away
         done_rx.await.expect("the flight ran to its end without waiters");
+    }
+
+    #[tokio::test]
+    async fn a_flight_learns_when_its_last_waiter_leaves_and_is_not_joined_after() {
+        let flights = Arc::new(Flights::default());
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let (first, _) = flights
+            .join(FlightKey::Authorize, None, move || {
+                Box::pin(async move {
+                    abandoned().await;
+                    let _ = stopped_tx.send(());
+                    Err(Error::flow(Step::DeviceAuthorization, "stopped"))
+                })
+            })
+            .unwrap();
+        let (second, started) = flights
+            .join(FlightKey::Authorize, None, || panic!("joined while someone waits"))
+            .unwrap();
+        assert!(!started);
+        drop(first);
+        tokio::task::yield_now().await;
+        drop(second);
+        stopped_rx.await.expect("the flight saw that nobody waits");
+        // Whether or not the stopped flight has left the table yet, a new
+        // request starts a flight of its own.
+        let (third, started) = flights
+            .join(FlightKey::Authorize, None, || Box::pin(async { Ok(()) }))
+            .unwrap();
+        assert!(started);
+        third.await.unwrap();
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ mod config;
 pub(crate) mod flight;
 mod identity;
 mod lifecycle;
+mod revoke;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use url::Url;
 
 pub use config::{GrantKind, ProviderConfig, ResourceParameter, StaticClient};
 pub use flight::TaskWrapper;
+pub use revoke::LogoutOutcome;
 
 use crate::authorize::AuthorizationCodeResult;
 use crate::binding::{AuthHeaders, Bearer, TokenBinding};
@@ -182,6 +184,8 @@ pub(crate) struct Inner {
     /// Step-up attempts per challenged scope set, since a token covering it
     /// was last held.
     step_ups: std::sync::Mutex<HashMap<String, u32>>,
+    /// What the last log-out did, for every request that joined it.
+    last_logout: std::sync::Mutex<Option<LogoutOutcome>>,
 }
 
 impl Inner {
@@ -316,6 +320,7 @@ impl OAuthClientProvider {
                 state: tokio::sync::Mutex::new(State::default()),
                 flights: Arc::new(Flights::default()),
                 step_ups: std::sync::Mutex::new(HashMap::new()),
+                last_logout: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -438,6 +443,32 @@ impl OAuthClientProvider {
         })
         .await
         .map(|_| ())
+    }
+
+    /// Log out (RFC 7009): revoke the refresh token, then the access token,
+    /// at the authorization server's `revocation_endpoint` when it advertises
+    /// one, authenticated as the client; then delete the tokens stored for
+    /// this server (the client registration is kept). Tokens are only sent to
+    /// the authorization server that issued them. When revoking the refresh
+    /// token fails (a refusal or an outage), the error is returned and
+    /// nothing is deleted, so the person can try again. Discovery runs when
+    /// it has not yet, so this works in a new process with stored tokens.
+    pub async fn logout(&self) -> Result<LogoutOutcome> {
+        self.run(FlightKey::Logout, None, |inner, http| {
+            Box::pin(async move {
+                let outcome = inner.clone().logout(http).await?;
+                *inner.last_logout.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(self
+            .inner
+            .last_logout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default())
     }
 
     /// What discovery last found, if it has run; `None` as well while a

@@ -1,7 +1,8 @@
 //! Token sources: where a new token comes from when none is usable.
 //!
 //! Each grant is one type implementing [`TokenSource`]: the authorization
-//! code with a person ([`AuthorizationCode`]), client credentials
+//! code with a person ([`AuthorizationCode`]), the device authorization
+//! grant with a person on another device ([`DeviceCode`]), client credentials
 //! ([`ClientCredentials`]), and the JWT-bearer grant ([`JwtBearer`], RFC
 //! 7523, on which enterprise and workload-identity grants build). The engine
 //! (`crate::provider`) does what they share: discovery, the client identity,
@@ -10,6 +11,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod identity_assertion;
 mod jwt_bearer;
 mod refresh;
@@ -20,6 +22,10 @@ use url::Url;
 
 pub use authorization_code::AuthorizationCode;
 pub use client_credentials::ClientCredentials;
+pub use device_code::{
+    DEFAULT_INTERVAL, DEVICE_CODE_GRANT, DeviceAuthorization, DeviceCode, DeviceCodeHandler, MAX_DEVICE_CODE_LIFETIME,
+    MAX_INTERVAL, MAX_USER_CODE_LEN, SLOW_DOWN_STEP,
+};
 pub use identity_assertion::{
     ID_JAG_TYPE, ID_TOKEN_TYPE, IdJagExchange, IdentityProvider, JwtFn, JwtInput, JwtReader, TOKEN_EXCHANGE_GRANT,
     WorkloadToken,

@@ -20,9 +20,12 @@
 //!
 //! Built-ins: [`MemoryStorage`] and [`FileStorage`] (one JSON file per MCP
 //! server, replaced atomically, mode 0600, guarded by advisory locks that
-//! every process using the file honours).
+//! every process using the file honours), and with the `keyring` feature
+//! `KeyringStorage` (the operating system's keychain).
 
 mod file;
+#[cfg(feature = "keyring")]
+mod keyring;
 mod memory;
 
 use std::fmt;
@@ -34,6 +37,8 @@ use crate::error::Result;
 use crate::model::{OAuthClientInformationFull, OAuthToken};
 
 pub use file::FileStorage;
+#[cfg(feature = "keyring")]
+pub use keyring::KeyringStorage;
 pub use memory::MemoryStorage;
 
 /// An opaque version of the stored tokens, compared for equality only.

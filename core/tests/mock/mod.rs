@@ -169,6 +169,13 @@ impl Mock {
         });
     }
 
+    /// A transport that answers from these routes in-process, without a
+    /// socket: for tests that run on paused time (a request through it takes
+    /// no time, and a reply's delay is slept on the test's clock).
+    pub fn transport(&self) -> Arc<dyn mcp_oauth_client::HttpTransport> {
+        Arc::new(InProcess(self.clone()))
+    }
+
     /// Protected resource metadata for `{base}/mcp` naming `as_url`.
     pub fn standard_prm(&self, as_url: &str) {
         let prm = serde_json::json!({"resource": self.url("/mcp"), "authorization_servers": [as_url], "scopes_supported": ["read"]});
@@ -217,4 +224,43 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Seen> {
         headers,
         body: String::from_utf8_lossy(&body).to_string(),
     })
+}
+
+struct InProcess(Mock);
+
+#[async_trait::async_trait]
+impl mcp_oauth_client::HttpTransport for InProcess {
+    async fn send(
+        &self,
+        request: mcp_oauth_client::HttpRequest,
+    ) -> Result<mcp_oauth_client::HttpResponse, mcp_oauth_client::TransportError> {
+        let seen = Seen {
+            method: request.method.to_string(),
+            path: request.url.path().to_string(),
+            headers: request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            body: String::from_utf8_lossy(request.body.as_deref().unwrap_or(&[])).into_owned(),
+        };
+        self.0.seen.lock().unwrap().push(seen.clone());
+        let route = self.0.routes.lock().unwrap().get(&seen.path).cloned();
+        let reply = match route {
+            Some(r) => r(&seen),
+            None => Reply::status(404),
+        };
+        if !reply.delay.is_zero() {
+            tokio::time::sleep(reply.delay).await;
+        }
+        Ok(mcp_oauth_client::HttpResponse {
+            status: reply.status,
+            headers: reply
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            body: reply.body,
+        })
+    }
 }

@@ -40,6 +40,13 @@
 //   test user ("test-user") in and grants exactly the requested scopes, answering
 //   303 to redirect_uri?code=...&state=...&iss=... . No consent or login page,
 //   also not with prompt=login or prompt=consent.
+//   Device authorization grant (RFC 8628) at /device/auth; the person's part is
+//   oidc-provider's own pages: the user-code page GET /device (or
+//   /device?user_code=...), its confirmation form, then a login interaction
+//   GET /interaction/<uid> whose form (a "Sign in as test-user" button, or
+//   "Deny") POSTs to /interaction/<uid>/login or /interaction/<uid>/abort,
+//   and the success page. Codes live 600 s and are polled every 5 s.
+//   Token revocation (RFC 7009) at /token/revocation.
 //
 // Test controls (same port):
 //   POST /__control/deny-next   the next authorization request is answered with an
@@ -274,6 +281,7 @@ const configuration = {
     Session: Math.max(refreshTokenTTL, 600),
     IdToken: 3600,
     Interaction: 600,
+    DeviceCode: 600,
   },
   features: {
     devInteractions: { enabled: false },
@@ -297,6 +305,7 @@ const configuration = {
       },
     },
     clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
+    deviceFlow: { enabled: true },
     dPoP: {
       enabled: true,
       nonceSecret: randomBytes(32),
@@ -431,6 +440,41 @@ async function handleControl(req, res) {
   }
 }
 
+// The login interaction of the device flow's confirmation (the code flow is
+// headless and never gets here): a page with a form a person (or a test
+// playing one) submits to sign in as the test user, or to deny.
+async function handleInteraction(provider, req, res, path) {
+  const [, , uid, action] = path.split('/');
+  try {
+    const details = await provider.interactionDetails(req, res);
+    if (details.uid !== uid) return sendJson(res, 400, { error: 'interaction mismatch' });
+    if (req.method === 'GET' && !action) {
+      const body = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
+<body><h1>Sign in</h1><p>Prompt: ${details.prompt.name}</p>
+<form method="post" action="/interaction/${uid}/login"><button type="submit" name="login" value="test-user">Sign in as test-user</button></form>
+<form method="post" action="/interaction/${uid}/abort"><button type="submit" name="abort" value="yes">Deny</button></form>
+</body></html>`;
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      return void res.end(body);
+    }
+    if (req.method === 'POST' && action === 'login') {
+      req.resume();
+      control.authorizations += 1;
+      return void (await provider.interactionFinished(req, res, { login: { accountId: 'test-user' } }, { mergeWithLastSubmission: false }));
+    }
+    if (req.method === 'POST' && action === 'abort') {
+      req.resume();
+      const result = { error: 'access_denied', error_description: 'the test user denied the request' };
+      return void (await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false }));
+    }
+    return sendJson(res, 404, { error: 'unknown interaction action' });
+  } catch (err) {
+    log(`interaction failed: ${err?.message ?? err}`);
+    return sendJson(res, 400, { error: String(err?.message ?? err) });
+  }
+}
+
 // The enterprise IdP, the workload platform and the JWT-bearer grant (enterprise.mjs).
 let enterprise;
 
@@ -471,6 +515,7 @@ server.listen(port, '127.0.0.1', async () => {
         .catch((err) => sendJson(res, 400, { error: String(err?.message ?? err) }));
     }
     if (req.url.startsWith('/__control/')) return void handleControl(req, res);
+    if (path.startsWith('/interaction/')) return void handleInteraction(provider, req, res, path);
     if (req.method === 'POST' && path === '/idp/token') {
       return void readText(req)
         .then((body) => enterprise.idpToken(req, res, body, sendJson))
