@@ -293,27 +293,41 @@ async fn login(
     wait: u64,
     client: &ClientArgs,
 ) -> u8 {
-    if device {
-        return fail("this build has no device authorization grant yet");
-    }
     let wait = Duration::from_secs(wait.max(1));
-    let handler: Arc<dyn AuthorizationHandler> = if no_browser {
-        Arc::new(person::PastedRedirect::new(wait))
-    } else {
-        let receiver = match LoopbackReceiver::bind(redirect_uri, wait).await {
-            Ok(r) => Arc::new(r),
+    let screen = Arc::new(person::DeviceScreen::default());
+    let provider = if device {
+        let storage = match store::open(&ctx.global.store, url) {
+            Ok(s) => s,
             Err(e) => return fail(e),
         };
-        Arc::new(person::Waiting::new(BrowserLoopbackHandler::new(receiver)))
+        let mut cfg = ctx.config(url, client, redirect_uri);
+        cfg.authorization_timeout = wait;
+        cfg.use_device_code(screen.clone());
+        OAuthClientProvider::new(cfg, storage, None).map_err(|e| e.to_string())
+    } else {
+        let handler: Arc<dyn AuthorizationHandler> = if no_browser {
+            Arc::new(person::PastedRedirect::new(wait))
+        } else {
+            let receiver = match LoopbackReceiver::bind(redirect_uri, wait).await {
+                Ok(r) => Arc::new(r),
+                Err(e) => return fail(e),
+            };
+            Arc::new(person::Waiting::new(BrowserLoopbackHandler::new(receiver)))
+        };
+        ctx.provider(url, client, redirect_uri, Some(handler)).await
     };
-    let provider = match ctx.provider(url, client, redirect_uri, Some(handler)).await {
+    let provider = match provider {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    if let Err(e) = provider.authorize().await {
+    let outcome = provider.authorize().await;
+    screen.done();
+    if let Err(e) = outcome {
         return fail(e);
     }
-    store::remember(&ctx.global.store, url);
+    if let Err(e) = store::remember(&ctx.global.store, url) {
+        eprintln!("warning: {e}");
+    }
     let token = provider.current_token();
     let mut err = anstream::stderr();
     let green = anstyle::AnsiColor::Green.on_default().bold();
@@ -373,8 +387,47 @@ fn display_name(name: &str) -> String {
 }
 
 async fn logout(ctx: &Ctx, url: &str, client: &ClientArgs) -> u8 {
-    let _ = (ctx, client);
-    fail(format!(
-        "this build cannot revoke tokens yet; nothing was changed for {url}"
-    ))
+    let provider = match ctx.provider(url, client, DEFAULT_REDIRECT_URI, None).await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let outcome = match provider.logout().await {
+        Ok(o) => o,
+        Err(e) => return fail(format!("{e}; nothing was deleted, try again")),
+    };
+    let mut err = anstream::stderr();
+    use std::io::Write;
+    if !outcome.had_tokens {
+        let _ = writeln!(err, "no tokens were stored for {url}; nothing to revoke");
+    } else {
+        match &outcome.revocation_endpoint {
+            Some(endpoint) => {
+                let which = match (outcome.refresh_token_revoked, outcome.access_token_revoked) {
+                    (true, true) => "the refresh and access tokens",
+                    (true, false) => "the refresh token",
+                    (false, true) => "the access token",
+                    (false, false) => "nothing",
+                };
+                let _ = writeln!(err, "revoked {which} at {endpoint}");
+            }
+            None => {
+                let why = outcome
+                    .not_revoked_because
+                    .as_deref()
+                    .unwrap_or("the authorization server advertises no revocation endpoint");
+                let _ = writeln!(err, "not revoked at the authorization server: {why}");
+            }
+        }
+        if outcome.removed {
+            let _ = writeln!(err, "deleted the stored tokens for {url}");
+        } else {
+            let _ = writeln!(err, "the store could not delete the tokens for {url}");
+        }
+    }
+    if outcome.removed || !outcome.had_tokens {
+        if let Err(e) = store::forget(&ctx.global.store, url) {
+            eprintln!("warning: {e}");
+        }
+    }
+    EXIT_OK
 }

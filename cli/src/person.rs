@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mcp_oauth_client::{AuthorizationCodeResult, AuthorizationHandler, Error, Result, error::Step};
+use mcp_oauth_client::{
+    AuthorizationCodeResult, AuthorizationHandler, DeviceAuthorization, DeviceCodeHandler, Error, Result, error::Step,
+};
 use tokio::io::AsyncBufReadExt;
 use url::Url;
 
@@ -95,5 +97,40 @@ impl AuthorizationHandler for PastedRedirect {
                 AuthorizationCodeResult::from_redirect(pasted)
             }
         }
+    }
+}
+
+/// `--device`: the code and where to enter it, on standard error, then a
+/// spinner while the authorization server is asked whether the person
+/// approved.
+#[derive(Default)]
+pub struct DeviceScreen {
+    waiting: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl DeviceScreen {
+    /// The flow ended: stop the spinner.
+    pub fn done(&self) {
+        if let Some(bar) = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[async_trait]
+impl DeviceCodeHandler for DeviceScreen {
+    async fn show(&self, a: &DeviceAuthorization) -> Result<()> {
+        self.done();
+        eprintln!("On any device, open:\n\n  {}\n", a.verification_uri);
+        eprintln!("and enter the code:\n\n  {}\n", a.user_code);
+        if let Some(complete) = &a.verification_uri_complete {
+            eprintln!("(or open {complete}, which carries the code)\n");
+        }
+        let minutes = a.expires_in.as_secs().div_ceil(60);
+        let bar = spinner(&format!(
+            "waiting for the approval (the code is valid for {minutes} min)"
+        ));
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
-use mcp_oauth_client::{FileStorage, OAuthClientInformationFull, OAuthToken, TokenStorage};
+use mcp_oauth_client::{FileStorage, KeyringStorage, OAuthClientInformationFull, OAuthToken, TokenStorage};
 use serde_json::{Value, json};
 
 /// The kinds of store, the same the libraries have.
@@ -57,13 +57,68 @@ pub fn open(args: &StoreArgs, url: &str) -> Result<Arc<dyn TokenStorage>, String
             let dir = args.dir()?;
             Ok(Arc::new(FileStorage::new(&dir, url).map_err(|e| e.to_string())?))
         }
-        StoreKind::Keychain => Err("this build has no keychain store (--store keychain)".into()),
-        StoreKind::Redis => Err("this build has no Redis store (--store redis); use --store file".into()),
+        StoreKind::Keychain => Ok(Arc::new(KeyringStorage::new(url).map_err(|e| e.to_string())?)),
+        StoreKind::Redis => Err("this build has no Redis store (--store redis); use --store file or keychain".into()),
     }
 }
 
-/// Note that `url` has something stored (for stores that cannot be listed).
-pub fn remember(_args: &StoreArgs, _url: &str) {}
+/// The list of servers logged in to with a store that cannot be listed (the
+/// keychain): one URL a line, next to the file store's files. It holds no
+/// secret.
+fn index_path(args: &StoreArgs) -> Result<PathBuf, String> {
+    let name = match args.kind() {
+        StoreKind::File => return Err("the file store lists itself".into()),
+        StoreKind::Keychain => "keychain-servers.list",
+        StoreKind::Redis => "redis-servers.list",
+    };
+    Ok(args.dir()?.join(name))
+}
+
+fn read_index(args: &StoreArgs) -> Vec<String> {
+    index_path(args)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn write_index(args: &StoreArgs, urls: &[String]) -> Result<(), String> {
+    let path = index_path(args)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut text = urls.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Note that `url` has something stored, for `status` (stores that cannot
+/// be listed only).
+pub fn remember(args: &StoreArgs, url: &str) -> Result<(), String> {
+    if args.kind() == StoreKind::File {
+        return Ok(());
+    }
+    let mut urls = read_index(args);
+    if !urls.iter().any(|u| u == url) {
+        urls.push(url.to_string());
+        urls.sort();
+    }
+    write_index(args, &urls)
+}
+
+/// Note that nothing is stored for `url` any more.
+pub fn forget(args: &StoreArgs, url: &str) -> Result<(), String> {
+    if args.kind() == StoreKind::File {
+        return Ok(());
+    }
+    let mut urls = read_index(args);
+    let before = urls.len();
+    urls.retain(|u| u != url);
+    if urls.len() == before {
+        return Ok(());
+    }
+    write_index(args, &urls)
+}
 
 /// One server's stored state, without a secret.
 fn describe(url: &str, tokens: Option<&OAuthToken>, client: Option<&OAuthClientInformationFull>) -> Value {
@@ -113,9 +168,21 @@ pub async fn status(args: &StoreArgs, as_json: bool) -> Result<(), String> {
             }
             format!("file store in {}", dir.display())
         }
-        _ => {
+        StoreKind::Keychain => {
+            for url in read_index(args) {
+                let store = KeyringStorage::new(&url).map_err(|e| e.to_string())?;
+                let tokens = store.get_tokens().await.map_err(|e| e.to_string())?;
+                let client = store.get_client_info().await.map_err(|e| e.to_string())?;
+                entries.push(describe(&url, tokens.as_ref(), client.as_ref()));
+            }
+            format!(
+                "OS keychain, service {:?} (servers logged in to with this tool)",
+                KeyringStorage::DEFAULT_SERVICE
+            )
+        }
+        StoreKind::Redis => {
             open(args, "")?;
-            unreachable!("only the file store can be opened in this build")
+            return Ok(());
         }
     };
     let mut out = anstream::stdout();

@@ -275,3 +275,235 @@ fn header_refreshes_a_token_that_is_due() {
     let (status, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
     assert_eq!(status, 200, "{reply}");
 }
+
+/// A refresh with `refresh_token` straight at the token endpoint, as the
+/// stored registration: what oidc-provider says about the token.
+fn raw_refresh(issuer: &str, client: &Value, refresh_token: &str) -> (u16, Value) {
+    let mut cmd = Process::new("curl");
+    cmd.args(["-s", "-w", "\n%{http_code}"])
+        .args(["--data-urlencode", "grant_type=refresh_token"])
+        .args(["--data-urlencode", &format!("refresh_token={refresh_token}")]);
+    let id = client["client_id"].as_str().unwrap();
+    match (
+        client["client_secret"].as_str(),
+        client["token_endpoint_auth_method"].as_str(),
+    ) {
+        (Some(secret), Some("client_secret_post")) => {
+            cmd.args(["--data-urlencode", &format!("client_id={id}")])
+                .args(["--data-urlencode", &format!("client_secret={secret}")]);
+        }
+        (Some(secret), _) => {
+            cmd.args(["-u", &format!("{id}:{secret}")]);
+        }
+        (None, _) => {
+            cmd.args(["--data-urlencode", &format!("client_id={id}")]);
+        }
+    }
+    let out = cmd.arg(format!("{issuer}/token")).output().expect("curl");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn logout_revokes_and_the_authorization_server_then_refuses_the_old_refresh_token() {
+    let peers = Peers::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let l = login_pasting(store, &peers, &[]);
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    let before = stored(store);
+    let refresh = before["tokens"]["refresh_token"].as_str().unwrap().to_string();
+
+    let out = run(cli(store).args(["logout", &peers.mcp_url]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "revoked the refresh token at {}/token/revocation",
+            peers.issuer
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("deleted the stored tokens"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&refresh));
+    assert!(stored(store)["tokens"].is_null(), "tokens still stored");
+    let (status, body) = raw_refresh(&peers.issuer, &before["client_info"], &refresh);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+
+    // Nothing left: status says so, header fails, a second logout has nothing to do.
+    let s = run(cli(store).arg("status"));
+    assert!(s.stdout.contains("tokens     none"), "{}", s.stdout);
+    let h = run(cli(store).args(["header", &peers.mcp_url]));
+    assert_eq!(h.code, 1);
+    let again = run(cli(store).args(["logout", &peers.mcp_url]));
+    assert_eq!(again.code, 0);
+    assert!(again.stderr.contains("nothing to revoke"), "{}", again.stderr);
+}
+
+/// The person's other device: a browser that keeps cookies and follows
+/// redirects, on oidc-provider's own device pages.
+struct OtherDevice {
+    http: reqwest::Client,
+    cookies: std::collections::HashMap<String, String>,
+}
+
+struct Page {
+    url: url::Url,
+    body: String,
+}
+
+impl OtherDevice {
+    fn new() -> Self {
+        OtherDevice {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    async fn go(&mut self, url: url::Url, form: Option<Vec<(String, String)>>) -> Page {
+        let (mut url, mut form) = (url, form);
+        for _ in 0..10 {
+            let mut req = match &form {
+                Some(f) => self.http.post(url.clone()).form(f),
+                None => self.http.get(url.clone()),
+            };
+            if !self.cookies.is_empty() {
+                let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                req = req.header("cookie", jar.join("; "));
+            }
+            let resp = req.send().await.unwrap();
+            for c in resp.headers().get_all("set-cookie") {
+                if let Some((k, v)) = c.to_str().unwrap().split(';').next().unwrap().split_once('=') {
+                    self.cookies.insert(k.trim().to_string(), v.to_string());
+                }
+            }
+            if resp.status().is_redirection() {
+                url = url.join(resp.headers()["location"].to_str().unwrap()).unwrap();
+                form = None;
+                continue;
+            }
+            return Page {
+                url,
+                body: resp.text().await.unwrap(),
+            };
+        }
+        panic!("too many redirects");
+    }
+
+    /// Submit the form containing `marker`, its hidden fields and `extra`.
+    async fn submit(&mut self, page: &Page, marker: &str, extra: &[(&str, &str)]) -> Page {
+        let at = page
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no {marker:?} on {}: {}", page.url, page.body));
+        let start = page.body[..at].rfind("<form").unwrap();
+        let end = start + page.body[start..].find("</form>").unwrap();
+        let form = &page.body[start..end];
+        let mut fields: Vec<(String, String)> = form
+            .split("<input")
+            .skip(1)
+            .filter(|i| attr(i, "type").as_deref() == Some("hidden"))
+            .map(|i| (attr(i, "name").unwrap(), attr(i, "value").unwrap_or_default()))
+            .collect();
+        fields.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let url = page.url.join(&attr(form, "action").unwrap_or_default()).unwrap();
+        self.go(url, Some(fields)).await
+    }
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!("{name}=\"");
+    let i = tag.find(&key)? + key.len();
+    let j = tag[i..].find('"')?;
+    Some(tag[i..i + j].replace("&amp;", "&"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_the_device_flow_approved_on_another_device() {
+    let peers = Peers::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_path_buf();
+    let mut child = Process::cargo_bin("mcp-oauth")
+        .unwrap()
+        .env("MCP_OAUTH_STORE_PATH", &store)
+        .args(["login", "--device", &peers.mcp_url, "--wait", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Read what the program shows until the code, then the rest in the background.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let mut shown = Vec::new();
+    let (verification_uri, user_code) = tokio::task::spawn_blocking(move || {
+        let mut uri = None;
+        loop {
+            let line = rx.recv().expect("the program ended before showing a code");
+            shown.push(line.clone());
+            let t = line.trim();
+            if t.ends_with("/device") {
+                uri = Some(t.to_string());
+            }
+            if let (Some(u), true) = (&uri, shown.iter().any(|l| l.contains("enter the code"))) {
+                if !t.is_empty() && !t.contains("enter the code") && !t.ends_with("/device") {
+                    return (u.clone(), t.to_string());
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(verification_uri, format!("{}/device", peers.issuer));
+
+    let mut device = OtherDevice::new();
+    let input = device.go(verification_uri.parse().unwrap(), None).await;
+    let confirm = device
+        .submit(&input, "op.deviceInputForm", &[("user_code", &user_code)])
+        .await;
+    assert!(confirm.body.contains(&user_code), "the page shows the code");
+    let login = device.submit(&confirm, "op.deviceConfirmForm", &[]).await;
+    device.submit(&login, "/login\"", &[]).await;
+
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let all = reader.join().unwrap();
+    assert!(status.success(), "{all}");
+    assert!(
+        all.contains(&format!("logged in to {} through {}", peers.mcp_url, peers.issuer)),
+        "{all}"
+    );
+    // The tokens work: header, then curl.
+    let h = run(cli(&store).args(["header", &peers.mcp_url]));
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let (code, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
+    assert_eq!(code, 200, "{reply}");
+    // The registration asked for the device grant.
+    let grants = stored(&store)["client_info"]["grant_types"].clone();
+    assert!(
+        grants
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("urn:ietf:params:oauth:grant-type:device_code")),
+        "{grants}"
+    );
+}
