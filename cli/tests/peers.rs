@@ -507,3 +507,60 @@ async fn login_with_the_device_flow_approved_on_another_device() {
         "{grants}"
     );
 }
+
+#[test]
+#[ignore = "needs a Secret Service: run under scripts/with-keyring.sh (scripts/test.sh does)"]
+fn keychain_store_login_status_header_logout() {
+    let peers = Peers::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let l = login_pasting(store, &peers, &["--store", "keychain"]);
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    // Nothing in the file store: only the list of servers, which holds no secret.
+    let names: Vec<String> = std::fs::read_dir(store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".json")), "{names:?}");
+    let listed = std::fs::read_to_string(store.join("keychain-servers.list")).unwrap();
+    assert_eq!(listed.trim(), peers.mcp_url);
+
+    let s = run(cli(store).args(["--store", "keychain", "status"]));
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert!(s.stdout.contains("OS keychain"), "{}", s.stdout);
+    assert!(
+        s.stdout.contains(&format!("issuer     {}", peers.issuer)),
+        "{}",
+        s.stdout
+    );
+    assert!(s.stdout.contains("refresh    stored"), "{}", s.stdout);
+    // The file store knows nothing of it.
+    let f = run(cli(store).arg("status"));
+    assert!(f.stdout.contains("nothing stored"), "{}", f.stdout);
+
+    let h = run(cli(store).args(["--store", "keychain", "header", &peers.mcp_url]));
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    assert!(
+        !s.stdout
+            .contains(h.stdout.trim().trim_start_matches("Authorization: Bearer "))
+    );
+    let (code, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
+    assert_eq!(code, 200, "{reply}");
+
+    let out = run(cli(store).args(["--store", "keychain", "logout", &peers.mcp_url]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("revoked the refresh token"), "{}", out.stderr);
+    let h = run(cli(store).args(["--store", "keychain", "header", &peers.mcp_url]));
+    assert_eq!(h.code, 1, "{}", h.stdout);
+    let s = run(cli(store).args(["--store", "keychain", "status"]));
+    assert!(s.stdout.contains("nothing stored"), "{}", s.stdout);
+}
+
+#[test]
+fn redis_store_is_a_clear_error_in_this_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(cli(dir.path()).args(["--store", "redis", "header", "http://127.0.0.1:9/mcp"]));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("this build has no Redis store"), "{}", out.stderr);
+}
