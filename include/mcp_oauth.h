@@ -1306,6 +1306,70 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_file(struct mcp_oauth_conf
                                                            const char *directory);
 
 /**
+ * Keep tokens and client information in Redis, shared by every process of
+ * a fleet (see the README's section on the Redis store). `urls` is one URL,
+ * `redis://[user[:password]@]host[:port][/db]` or `rediss://...` (TLS), or
+ * the URLs of several nodes of a Redis Cluster separated by commas. Copied.
+ * The store needs an encryption key
+ * (`mcp_oauth_config_builder_add_redis_encryption_key`) unless
+ * `mcp_oauth_config_builder_set_redis_allow_unencrypted_values` opts out;
+ * `mcp_oauth_config_builder_build` checks it, and connects only on first use.
+ *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`); it never contains the
+ * URL's password.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (a library built without Redis
+ * support, or an empty `urls`).
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_storage_redis(struct mcp_oauth_config_builder *builder,
+                                                            const char *urls,
+                                                            struct mcp_oauth_error **err_out);
+
+/**
+ * The prefix of every Redis key of the store (default `mcp-oauth`): hosts
+ * sharing one Redis keep apart by it. Copied. Checked by
+ * `mcp_oauth_config_builder_build` (no `{` or `}`).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_redis_key_prefix(struct mcp_oauth_config_builder *builder,
+                                                               const char *prefix);
+
+/**
+ * Add a key that encrypts the Redis store's values with AES-256-GCM:
+ * `key_len` must be 32 bytes, copied (and wiped from the library's memory
+ * when the provider is freed); `key_id` (1 to 64 letters, digits, `-`, `_`,
+ * `.`) is stored beside every value it encrypts. The first key added
+ * encrypts every write; every key added decrypts what it wrote (rotation:
+ * add the new key first, then the old ones).
+ *
+ * On failure, when `err_out` is not NULL, `*err_out` is a new error
+ * saying why (free it with `mcp_oauth_error_free`); it never contains the key.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (a key of another length, a bad
+ * id, a library built without Redis support).
+ */
+mcp_oauth_result mcp_oauth_config_builder_add_redis_encryption_key(struct mcp_oauth_config_builder *builder,
+                                                                   const char *key_id,
+                                                                   const uint8_t *key,
+                                                                   size_t key_len,
+                                                                   struct mcp_oauth_error **err_out);
+
+/**
+ * Whether the Redis store may keep tokens and client secrets unencrypted
+ * (plain JSON, readable by anyone who can read the Redis database). False
+ * by default: without an encryption key, `mcp_oauth_config_builder_build`
+ * refuses a Redis store unless this is set to true.
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ */
+mcp_oauth_result mcp_oauth_config_builder_set_redis_allow_unencrypted_values(struct mcp_oauth_config_builder *builder,
+                                                                             bool allow);
+
+/**
  * Keep tokens and client information in the host's storage (see
  * `mcp_oauth_storage_callbacks`). The struct is read according to its
  * `version` and copied; from a successful

@@ -18,7 +18,7 @@
 set -euo pipefail
 
 # Debian packages the build and the tests need (one list; add to it here).
-APT_PACKAGES="libcurl4-openssl-dev libcjson-dev pkg-config valgrind curl make gcc g++ cmake"
+APT_PACKAGES="libcurl4-openssl-dev libcjson-dev pkg-config valgrind curl make gcc g++ cmake redis-server"
 # The keychain store's tests: a Secret Service (gnome-keyring) on a private
 # D-Bus session, and secret-tool to read its entries as another program.
 APT_PACKAGES+=" gnome-keyring dbus-daemon libsecret-tools"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run every test of the project: the Rust core (unit, edge cases, and
-# integration against the real peers), the C ABI (C tests under sanitizers
-# and valgrind, header drift), the Python module, the Go package, and the MCP conformance
-# suite for the C and Python clients.
+# integration against the real peers), the Redis fleet store (against
+# redis-server instances and a three-node cluster the tests start), the C
+# ABI (C tests under sanitizers and valgrind, header drift), the Python
+# module, the Go package, and the MCP conformance suite for the C and Python
+# clients.
 #
 #   scripts/test.sh              # everything (does the set-up first)
 #   scripts/test.sh rust python  # only some sections
 #
-# Sections: rust, header, peers, c, python, go, conformance.
+# Sections: rust, redis, header, peers, c, python, go, conformance.
 # Exits non-zero when any section fails; the last line counts the sections.
 set -uo pipefail
 
@@ -18,7 +20,7 @@ cd "$ROOT"
 # shellcheck disable=SC1091
 source "$ROOT/scripts/env.sh"
 
-ALL_SECTIONS=(rust header peers c python go conformance)
+ALL_SECTIONS=(rust redis header peers c python go conformance)
 if (($#)); then SECTIONS=("$@"); else SECTIONS=("${ALL_SECTIONS[@]}"); fi
 
 passed=0
@@ -57,6 +59,23 @@ section_rust() {
     # private D-Bus session; see scripts/with-keyring.sh).
     "$ROOT/scripts/with-keyring.sh" cargo test --locked -p mcp-oauth-client --features keyring --test keyring \
         -- --include-ignored
+}
+
+section_redis() {
+    # The tests start their own redis-server processes (one instance, and a
+    # three-node cluster through redis-cli --cluster create) on free 127.0.0.1
+    # ports, and stop them after. Without the tools this section fails: the
+    # fleet store is never reported as tested when it was not.
+    local tool
+    for tool in redis-server redis-cli; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "$tool is not installed: the Redis store cannot be tested (scripts/setup.sh installs redis-server)"
+            return 1
+        fi
+    done
+    cargo clippy -p mcp-oauth-client --features redis --all-targets --locked -- -D warnings || return 1
+    cargo test -p mcp-oauth-client --features redis --locked --no-fail-fast --lib storage::redis || return 1
+    cargo test -p mcp-oauth-client --features redis --locked --no-fail-fast --test redis_fleet
 }
 
 section_header() {
@@ -104,7 +123,7 @@ section_conformance() {
 
 for s in "${SECTIONS[@]}"; do
     case "$s" in
-        rust | header | peers | c | python | go | conformance) run_section "$s" "section_$s" ;;
+        rust | redis | header | peers | c | python | go | conformance) run_section "$s" "section_$s" ;;
         *) echo "unknown section: $s (known: ${ALL_SECTIONS[*]})" >&2; exit 2 ;;
     esac
 done

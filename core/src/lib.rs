@@ -87,3 +87,5 @@ pub use sources::{
 #[cfg(feature = "keyring")]
 pub use storage::KeyringStorage;
 pub use storage::{CasOutcome, FileStorage, Lease, MemoryStorage, TokenStorage, Version, Versioned};
+#[cfg(feature = "redis")]
+pub use storage::{EncryptionKey, RedisOptions, RedisStorage};

@@ -60,6 +60,8 @@ pub struct mcp_oauth_config_builder {
 enum StorageChoice {
     Memory,
     File(Option<PathBuf>),
+    /// One Redis URL, or the nodes of a cluster separated by commas.
+    Redis(String),
     Callbacks(CallbackStorage),
     Host(HostStoreConfig),
 }
@@ -94,9 +96,21 @@ pub(crate) struct Builder {
     grant: GrantKind,
     pub(crate) m2m: crate::m2m::M2m,
     storage: StorageChoice,
+    redis: RedisSettings,
     handler: HandlerChoice,
     transport: Option<CallbackTransport>,
     log: Option<ProviderSink>,
+}
+
+/// The Redis store's settings besides its URLs (the setters' order does not matter).
+#[derive(Default)]
+struct RedisSettings {
+    key_prefix: Option<String>,
+    #[cfg(feature = "redis")]
+    keys: Vec<mcp_oauth_client::EncryptionKey>,
+    allow_unencrypted: bool,
+    /// Whether any of these was set (to refuse them with another storage).
+    touched: bool,
 }
 
 impl BoxHandle for mcp_oauth_config_builder {
@@ -158,6 +172,7 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
             grant: GrantKind::AuthorizationCode,
             m2m: Default::default(),
             storage: StorageChoice::Memory,
+            redis: RedisSettings::default(),
             handler: HandlerChoice::None,
             transport: None,
             log: None,
@@ -581,6 +596,139 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
     })
 }
 
+/// Keep tokens and client information in Redis, shared by every process of
+/// a fleet (see the README's section on the Redis store). `urls` is one URL,
+/// `redis://[user[:password]@]host[:port][/db]` or `rediss://...` (TLS), or
+/// the URLs of several nodes of a Redis Cluster separated by commas. Copied.
+/// The store needs an encryption key
+/// (`mcp_oauth_config_builder_add_redis_encryption_key`) unless
+/// `mcp_oauth_config_builder_set_redis_allow_unencrypted_values` opts out;
+/// `mcp_oauth_config_builder_build` checks it, and connects only on first use.
+///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`); it never contains the
+/// URL's password.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (a library built without Redis
+/// support, or an empty `urls`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_redis(
+    builder: *mut mcp_oauth_config_builder,
+    urls: *const c_char,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        let urls = unsafe { str_arg(urls, "urls") }?;
+        redis_supported()?;
+        if urls.trim().is_empty() {
+            return Err(CoreError::config("the Redis store needs a redis:// or rediss:// URL").into());
+        }
+        b.storage = StorageChoice::Redis(urls.to_string());
+        Ok(())
+    })
+}
+
+/// The prefix of every Redis key of the store (default `mcp-oauth`): hosts
+/// sharing one Redis keep apart by it. Copied. Checked by
+/// `mcp_oauth_config_builder_build` (no `{` or `}`).
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_redis_key_prefix(
+    builder: *mut mcp_oauth_config_builder,
+    prefix: *const c_char,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.redis.key_prefix = Some(unsafe { str_arg(prefix, "prefix") }?.to_string());
+        b.redis.touched = true;
+        Ok(())
+    })
+}
+
+/// Add a key that encrypts the Redis store's values with AES-256-GCM:
+/// `key_len` must be 32 bytes, copied (and wiped from the library's memory
+/// when the provider is freed); `key_id` (1 to 64 letters, digits, `-`, `_`,
+/// `.`) is stored beside every value it encrypts. The first key added
+/// encrypts every write; every key added decrypts what it wrote (rotation:
+/// add the new key first, then the old ones).
+///
+/// On failure, when `err_out` is not NULL, `*err_out` is a new error
+/// saying why (free it with `mcp_oauth_error_free`); it never contains the key.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`,
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (a key of another length, a bad
+/// id, a library built without Redis support).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_add_redis_encryption_key(
+    builder: *mut mcp_oauth_config_builder,
+    key_id: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    err_out: *mut *mut mcp_oauth_error,
+) -> mcp_oauth_result {
+    with_builder_err(builder, err_out, |b| {
+        let key_id = unsafe { str_arg(key_id, "key_id") }?;
+        if key.is_null() {
+            return Err(Failure::null("key"));
+        }
+        redis_supported()?;
+        #[cfg(feature = "redis")]
+        {
+            // SAFETY: the caller passes `key_len` readable bytes at `key`.
+            let bytes = unsafe { std::slice::from_raw_parts(key, key_len) };
+            b.redis.keys.push(mcp_oauth_client::EncryptionKey::new(key_id, bytes)?);
+            b.redis.touched = true;
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (b, key_id, key_len);
+        Ok(())
+    })
+}
+
+/// Whether the Redis store may keep tokens and client secrets unencrypted
+/// (plain JSON, readable by anyone who can read the Redis database). False
+/// by default: without an encryption key, `mcp_oauth_config_builder_build`
+/// refuses a Redis store unless this is set to true.
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mcp_oauth_config_builder_set_redis_allow_unencrypted_values(
+    builder: *mut mcp_oauth_config_builder,
+    allow: bool,
+) -> mcp_oauth_result {
+    with_builder(builder, |b| {
+        b.redis.allow_unencrypted = allow;
+        b.redis.touched = true;
+        Ok(())
+    })
+}
+
+fn redis_supported() -> Result<(), Failure> {
+    if cfg!(feature = "redis") {
+        Ok(())
+    } else {
+        Err(CoreError::config("this build of the library has no Redis support (cargo feature `redis`)").into())
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_storage(urls: &str, settings: RedisSettings, server_url: &str) -> Result<Arc<dyn TokenStorage>, Failure> {
+    let mut options = mcp_oauth_client::RedisOptions::parse(urls).allow_unencrypted_values(settings.allow_unencrypted);
+    if let Some(prefix) = &settings.key_prefix {
+        options = options.key_prefix(prefix);
+    }
+    for key in settings.keys {
+        options = options.encryption_key(key);
+    }
+    Ok(Arc::new(mcp_oauth_client::RedisStorage::new(options, server_url)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_storage(_urls: &str, _settings: RedisSettings, _server_url: &str) -> Result<Arc<dyn TokenStorage>, Failure> {
+    Err(redis_supported().unwrap_err())
+}
+
 /// Keep tokens and client information in the host's storage (see
 /// `mcp_oauth_storage_callbacks`). The struct is read according to its
 /// `version` and copied; from a successful
@@ -866,8 +1014,16 @@ fn build(b: Builder) -> Result<Provider, Failure> {
     }
     config.client_metadata = metadata;
     b.m2m.apply(&mut config)?;
+    if b.redis.touched && !matches!(b.storage, StorageChoice::Redis(_)) {
+        return Err(CoreError::config(
+            "Redis settings (key prefix, encryption key, unencrypted values) were given, but the storage is not Redis: \
+             call mcp_oauth_config_builder_set_storage_redis",
+        )
+        .into());
+    }
     let storage: Arc<dyn TokenStorage> = match b.storage {
         StorageChoice::Memory => Arc::new(MemoryStorage::new()),
+        StorageChoice::Redis(urls) => redis_storage(&urls, b.redis, &config.server_url)?,
         StorageChoice::File(dir) => {
             let dir = dir.or_else(FileStorage::default_dir).ok_or_else(|| {
                 CoreError::storage("no token directory given and neither XDG_STATE_HOME nor HOME is set")

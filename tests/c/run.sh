@@ -6,7 +6,9 @@
 #      C API (test_flow), and the example client against the peers: a first run
 #      authorizes (loopback receiver + $BROWSER=curl), a second run uses the file
 #      store and does no authorization (checked with the AS's control counters);
-#   4. under valgrind: test_api and test_flow, zero errors and zero definite leaks.
+#   4. under valgrind: test_api and test_flow, zero errors and zero definite leaks;
+#   5. the Redis store (test_redis, ASan+UBSan) against a redis-server started
+#      here on a free port and stopped at the end.
 # Exits non-zero on any failure; the last line is "N passed, N failed".
 #
 #   tests/c/run.sh                 (after scripts/setup.sh; source scripts/env.sh)
@@ -35,7 +37,12 @@ finish() {
 
 WORK="$(mktemp -d)"
 PEERS_PID=""
+REDIS_PID=""
 cleanup() {
+    if [ -n "$REDIS_PID" ]; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
     if [ -n "$PEERS_PID" ]; then
         exec 3>&- 2>/dev/null || true # closing the launcher's stdin stops the peers
         for _ in $(seq 50); do kill -0 "$PEERS_PID" 2>/dev/null || break; sleep 0.1; done
@@ -221,6 +228,27 @@ if command -v cmake >/dev/null; then
     fi
 else
     fail "cmake is not installed"
+fi
+
+echo "# ASan+UBSan: the Redis store (a redis-server of its own on a free port)"
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    REDIS_PORT=$("$PYTHON" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/redis" \
+        --loglevel warning >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PREFIX="c-test" run_program "asan test_redis" "$HERE/build-asan/test_redis"
+    # What the library stored: encrypted, no token in clear.
+    stored=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'c-test:*:tokens' | head -1)
+    value=$(redis-cli -p "$REDIS_PORT" hget "$stored" d)
+    if [ -n "$stored" ] && [[ "$value" == aes256gcm:k1:* ]] && ! grep -q '"access_token"' <<<"$value"; then
+        pass "the tokens in Redis are encrypted with the key k1 ($stored)"
+    else
+        fail "the tokens in Redis: key '$stored', value not encrypted as expected"
+    fi
+else
+    fail "redis-server is not installed (scripts/setup.sh installs it): the Redis store's C test did not run"
 fi
 
 echo "# valgrind"

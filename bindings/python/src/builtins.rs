@@ -106,6 +106,115 @@ impl NativeFileStorage {
     }
 }
 
+/// The core's Redis store, shared by every process of a fleet: connection
+/// settings and keys, bound to an MCP server by the provider that uses it
+/// (or by `server_url` for the four storage methods called from Python).
+#[cfg(feature = "redis")]
+#[pyclass(frozen, module = "mcp_oauth_client._native")]
+pub(crate) struct NativeRedisStorage {
+    pub(crate) inner: Arc<mcp_oauth_client::RedisStorage>,
+    bound: bool,
+}
+
+#[cfg(feature = "redis")]
+impl NativeRedisStorage {
+    /// The store for `server_url`, sharing this one's connection.
+    pub(crate) fn for_server(&self, server_url: &str) -> Arc<dyn TokenStorage> {
+        Arc::new(self.inner.for_server(server_url))
+    }
+
+    fn bound(&self) -> PyResult<Arc<mcp_oauth_client::RedisStorage>> {
+        if self.bound {
+            Ok(self.inner.clone())
+        } else {
+            Err(OAuthConfigurationError::new_err(
+                "this RedisTokenStorage has no server_url: give one to use its methods directly \
+                 (a provider binds it to its own server)",
+            ))
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+#[pymethods]
+impl NativeRedisStorage {
+    /// `urls`: one `redis://` or `rediss://` URL, or a cluster's nodes
+    /// separated by commas. `keys`: `(id, 32 bytes)`, the first encrypts.
+    #[new]
+    #[pyo3(signature = (urls, *, server_url=None, key_prefix=None, keys=Vec::new(), allow_unencrypted_values=false, timeout=5.0))]
+    fn new(
+        urls: &str,
+        server_url: Option<String>,
+        key_prefix: Option<String>,
+        keys: Vec<(String, Vec<u8>)>,
+        allow_unencrypted_values: bool,
+        timeout: f64,
+    ) -> PyResult<Self> {
+        if !timeout.is_finite() || timeout <= 0.0 {
+            return Err(OAuthConfigurationError::new_err(
+                "timeout must be a positive number of seconds",
+            ));
+        }
+        let mut options = mcp_oauth_client::RedisOptions::parse(urls)
+            .allow_unencrypted_values(allow_unencrypted_values)
+            .timeout(Duration::from_secs_f64(timeout));
+        if let Some(prefix) = &key_prefix {
+            options = options.key_prefix(prefix);
+        }
+        for (id, bytes) in keys {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            options = options.encryption_key(mcp_oauth_client::EncryptionKey::new(&id, &bytes).map_err(to_pyerr)?);
+        }
+        let bound = server_url.is_some();
+        let store =
+            mcp_oauth_client::RedisStorage::new(options, server_url.as_deref().unwrap_or("")).map_err(to_pyerr)?;
+        Ok(NativeRedisStorage {
+            inner: Arc::new(store),
+            bound,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+
+    /// Awaitable: the stored tokens as JSON, or `None`.
+    fn get_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.bound()?;
+        awaitable(py, async move {
+            Ok(s.get_tokens()
+                .await?
+                .map(|t| serde_json::to_string(&t).unwrap_or_default()))
+        })
+    }
+
+    /// Awaitable: store tokens given as JSON.
+    fn set_tokens<'py>(&self, py: Python<'py>, json: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.bound()?;
+        let t =
+            serde_json::from_str(&json).map_err(|e| OAuthConfigurationError::new_err(format!("not a token: {e}")))?;
+        awaitable(py, async move { s.set_tokens(t).await })
+    }
+
+    /// Awaitable: the stored client information as JSON, or `None`.
+    fn get_client_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.bound()?;
+        awaitable(py, async move {
+            Ok(s.get_client_info()
+                .await?
+                .map(|c| serde_json::to_string(&c).unwrap_or_default()))
+        })
+    }
+
+    /// Awaitable: store client information given as JSON.
+    fn set_client_info<'py>(&self, py: Python<'py>, json: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.bound()?;
+        let c = serde_json::from_str(&json)
+            .map_err(|e| OAuthConfigurationError::new_err(format!("not client information: {e}")))?;
+        awaitable(py, async move { s.set_client_info(c).await })
+    }
+}
+
 /// The core's RFC 8252 loopback receiver.
 #[pyclass(frozen, module = "mcp_oauth_client._native")]
 pub(crate) struct NativeLoopbackReceiver {

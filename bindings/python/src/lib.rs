@@ -31,6 +31,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<provider::NativeOperation>()?;
     m.add_class::<carrier::NativeRequest>()?;
     m.add_class::<builtins::NativeFileStorage>()?;
+    #[cfg(feature = "redis")]
+    m.add_class::<builtins::NativeRedisStorage>()?;
     m.add_class::<builtins::NativeLoopbackReceiver>()?;
     m.add_class::<signer::NativeSigner>()?;
     m.add_function(wrap_pyfunction!(signer::assertion_signing_input, m)?)?;

@@ -22,6 +22,21 @@ use pyo3_async_runtimes::TaskLocals;
 
 use crate::bridge::{PyAssertionProvider, PyGrantAssertion, PyHandler, PyStorage, py_jwt_fn, resource_validator};
 use crate::builtins::NativeFileStorage;
+
+/// A built-in store passed from Python, for the server `server_url`.
+fn native_store(store: &Bound<'_, PyAny>, server_url: &str) -> PyResult<Arc<dyn TokenStorage>> {
+    if let Ok(file) = store.cast::<NativeFileStorage>() {
+        return Ok(file.get().inner.clone());
+    }
+    #[cfg(feature = "redis")]
+    if let Ok(redis) = store.cast::<crate::builtins::NativeRedisStorage>() {
+        return Ok(redis.get().for_server(server_url));
+    }
+    let _ = server_url;
+    Err(OAuthConfigurationError::new_err(
+        "native_storage must be a built-in store",
+    ))
+}
 use crate::carrier::{Carriers, HostTransport, NativeRequest};
 use crate::errors::{OAuthConfigurationError, in_starting_call, native_call, to_pyerr};
 use crate::logs::flush_logs_locked;
@@ -241,7 +256,7 @@ impl NativeProvider {
         server_url: String,
         bridge: Py<PyAny>,
         client_metadata_json: Option<String>,
-        native_storage: Option<PyRef<'_, NativeFileStorage>>,
+        native_storage: Option<Bound<'_, PyAny>>,
         has_handler: bool,
         http_timeout: f64,
         authorization_timeout: f64,
@@ -369,7 +384,7 @@ impl NativeProvider {
             native: Arc::new(native),
         }));
         let storage: Arc<dyn TokenStorage> = match native_storage {
-            Some(s) => s.inner.clone(),
+            Some(s) => native_store(&s, &config.server_url)?,
             None => Arc::new(PyStorage { bridge: bridge.clone() }),
         };
         let handler: Option<Arc<dyn AuthorizationHandler>> =

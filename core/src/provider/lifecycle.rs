@@ -463,9 +463,20 @@ impl Inner {
             return Ok(());
         }
         if self.has_refresh_token() {
+            let before = self.current.load().as_ref().map(|h| fingerprint(&h.token));
+            let unchanged = || self.current.load().as_ref().map(|h| fingerprint(&h.token)) == before;
             match self.refresh(&mut st, &http, None).await {
                 Ok(Refreshed::Yes) => return Ok(()),
                 Ok(Refreshed::Dead) => {}
+                // The store could not be reached before anything was asked of
+                // the authorization server (the held tokens are the same): a
+                // shared store that is down must not stop requests whose token
+                // is still valid. Once it expires, every request tries again.
+                Err(e) if e.kind() == ErrorKind::Storage && still_valid() && unchanged() => {
+                    st.early_refresh_paused_until = Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
+                    tracing::warn!(error = %e, "the early refresh failed on the token store; the token is still valid and is used meanwhile");
+                    return Ok(());
+                }
                 Err(e) if e.is_transient() && still_valid() => {
                     // Refreshing early failed on an outage, but the token has
                     // not expired: use it, and let the server rest a little

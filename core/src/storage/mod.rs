@@ -20,13 +20,17 @@
 //!
 //! Built-ins: [`MemoryStorage`] and [`FileStorage`] (one JSON file per MCP
 //! server, replaced atomically, mode 0600, guarded by advisory locks that
-//! every process using the file honours), and with the `keyring` feature
-//! `KeyringStorage` (the operating system's keychain).
+//! every process using the file honours), with the `keyring` feature
+//! `KeyringStorage` (the operating system's keychain), and, with the cargo
+//! feature `redis`, `RedisStorage` (Redis or a Redis Cluster shared by a
+//! fleet of hosts, values encrypted at rest).
 
 mod file;
 #[cfg(feature = "keyring")]
 mod keyring;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -36,6 +40,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::model::{OAuthClientInformationFull, OAuthToken};
 
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_KEY_PREFIX, EncryptionKey, RedisOptions, RedisStorage, redact_url};
 pub use file::FileStorage;
 #[cfg(feature = "keyring")]
 pub use keyring::KeyringStorage;

@@ -5,7 +5,7 @@ The same interface as the MCP Python SDK's ``mcp.client.auth`` (and the models o
 runs with its imports changed to this package.
 """
 
-from ._builtins import FileTokenStorage, LoopbackReceiver, open_browser
+from ._builtins import FileTokenStorage, LoopbackReceiver, RedisTokenStorage, open_browser
 from ._errors import (
     OAuthConfigurationError,
     OAuthConnectError,
@@ -45,6 +45,7 @@ __all__ = [
     "ClientCredentialsOAuthProvider",
     "EnterpriseAuthOAuthProvider",
     "FileTokenStorage",
+    "RedisTokenStorage",
     "IdentityAssertionOAuthProvider",
     "InvalidRedirectUriError",
     "InvalidScopeError",

@@ -1,4 +1,5 @@
-"""Built-ins: a file token store, the loopback redirect receiver and the browser.
+"""Built-ins: a file token store, a Redis token store for fleets, the loopback redirect
+receiver and the browser.
 
 ``LoopbackReceiver`` gives the SDK-style handler pair::
 
@@ -14,13 +15,15 @@
 
 from __future__ import annotations
 
+import base64
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import _native
 from ._models import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
 
-__all__ = ["FileTokenStorage", "LoopbackReceiver", "open_browser"]
+__all__ = ["FileTokenStorage", "LoopbackReceiver", "RedisTokenStorage", "open_browser"]
 
 
 class FileTokenStorage:
@@ -56,6 +59,99 @@ class FileTokenStorage:
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         await self._native.set_client_info(_json(client_info))
+
+
+EncryptionKey = bytes | str
+"""32 bytes, or their standard base64 (as a secret manager or an environment variable gives them)."""
+
+
+class RedisTokenStorage:
+    """Tokens and registrations in Redis, shared by every process of a fleet.
+
+    Replicas of a gateway, a pool of workers or serverless functions using one
+    ``RedisTokenStorage`` act as one client: one registration per authorization server,
+    one token family, refreshed once (a lease in Redis; the others wait and use the new
+    tokens). The core's store does the work; see the README's Redis section.
+
+    Args:
+        url: ``redis://[user[:password]@]host[:port][/db]``, ``rediss://...`` for TLS, or
+            the URLs of several nodes of a Redis Cluster separated by commas.
+        prefix: The prefix of every key (hosts sharing one Redis keep apart by it).
+        encryption_key: The key that encrypts every value (AES-256-GCM, a fresh nonce
+            per write): 32 bytes or their base64. Required unless
+            ``allow_unencrypted_values=True``.
+        key_id: The id stored beside each value ``encryption_key`` encrypts.
+        old_keys: Keys that only decrypt, by id (rotation: values they wrote are read,
+            and written again with ``encryption_key``).
+        allow_unencrypted_values: Store tokens and client secrets as plain JSON,
+            readable by anyone who can read the Redis database.
+        server_url: The MCP server whose tokens the four methods below read and write.
+            Not needed to pass the store to a provider, which binds it to its server.
+        timeout: Seconds one Redis operation may take before it fails.
+
+    A value in Redis that fails to decrypt or parse raises ``OAuthFlowError`` (``step``
+    ``"storage"``) naming the key, and is neither used nor overwritten. While Redis is
+    unreachable, a provider holding a valid token keeps serving requests; a refresh
+    fails with ``OAuthFlowError`` (``step`` ``"storage"``) naming the store.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "mcp-oauth",
+        encryption_key: EncryptionKey | None = None,
+        *,
+        key_id: str = "default",
+        old_keys: Mapping[str, EncryptionKey] | None = None,
+        allow_unencrypted_values: bool = False,
+        server_url: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        keys: list[tuple[str, bytes]] = []
+        if encryption_key is not None:
+            keys.append((key_id, _key_bytes(key_id, encryption_key)))
+        for old_id, old in (old_keys or {}).items():
+            keys.append((old_id, _key_bytes(old_id, old)))
+        if not keys and old_keys:
+            raise ValueError("old_keys only decrypt: give encryption_key too")
+        self.prefix = prefix
+        self._native = _native.NativeRedisStorage(
+            url,
+            server_url=server_url,
+            key_prefix=prefix,
+            keys=keys,
+            allow_unencrypted_values=allow_unencrypted_values,
+            timeout=float(timeout),
+        )
+
+    def __repr__(self) -> str:
+        # The core's description: URLs with the password redacted, key ids, no key.
+        return f"RedisTokenStorage({self._native!r})"
+
+    async def get_tokens(self) -> OAuthToken | None:
+        raw = await self._native.get_tokens()
+        return None if raw is None else OAuthToken.model_validate_json(raw)
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._native.set_tokens(_json(tokens))
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        raw = await self._native.get_client_info()
+        return None if raw is None else OAuthClientInformationFull.model_validate_json(raw)
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        await self._native.set_client_info(_json(client_info))
+
+
+def _key_bytes(key_id: str, key: EncryptionKey) -> bytes:
+    if isinstance(key, str):
+        try:
+            return base64.b64decode(key.strip(), validate=True)
+        except ValueError:
+            raise ValueError(f"the encryption key {key_id!r} is not valid base64") from None
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise TypeError(f"the encryption key {key_id!r} must be bytes or a base64 string")
 
 
 def _json(model: object) -> str:

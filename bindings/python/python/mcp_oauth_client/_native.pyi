@@ -11,6 +11,7 @@ __all__ = [
     "NativeOperation",
     "NativeRequest",
     "NativeFileStorage",
+    "NativeRedisStorage",
     "NativeLoopbackReceiver",
     "NativeSigner",
     "assertion_signing_input",
@@ -32,7 +33,7 @@ class NativeProvider:
         bridge: Any,
         *,
         client_metadata_json: str | None = None,
-        native_storage: NativeFileStorage | None = None,
+        native_storage: NativeFileStorage | NativeRedisStorage | None = None,
         has_handler: bool = False,
         http_timeout: float = 30.0,
         authorization_timeout: float = 300.0,
@@ -124,6 +125,23 @@ class NativeFileStorage:
     def __new__(cls, directory: str | os.PathLike[str], server_url: str) -> NativeFileStorage: ...
     @staticmethod
     def default_dir() -> str | None: ...
+    def get_tokens(self) -> Awaitable[str | None]: ...
+    def set_tokens(self, json: str) -> Awaitable[None]: ...
+    def get_client_info(self) -> Awaitable[str | None]: ...
+    def set_client_info(self, json: str) -> Awaitable[None]: ...
+
+@final
+class NativeRedisStorage:
+    def __new__(
+        cls,
+        urls: str,
+        *,
+        server_url: str | None = None,
+        key_prefix: str | None = None,
+        keys: list[tuple[str, bytes]] = ...,
+        allow_unencrypted_values: bool = False,
+        timeout: float = 5.0,
+    ) -> NativeRedisStorage: ...
     def get_tokens(self) -> Awaitable[str | None]: ...
     def set_tokens(self, json: str) -> Awaitable[None]: ...
     def get_client_info(self) -> Awaitable[str | None]: ...

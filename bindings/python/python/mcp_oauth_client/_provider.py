@@ -280,9 +280,9 @@ def _request_timeout(request: Any) -> float | None:
 
 
 def _native_storage(storage: Any) -> Any:
-    from ._builtins import FileTokenStorage
+    from ._builtins import FileTokenStorage, RedisTokenStorage
 
-    return storage._native if isinstance(storage, FileTokenStorage) else None
+    return storage._native if isinstance(storage, (FileTokenStorage, RedisTokenStorage)) else None
 
 
 class OAuthClientProvider(_AuthBase):
