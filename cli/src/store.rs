@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
+use mcp_oauth_client::storage::{EncryptionKey, RedisOptions, RedisStorage};
 use mcp_oauth_client::{FileStorage, KeyringStorage, OAuthClientInformationFull, OAuthToken, TokenStorage};
 use serde_json::{Value, json};
 
@@ -30,6 +31,33 @@ pub struct StoreArgs {
     /// mcp-oauth-client, the one the libraries use)
     #[arg(long, global = true, env = "MCP_OAUTH_STORE_PATH", value_name = "DIR")]
     pub store_path: Option<PathBuf>,
+    /// The Redis store's URL (redis:// or rediss://), or several nodes of a Redis Cluster
+    /// separated by commas
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_OAUTH_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// The prefix of the Redis store's keys
+    #[arg(long, global = true, env = "MCP_OAUTH_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// The Redis store's encryption keys, `ID:BASE64` (32 bytes), several separated by
+    /// commas: the first encrypts, all decrypt. Give them in the environment, not on the
+    /// command line
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_OAUTH_REDIS_KEYS",
+        value_name = "KEYS",
+        hide_env_values = true
+    )]
+    pub redis_keys: Option<String>,
+    /// Store values in Redis unencrypted, readable by anyone who can read the database
+    #[arg(long, global = true)]
+    pub redis_unencrypted: bool,
 }
 
 impl StoreArgs {
@@ -58,8 +86,36 @@ pub fn open(args: &StoreArgs, url: &str) -> Result<Arc<dyn TokenStorage>, String
             Ok(Arc::new(FileStorage::new(&dir, url).map_err(|e| e.to_string())?))
         }
         StoreKind::Keychain => Ok(Arc::new(KeyringStorage::new(url).map_err(|e| e.to_string())?)),
-        StoreKind::Redis => Err("this build has no Redis store (--store redis); use --store file or keychain".into()),
+        StoreKind::Redis => Ok(Arc::new(redis(args, url)?)),
     }
+}
+
+fn redis_urls(args: &StoreArgs) -> Result<&str, String> {
+    args.redis_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| "--store redis needs the Redis URL: --redis-url or MCP_OAUTH_REDIS_URL".to_string())
+}
+
+fn redis(args: &StoreArgs, url: &str) -> Result<RedisStorage, String> {
+    let urls = redis_urls(args)?;
+    let mut options = RedisOptions::parse(urls).allow_unencrypted_values(args.redis_unencrypted);
+    if let Some(prefix) = &args.redis_prefix {
+        options = options.key_prefix(prefix);
+    }
+    for entry in args
+        .redis_keys
+        .iter()
+        .flat_map(|k| k.split(','))
+        .filter(|k| !k.trim().is_empty())
+    {
+        let (id, key) = entry
+            .trim()
+            .split_once(':')
+            .ok_or("each Redis encryption key is ID:BASE64 (MCP_OAUTH_REDIS_KEYS)")?;
+        options = options.encryption_key(EncryptionKey::from_base64(id, key).map_err(|e| e.to_string())?);
+    }
+    RedisStorage::new(options, url).map_err(|e| e.to_string())
 }
 
 /// The list of servers logged in to with a store that cannot be listed (the
@@ -181,8 +237,17 @@ pub async fn status(args: &StoreArgs, as_json: bool) -> Result<(), String> {
             )
         }
         StoreKind::Redis => {
-            open(args, "")?;
-            return Ok(());
+            let first = redis_urls(args)?;
+            for url in read_index(args) {
+                let store = redis(args, &url)?;
+                let tokens = store.get_tokens().await.map_err(|e| e.to_string())?;
+                let client = store.get_client_info().await.map_err(|e| e.to_string())?;
+                entries.push(describe(&url, tokens.as_ref(), client.as_ref()));
+            }
+            format!(
+                "Redis store at {} (servers logged in to with this tool)",
+                mcp_oauth_client::storage::redact_url(first.split(',').next().unwrap_or_default())
+            )
         }
     };
     let mut out = anstream::stdout();

@@ -59,9 +59,14 @@ fn consent(authorization_url: &str) -> String {
 /// `mcp-oauth login --no-browser URL`, the redirect pasted on its standard
 /// input once it printed the authorization URL.
 fn login_pasting(store: &Path, peers: &Peers, extra: &[&str]) -> Run {
+    login_pasting_with(store, peers, extra, &[])
+}
+
+fn login_pasting_with(store: &Path, peers: &Peers, extra: &[&str], env: &[(&str, &str)]) -> Run {
     let mut child = Process::cargo_bin("mcp-oauth")
         .unwrap()
         .env("MCP_OAUTH_STORE_PATH", store)
+        .envs(env.iter().copied())
         .args(["login", "--no-browser", &peers.mcp_url, "--redirect-uri"])
         .arg(format!("http://127.0.0.1:{}/callback", free_port()))
         .args(extra)
@@ -557,10 +562,128 @@ fn keychain_store_login_status_header_logout() {
     assert!(s.stdout.contains("nothing stored"), "{}", s.stdout);
 }
 
+/// A redis-server of the test's own on a free port, stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let child = Process::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/setup.sh installs it)");
+        let r = Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+        };
+        for _ in 0..100 {
+            if r.cli(&["ping"]).trim() == "PONG" {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Process::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn redis_store_is_a_clear_error_in_this_build() {
+fn redis_store_login_status_header_logout() {
+    let peers = Peers::start(&[]);
+    let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let out = run(cli(dir.path()).args(["--store", "redis", "header", "http://127.0.0.1:9/mcp"]));
-    assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("this build has no Redis store"), "{}", out.stderr);
+    let store = dir.path();
+    // 32 bytes, base64: the key that encrypts the values at rest.
+    let keys = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let with_redis = |cmd: &mut Command| {
+        cmd.env("MCP_OAUTH_REDIS_URL", &redis.url)
+            .env("MCP_OAUTH_REDIS_KEYS", keys)
+            .arg("--store")
+            .arg("redis");
+    };
+    // Without a URL: a clear error.
+    let e = run(cli(store).args(["--store", "redis", "status"]));
+    assert_eq!(e.code, 1);
+    assert!(e.stderr.contains("--store redis needs the Redis URL"), "{}", e.stderr);
+    // Without a key and without the explicit opt-out: refused.
+    let e = run(cli(store)
+        .env("MCP_OAUTH_REDIS_URL", &redis.url)
+        .args(["--store", "redis", "header", &peers.mcp_url]));
+    assert_eq!(e.code, 1, "{}", e.stderr);
+
+    // login --no-browser into Redis.
+    let l = login_pasting_with(
+        store,
+        &peers,
+        &["--store", "redis"],
+        &[("MCP_OAUTH_REDIS_URL", &redis.url), ("MCP_OAUTH_REDIS_KEYS", keys)],
+    );
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    let keys_in_redis = redis.cli(&["--scan"]);
+    assert!(!keys_in_redis.trim().is_empty(), "nothing in Redis");
+
+    let mut c = cli(store);
+    with_redis(&mut c);
+    let s = run(c.arg("status"));
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert!(s.stdout.contains("Redis store at redis://127.0.0.1"), "{}", s.stdout);
+    assert!(
+        s.stdout.contains(&format!("issuer     {}", peers.issuer)),
+        "{}",
+        s.stdout
+    );
+
+    let mut c = cli(store);
+    with_redis(&mut c);
+    let h = run(c.args(["header", &peers.mcp_url]));
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let access = h.stdout.trim().trim_start_matches("Authorization: Bearer ").to_string();
+    // Encrypted at rest: the token is nowhere in Redis in clear.
+    for key in keys_in_redis.lines().filter(|k| !k.is_empty()) {
+        let value = redis.cli(&["--no-raw", "dump", key]);
+        assert!(value.len() > 20, "nothing at {key}");
+        assert!(!value.contains(&access[..20]), "the access token in clear at {key}");
+    }
+    let (code, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
+    assert_eq!(code, 200, "{reply}");
+
+    let mut c = cli(store);
+    with_redis(&mut c);
+    let out = run(c.args(["logout", &peers.mcp_url]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("revoked the refresh token"), "{}", out.stderr);
+    let mut c = cli(store);
+    with_redis(&mut c);
+    assert_eq!(run(c.args(["header", &peers.mcp_url])).code, 1);
 }
