@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mcp_oauth_client::{
-    AuthorizationHandler, BrowserLoopbackHandler, LoopbackReceiver, OAuthClientMetadata, OAuthClientProvider,
-    ProviderConfig, RequestInfo, Secret, StaticClient,
+    AuthorizationHandler, BrowserLoopbackHandler, LocalSigner, LoopbackReceiver, OAuthClientMetadata,
+    OAuthClientProvider, ProviderConfig, RequestInfo, Secret, StaticClient,
 };
 
 use store::StoreArgs;
@@ -164,6 +164,13 @@ struct ClientArgs {
     /// loopback addresses are always allowed)
     #[arg(long, value_name = "HOST")]
     allow_http: Vec<String>,
+    /// DPoP-bound tokens (RFC 9449) with this private key (PEM, unencrypted); give the same
+    /// key to `login` and `header`, which then prints the DPoP proof for --method and the URL
+    #[arg(long, value_name = "PEM_FILE")]
+    dpop_key: Option<std::path::PathBuf>,
+    /// The DPoP key's algorithm
+    #[arg(long, default_value = "ES256", value_name = "ALG", requires = "dpop_key")]
+    dpop_alg: String,
 }
 
 struct Ctx {
@@ -171,7 +178,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn config(&self, url: &str, client: &ClientArgs, redirect_uri: &str) -> ProviderConfig {
+    fn config(&self, url: &str, client: &ClientArgs, redirect_uri: &str) -> Result<ProviderConfig, String> {
         let mut metadata = OAuthClientMetadata::new(vec![redirect_uri.to_string()]);
         metadata.client_name = Some("mcp-oauth (command line)".into());
         metadata.scope = client.scope.clone();
@@ -186,7 +193,14 @@ impl Ctx {
                 client.client_secret.clone().map(Secret::new),
             ));
         }
-        cfg
+        if let Some(path) = &client.dpop_key {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the DPoP key {}: {e}", path.display()))?;
+            let signer = LocalSigner::from_pem(&Secret::new(pem), &client.dpop_alg, None)
+                .map_err(|e| format!("the DPoP key {}: {e}", path.display()))?;
+            cfg.use_dpop(Some(Arc::new(signer))).map_err(|e| e.to_string())?;
+        }
+        Ok(cfg)
     }
 
     async fn provider(
@@ -197,7 +211,7 @@ impl Ctx {
         handler: Option<Arc<dyn AuthorizationHandler>>,
     ) -> Result<OAuthClientProvider, String> {
         let storage = store::open(&self.global.store, url)?;
-        OAuthClientProvider::new(self.config(url, client, redirect_uri), storage, handler).map_err(|e| e.to_string())
+        OAuthClientProvider::new(self.config(url, client, redirect_uri)?, storage, handler).map_err(|e| e.to_string())
     }
 }
 
@@ -300,10 +314,14 @@ async fn login(
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        let mut cfg = ctx.config(url, client, redirect_uri);
-        cfg.authorization_timeout = wait;
-        cfg.use_device_code(screen.clone());
-        OAuthClientProvider::new(cfg, storage, None).map_err(|e| e.to_string())
+        match ctx.config(url, client, redirect_uri) {
+            Ok(mut cfg) => {
+                cfg.authorization_timeout = wait;
+                cfg.use_device_code(screen.clone());
+                OAuthClientProvider::new(cfg, storage, None).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        }
     } else {
         let handler: Arc<dyn AuthorizationHandler> = if no_browser {
             Arc::new(person::PastedRedirect::new(wait))

@@ -126,8 +126,12 @@ fn stored(store: &Path) -> Value {
 /// Returns the HTTP status, the session id, and the JSON-RPC reply.
 fn curl_mcp(url: &str, header: &str, session: Option<&str>, body: &str) -> (u16, Option<String>, Value) {
     let mut cmd = Process::new("curl");
-    cmd.args(["-s", "-D", "-", "-H", header])
-        .args(["-H", "content-type: application/json"])
+    cmd.args(["-s", "-D", "-"]);
+    // One header a line, as `mcp-oauth header` prints them.
+    for line in header.lines() {
+        cmd.args(["-H", line]);
+    }
+    cmd.args(["-H", "content-type: application/json"])
         .args(["-H", "accept: application/json, text/event-stream"])
         .args(["-H", "mcp-protocol-version: 2025-06-18"]);
     if let Some(s) = session {
@@ -686,4 +690,30 @@ fn redis_store_login_status_header_logout() {
     let mut c = cli(store);
     with_redis(&mut c);
     assert_eq!(run(c.args(["header", &peers.mcp_url])).code, 1);
+}
+
+#[test]
+fn dpop_bound_tokens_header_prints_the_proof_and_curl_succeeds() {
+    let peers = Peers::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let key = common::repo_root().join("core/tests/keys/ec-pkcs8.pem");
+    let key = key.to_str().unwrap();
+    let l = login_pasting(store, &peers, &["--dpop-key", key]);
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    assert_eq!(stored(store)["tokens"]["token_type"], "DPoP");
+
+    let h = run(cli(store).args(["header", &peers.mcp_url, "--dpop-key", key]));
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let lines: Vec<&str> = h.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", h.stdout);
+    assert!(lines[0].starts_with("Authorization: DPoP "), "{}", h.stdout);
+    assert!(lines[1].starts_with("DPoP: "), "{}", h.stdout);
+    let (code, _, reply) = curl_mcp(&peers.mcp_url, &h.stdout, None, INITIALIZE);
+    assert_eq!(code, 200, "{reply}");
+    // The proof is for one method: a GET proof does not pass for a POST.
+    let g = run(cli(store).args(["header", &peers.mcp_url, "--dpop-key", key, "--method", "GET"]));
+    assert_eq!(g.code, 0, "{}", g.stderr);
+    let (code, _, _) = curl_mcp(&peers.mcp_url, &g.stdout, None, INITIALIZE);
+    assert_eq!(code, 401);
 }
