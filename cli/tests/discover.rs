@@ -347,3 +347,35 @@ async fn an_unreachable_server_says_so() {
     assert!(line(&run, "MCP server").contains("no response"), "{}", run.stdout);
     assert!(fix(&run, "MCP server").contains("reachable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_challenge_names_where_the_metadata_is() {
+    // The metadata only at a path of the server's choosing, named by the 401.
+    let m = Mock::start().await;
+    good(&m);
+    m.fixed("/.well-known/oauth-protected-resource/mcp", Reply::status(404));
+    m.fixed(
+        "/custom/prm",
+        Reply::json(
+            200,
+            json!({"resource": m.url("/mcp"), "authorization_servers": [m.base]}),
+        ),
+    );
+    mcp_401(&m, &format!("Bearer resource_metadata=\"{}\"", m.url("/custom/prm")));
+    let run = discover(&m.url("/mcp"), &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // Tried first, before the well-known URLs, which are then not needed.
+    let first = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("] protected resource metadata"))
+        .unwrap();
+    assert!(first.contains("/custom/prm -> 200: found"), "{}", run.stdout);
+    assert_eq!(m.count("/.well-known/oauth-protected-resource/mcp"), 0);
+
+    // A 401 without any challenge is a warning: discovery goes on from the well-known URLs.
+    m.fixed("/mcp", Reply::status(401));
+    let run = discover(&m.url("/mcp"), &[]).await;
+    assert!(line(&run, "MCP server").starts_with("[warn]"), "{}", run.stdout);
+    assert!(fix(&run, "MCP server").contains("WWW-Authenticate: Bearer resource_metadata"));
+}

@@ -717,3 +717,22 @@ fn dpop_bound_tokens_header_prints_the_proof_and_curl_succeeds() {
     let (code, _, _) = curl_mcp(&peers.mcp_url, &g.stdout, None, INITIALIZE);
     assert_eq!(code, 401);
 }
+
+#[test]
+fn login_with_the_system_browser_and_the_loopback_receiver() {
+    let peers = Peers::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    // The "browser" follows oidc-provider's redirect to the loopback receiver,
+    // as a person's would (tests/c/browser-curl.sh).
+    let browser = common::repo_root().join("tests/c/browser-curl.sh");
+    let l = run(cli(store)
+        .env("BROWSER", format!("{} %s", browser.display()))
+        .args(["login", &peers.mcp_url, "--wait", "30", "--redirect-uri"])
+        .arg(format!("http://127.0.0.1:{}/callback", free_port())));
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    assert!(l.stderr.contains("logged in to"), "{}", l.stderr);
+    let h = run(cli(store).args(["header", &peers.mcp_url]));
+    let (code, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
+    assert_eq!(code, 200, "{reply}");
+}

@@ -207,7 +207,7 @@ pub fn remedy(what: &str, status: Option<u16>, verdict: Verdict, detail: &str) -
         PROBE if status == Some(200) => {
             "the server did not ask for a token: if it should, check that its authorization covers this endpoint"
         }
-        PROBE if detail.contains("no WWW-Authenticate") => {
+        PROBE if status == Some(401) => {
             "a 401 must carry `WWW-Authenticate: Bearer resource_metadata=\"<URL>\"` (RFC 9728 §5.1, MCP authorization)"
         }
         PROBE => "check that the URL is the MCP endpoint itself (where initialize is POSTed)",
