@@ -410,3 +410,39 @@ async fn a_refusal_at_the_device_endpoint_is_a_token_error_with_the_servers_code
     assert_eq!(e.oauth_error(), Some("invalid_scope"));
     assert_eq!(s.mock.count("/token"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn inspect_checks_the_device_endpoint_instead_of_pkce() {
+    let s = server(device_answer(Some(5), 600), issued).await;
+    let p = provider(&s, Arc::default(), Arc::new(MemoryStorage::default()));
+    let report = p.inspect().await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    let device = report
+        .steps
+        .iter()
+        .find(|st| st.what == "device authorization")
+        .expect("a device step");
+    assert_eq!(device.verdict, mcp_oauth_client::Verdict::Ok);
+    assert_eq!(device.detail, s.mock.url("/device"));
+    // The metadata advertises no PKCE methods: the device flow does not need them.
+    assert!(report.steps.iter().all(|st| st.what != "PKCE"));
+
+    let meta = json!({"issuer": s.mock.base, "token_endpoint": s.mock.url("/token"), "registration_endpoint": s.mock.url("/register")});
+    s.mock
+        .fixed("/.well-known/oauth-authorization-server", Reply::json(200, meta));
+    let p = provider(&s, Arc::default(), Arc::new(MemoryStorage::default()));
+    let report = p.inspect().await;
+    let device = report
+        .steps
+        .iter()
+        .find(|st| st.what == "device authorization")
+        .unwrap();
+    assert_eq!(device.verdict, mcp_oauth_client::Verdict::Failed);
+    assert!(
+        report
+            .error
+            .unwrap()
+            .message()
+            .contains("device_authorization_endpoint")
+    );
+}

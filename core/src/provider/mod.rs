@@ -537,7 +537,16 @@ impl OAuthClientProvider {
             }
         };
         let step = Step::AuthorizationServerMetadata;
-        if inner.source.needs_person() {
+        if let Some((what, outcome)) = inner.source.check_server(&d.server) {
+            match outcome {
+                Ok(found) => record(&mut report.steps, step, what, None, None, Verdict::Ok, found),
+                Err(e) => {
+                    record(&mut report.steps, step, what, None, None, Verdict::Failed, e.message());
+                    report.error.get_or_insert(e);
+                }
+            }
+        }
+        if inner.source.uses_pkce() {
             match check_pkce_support(&d.server, inner.config.assume_s256_when_pkce_unadvertised) {
                 Ok(()) => {
                     let detail = match &d.server.code_challenge_methods_supported {

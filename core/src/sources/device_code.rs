@@ -23,7 +23,7 @@ use url::Url;
 use super::{SourceContext, TokenSource};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::parse_server_url;
-use crate::model::{OAuthToken, Secret};
+use crate::model::{AuthorizationServerMetadata, OAuthToken, Secret};
 use crate::token::{Grant, TokenRequestParts};
 
 /// The grant type of the device access token request (RFC 8628 §3.4).
@@ -316,23 +316,18 @@ impl TokenSource for DeviceCode {
         true
     }
 
+    fn uses_pkce(&self) -> bool {
+        false
+    }
+
+    fn check_server(&self, server: &AuthorizationServerMetadata) -> Option<(&'static str, Result<String>)> {
+        Some(("device authorization", offered(server).map(str::to_string)))
+    }
+
     async fn obtain(&self, ctx: &SourceContext<'_>, scope: Option<&str>) -> Result<OAuthToken> {
         let step = Step::DeviceAuthorization;
         let d = ctx.discovered;
-        let ep = d.server.device_authorization_endpoint.as_deref().ok_or_else(|| {
-            Error::flow(
-                Step::AuthorizationServerMetadata,
-                "the authorization server does not offer the device authorization grant (its metadata has no device_authorization_endpoint); use the authorization-code flow with a browser instead",
-            )
-        })?;
-        if let Some(grants) = &d.server.grant_types_supported {
-            if !grants.iter().any(|g| g == DEVICE_CODE_GRANT) {
-                return Err(Error::flow(
-                    Step::AuthorizationServerMetadata,
-                    "the authorization server's grant_types_supported does not list the device code grant",
-                ));
-            }
-        }
+        let ep = offered(&d.server)?;
         let endpoint = parse_server_url(ep, "device_authorization_endpoint", step)?;
         ctx.http
             .require_secure(&endpoint, "device authorization endpoint", step)?;
@@ -426,6 +421,25 @@ impl TokenSource for DeviceCode {
             }
         }
     }
+}
+
+/// The device authorization endpoint, when the server offers the grant.
+fn offered(server: &AuthorizationServerMetadata) -> Result<&str> {
+    let ep = server.device_authorization_endpoint.as_deref().ok_or_else(|| {
+        Error::flow(
+            Step::AuthorizationServerMetadata,
+            "the authorization server does not offer the device authorization grant (its metadata has no device_authorization_endpoint); use the authorization-code flow with a browser instead",
+        )
+    })?;
+    if let Some(grants) = &server.grant_types_supported {
+        if !grants.iter().any(|g| g == DEVICE_CODE_GRANT) {
+            return Err(Error::flow(
+                Step::AuthorizationServerMetadata,
+                "the authorization server's grant_types_supported does not list the device code grant",
+            ));
+        }
+    }
+    Ok(ep)
 }
 
 fn cancelled() -> Error {

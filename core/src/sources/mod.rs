@@ -101,6 +101,25 @@ pub trait TokenSource: Send + Sync {
     /// Machine-to-machine grants use pre-registered credentials.
     fn may_register(&self) -> bool;
 
+    /// Whether the authorization server must support PKCE (S256) for this
+    /// source: those that send the person to the authorization endpoint.
+    fn uses_pkce(&self) -> bool {
+        self.needs_person()
+    }
+
+    /// What this source needs of the authorization server beyond the token
+    /// endpoint, checked without traffic for diagnostics
+    /// ([`crate::OAuthClientProvider::inspect`]): `None` when nothing,
+    /// else a short name of the check and its outcome (what was found, or
+    /// what is missing).
+    fn check_server(
+        &self,
+        server: &crate::model::AuthorizationServerMetadata,
+    ) -> Option<(&'static str, Result<String>)> {
+        let _ = server;
+        None
+    }
+
     /// Obtain tokens for `scope`. The engine records their issuer and
     /// resource, checks their type against the binding, and stores them.
     async fn obtain(&self, ctx: &SourceContext<'_>, scope: Option<&str>) -> Result<OAuthToken>;
