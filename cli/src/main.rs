@@ -85,6 +85,10 @@ enum Command {
         /// Print one JSON document instead of lines
         #[arg(long)]
         json: bool,
+        /// Check what the device authorization grant needs (as `login --device` would) instead
+        /// of the authorization-code flow's PKCE
+        #[arg(long)]
+        device: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -257,8 +261,24 @@ fn fail(message: impl std::fmt::Display) -> u8 {
 
 async fn run(ctx: &Ctx, command: Command) -> u8 {
     match command {
-        Command::Discover { url, json, client } => {
-            let provider = match ctx.provider(&url, &client, DEFAULT_REDIRECT_URI, None).await {
+        Command::Discover {
+            url,
+            json,
+            device,
+            client,
+        } => {
+            let provider = if device {
+                device_provider(
+                    ctx,
+                    &url,
+                    &client,
+                    Arc::new(person::DeviceScreen::default()),
+                    Duration::from_secs(300),
+                )
+            } else {
+                ctx.provider(&url, &client, DEFAULT_REDIRECT_URI, None).await
+            };
+            let provider = match provider {
                 Ok(p) => p,
                 Err(e) => return fail(e),
             };
@@ -310,18 +330,7 @@ async fn login(
     let wait = Duration::from_secs(wait.max(1));
     let screen = Arc::new(person::DeviceScreen::default());
     let provider = if device {
-        let storage = match store::open(&ctx.global.store, url) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        match ctx.config(url, client, redirect_uri) {
-            Ok(mut cfg) => {
-                cfg.authorization_timeout = wait;
-                cfg.use_device_code(screen.clone());
-                OAuthClientProvider::new(cfg, storage, None).map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e),
-        }
+        device_provider(ctx, url, client, screen.clone(), wait)
     } else {
         let handler: Arc<dyn AuthorizationHandler> = if no_browser {
             Arc::new(person::PastedRedirect::new(wait))
@@ -365,6 +374,21 @@ async fn login(
             .unwrap_or_default(),
     );
     EXIT_OK
+}
+
+/// A provider whose tokens come from the device authorization grant.
+fn device_provider(
+    ctx: &Ctx,
+    url: &str,
+    client: &ClientArgs,
+    screen: Arc<person::DeviceScreen>,
+    wait: Duration,
+) -> Result<OAuthClientProvider, String> {
+    let storage = store::open(&ctx.global.store, url)?;
+    let mut cfg = ctx.config(url, client, DEFAULT_REDIRECT_URI)?;
+    cfg.authorization_timeout = wait;
+    cfg.use_device_code(screen);
+    OAuthClientProvider::new(cfg, storage, None).map_err(|e| e.to_string())
 }
 
 async fn header(ctx: &Ctx, url: &str, method: &str, client: &ClientArgs) -> u8 {

@@ -379,3 +379,26 @@ async fn the_challenge_names_where_the_metadata_is() {
     assert!(line(&run, "MCP server").starts_with("[warn]"), "{}", run.stdout);
     assert!(fix(&run, "MCP server").contains("WWW-Authenticate: Bearer resource_metadata"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_checks_the_device_authorization_endpoint_instead_of_pkce() {
+    let m = Mock::start().await;
+    good(&m);
+    // No device_authorization_endpoint, and no PKCE either: --device names the first only.
+    m.fixed(
+        "/.well-known/oauth-authorization-server",
+        Reply::json(200, as_metadata(&m, &m.base, None)),
+    );
+    let run = discover(&m.url("/mcp"), &["--device"]).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(line(&run, "device authorization").starts_with("[FAIL]"));
+    assert!(fix(&run, "device authorization").contains("enable the device authorization grant"));
+    assert!(!run.stdout.contains("] PKCE"), "{}", run.stdout);
+
+    let mut meta = as_metadata(&m, &m.base, None);
+    meta["device_authorization_endpoint"] = json!(m.url("/device/auth"));
+    m.fixed("/.well-known/oauth-authorization-server", Reply::json(200, meta));
+    let run = discover(&m.url("/mcp"), &["--device"]).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(line(&run, "device authorization").contains("/device/auth"));
+}

@@ -250,6 +250,9 @@ pub fn remedy(what: &str, status: Option<u16>, verdict: Verdict, detail: &str) -
             "the authorization server omits code_challenge_methods_supported (Microsoft Entra ID does): if it supports S256 all the same, allow it with assume_s256_when_pkce_unadvertised; otherwise enable PKCE S256 there"
         }
         "PKCE" => "enable PKCE with S256 at the authorization server (`plain` is not accepted)",
+        "device authorization" => {
+            "the authorization server advertises no device_authorization_endpoint: enable the device authorization grant (RFC 8628) there, or log in with a browser"
+        }
         "client identity" => {
             "pre-register a client with the authorization server and configure its client_id, or enable dynamic client registration (RFC 7591) or Client ID Metadata Documents there"
         }
