@@ -402,3 +402,35 @@ async fn device_checks_the_device_authorization_endpoint_instead_of_pkce() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(line(&run, "device authorization").contains("/device/auth"));
 }
+
+/// Run `discover` on a pseudo-terminal (util-linux's `script`), as a person
+/// at a terminal would.
+async fn discover_on_a_terminal(url: &str, no_color: bool) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("mcp-oauth");
+    let store = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{} discover {url}", bin.display()), "/dev/null"])
+        .env("MCP_OAUTH_STORE_PATH", store.path())
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("script (util-linux)"))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colours_on_a_terminal_and_none_with_no_color() {
+    let m = Mock::start().await;
+    good(&m);
+    let coloured = discover_on_a_terminal(&m.url("/mcp"), false).await;
+    assert!(
+        coloured.contains("\u{1b}[32m[ ok ]") || coloured.contains("\u{1b}[1m\u{1b}[32m[ ok ]"),
+        "{coloured:?}"
+    );
+    let plain = discover_on_a_terminal(&m.url("/mcp"), true).await;
+    assert!(plain.contains("[ ok ] MCP server"), "{plain:?}");
+    assert!(!plain.contains("\u{1b}[32m"), "{plain:?}");
+}
