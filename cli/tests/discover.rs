@@ -161,6 +161,7 @@ async fn no_protected_resource_metadata_is_a_warning_with_the_fix() {
     assert!(line(&run, "legacy mode").starts_with("[warn]"));
     assert!(fix(&run, "legacy mode").contains("serve RFC 9728 protected resource metadata"));
     assert!(line(&run, "default endpoints").starts_with("[warn]"));
+    assert!(line(&run, "PKCE").contains("assumed with the default endpoints"));
     assert!(run.stdout.contains("the chain holds, with 2 warnings"));
 }
 

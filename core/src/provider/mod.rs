@@ -549,7 +549,9 @@ impl OAuthClientProvider {
         if inner.source.uses_pkce() {
             match check_pkce_support(&d.server, inner.config.assume_s256_when_pkce_unadvertised) {
                 Ok(()) => {
+                    let assumed_defaults = report.steps.iter().any(|s| s.what == "default endpoints");
                     let detail = match &d.server.code_challenge_methods_supported {
+                        Some(_) if assumed_defaults => "S256 (assumed with the default endpoints)",
                         Some(_) => "S256 (code_challenge_methods_supported lists it)",
                         None => "S256 assumed: the metadata does not say (assume_s256_when_pkce_unadvertised)",
                     };
