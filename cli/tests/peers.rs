@@ -63,12 +63,19 @@ fn login_pasting(store: &Path, peers: &Peers, extra: &[&str]) -> Run {
 }
 
 fn login_pasting_with(store: &Path, peers: &Peers, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let default_redirect: &[&str] = if extra.contains(&"--redirect-uri") {
+        &[]
+    } else {
+        &["--redirect-uri", &redirect]
+    };
     let mut child = Process::cargo_bin("mcp-oauth")
         .unwrap()
         .env("MCP_OAUTH_STORE_PATH", store)
+        .env_remove("MCP_OAUTH_CLIENT_SECRET")
         .envs(env.iter().copied())
-        .args(["login", "--no-browser", &peers.mcp_url, "--redirect-uri"])
-        .arg(format!("http://127.0.0.1:{}/callback", free_port()))
+        .args(["login", "--no-browser", &peers.mcp_url])
+        .args(default_redirect)
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -735,4 +742,52 @@ fn login_with_the_system_browser_and_the_loopback_receiver() {
     let h = run(cli(store).args(["header", &peers.mcp_url]));
     let (code, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
     assert_eq!(code, 200, "{reply}");
+}
+
+#[test]
+fn login_with_a_pre_registered_client_id_and_secret() {
+    let peers = Peers::start(&[]);
+    // Register a confidential client once (through a first login), as an
+    // administrator would pre-register one.
+    let admin = tempfile::tempdir().unwrap();
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let first = login_pasting(admin.path(), &peers, &["--redirect-uri", &redirect]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let client = stored(admin.path())["client_info"].clone();
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"]
+        .as_str()
+        .expect("a confidential registration")
+        .to_string();
+
+    // A fresh store: the tool uses the given client, registers nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let l = login_pasting_with(
+        store,
+        &peers,
+        &["--client-id", &id, "--redirect-uri", &redirect],
+        &[("MCP_OAUTH_CLIENT_SECRET", &secret)],
+    );
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    assert!(l.stderr.contains(&format!("client_id={id}&")), "{}", l.stderr);
+    assert!(!l.stderr.contains(&secret), "the secret in the output");
+    assert!(stored(store)["client_info"].is_null(), "a registration was stored");
+    let h =
+        run(cli(store)
+            .env("MCP_OAUTH_CLIENT_SECRET", &secret)
+            .args(["header", &peers.mcp_url, "--client-id", &id]));
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let (code, _, reply) = curl_mcp(&peers.mcp_url, h.stdout.trim(), None, INITIALIZE);
+    assert_eq!(code, 200, "{reply}");
+    // A wrong secret is refused by the authorization server, clearly.
+    let bad = login_pasting_with(
+        store,
+        &peers,
+        &["--client-id", &id, "--redirect-uri", &redirect],
+        &[("MCP_OAUTH_CLIENT_SECRET", "not-the-secret")],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("invalid_client"), "{}", bad.stderr);
+    assert!(!bad.stderr.contains("not-the-secret"));
 }
