@@ -23,6 +23,7 @@ pub enum StoreKind {
 }
 
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Store")]
 pub struct StoreArgs {
     /// Where tokens and registrations are kept
     #[arg(long, value_enum, default_value = "file", global = true, env = "MCP_OAUTH_STORE")]
