@@ -254,8 +254,20 @@ fn discover_login_status_header_against_the_real_peers() {
     let (status, _, _) = curl_mcp(&peers.mcp_url, "x-nothing: 1", None, INITIALIZE);
     assert_eq!(status, 401);
 
-    // A second login reuses the stored registration.
+    // discover now names the stored registration as the identity it would use.
     let client_id = stored(store)["client_info"]["client_id"].clone();
+    let d = run(cli(store).args(["discover", &peers.mcp_url]));
+    assert_eq!(d.code, 0, "{}", d.stdout);
+    assert!(
+        d.stdout.contains(&format!(
+            "client identity: stored registration {} (dynamic registration)",
+            client_id.as_str().unwrap()
+        )),
+        "{}",
+        d.stdout
+    );
+
+    // A second login reuses the stored registration.
     let l = login_pasting(store, &peers, &[]);
     assert_eq!(l.code, 0, "{}", l.stderr);
     assert_eq!(stored(store)["client_info"]["client_id"], client_id);
