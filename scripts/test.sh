@@ -58,7 +58,9 @@ section_rust() {
     # The keychain store against a real Secret Service (gnome-keyring on a
     # private D-Bus session; see scripts/with-keyring.sh).
     "$ROOT/scripts/with-keyring.sh" cargo test --locked -p mcp-oauth-client --features keyring --test keyring \
-        -- --include-ignored
+        -- --include-ignored || return 1
+    # The mcp-oauth tool with --store keychain, under the same Secret Service.
+    "$ROOT/scripts/with-keyring.sh" cargo test --locked -p mcp-oauth --test peers keychain -- --include-ignored
 }
 
 section_redis() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::challenge::{BearerChallenge, find_bearer};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{Http, HttpResponse, looks_like_json, parse_server_url};
 use crate::model::{AuthorizationServerMetadata, ProtectedResourceMetadata};
@@ -116,6 +117,9 @@ pub enum Verdict {
     NotFound,
     /// Something unusable there (not JSON, the wrong shape); the next candidate is tried.
     Skipped,
+    /// The chain goes on, but only through a fallback or a departure from
+    /// the specification that the server should fix.
+    Warning,
     /// The chain stops here.
     Failed,
 }
@@ -127,6 +131,7 @@ impl Verdict {
             Verdict::Ok => "ok",
             Verdict::NotFound => "not_found",
             Verdict::Skipped => "skipped",
+            Verdict::Warning => "warning",
             Verdict::Failed => "failed",
         }
     }
@@ -148,6 +153,8 @@ pub struct DiscoveryStep {
     pub verdict: Verdict,
     /// Why, in the client's words.
     pub detail: String,
+    /// For a failed step or a warning: what would fix it.
+    pub hint: Option<String>,
 }
 
 /// Every step of a discovery, for error messages and diagnostic tools.
@@ -162,15 +169,101 @@ pub(crate) fn record(
     verdict: Verdict,
     detail: impl Into<String>,
 ) {
+    let detail = detail.into();
+    let hint = match verdict {
+        Verdict::Failed | Verdict::Warning | Verdict::Skipped => remedy(what, status, verdict, &detail),
+        Verdict::Ok | Verdict::NotFound => None,
+    };
     trace.push(DiscoveryStep {
         step,
         what: what.to_string(),
         url: url.map(crate::http::redact_query),
         status,
         verdict,
-        detail: detail.into(),
+        detail,
+        hint,
     });
 }
+
+/// What would fix a step that failed or only held through a fallback, in a
+/// sentence for the person who runs the server or configures the client.
+/// `None` when there is nothing specific to say.
+pub fn remedy(what: &str, status: Option<u16>, verdict: Verdict, detail: &str) -> Option<String> {
+    let server_error = status.is_some_and(|s| s == 429 || s >= 500);
+    // A fetch that got no response at all (the network error is the detail).
+    let fetched = matches!(
+        what,
+        PROBE | "protected resource metadata" | "authorization server metadata"
+    );
+    let unreachable = fetched
+        && verdict == Verdict::Failed
+        && status.is_none()
+        && !detail.starts_with("no authorization server metadata found");
+    let hint = match what {
+        PROBE if server_error => {
+            "the MCP server itself fails before any OAuth step: check that it (and any proxy in front of it) is up, then try again"
+        }
+        PROBE if unreachable => "check the URL, and that the MCP server is running and reachable from here",
+        PROBE if status == Some(200) => {
+            "the server did not ask for a token: if it should, check that its authorization covers this endpoint"
+        }
+        PROBE if status == Some(401) => {
+            "a 401 must carry `WWW-Authenticate: Bearer resource_metadata=\"<URL>\"` (RFC 9728 §5.1, MCP authorization)"
+        }
+        PROBE => "check that the URL is the MCP endpoint itself (where initialize is POSTed)",
+        _ if unreachable => "check that the server is running and reachable from here (the URL, DNS, TLS, a proxy)",
+        _ if server_error => {
+            "the server fails at this URL; the client does not fall back past a server error: fix it, or try again later"
+        }
+        "protected resource metadata" => {
+            "serve JSON with `resource` and `authorization_servers` (RFC 9728 §2), with Content-Type application/json"
+        }
+        "authorization server metadata" if verdict == Verdict::Skipped => {
+            "serve RFC 8414 JSON metadata with Content-Type application/json"
+        }
+        "authorization server metadata" => {
+            "publish RFC 8414 metadata (/.well-known/oauth-authorization-server) or OpenID Connect Discovery for this issuer, or correct the issuer URL in the protected resource metadata's `authorization_servers`"
+        }
+        "legacy mode" => {
+            "serve RFC 9728 protected resource metadata (/.well-known/oauth-protected-resource) naming the authorization server: MCP 2025-06-18 and later require it, and the 2025-03-26 fallback only works when the MCP server's own origin is the authorization server"
+        }
+        "default endpoints" => {
+            "the origin publishes no authorization server metadata either: /authorize, /token and /register are assumed, not verified"
+        }
+        "resource check" => {
+            "the metadata's `resource` must name this MCP server (same scheme, host and port, and its path or a parent of it; RFC 9728 §3.3): correct `resource` in the server's protected resource metadata, or use the URL it names"
+        }
+        "authorization servers" => "list the authorization server's issuer URL in `authorization_servers`",
+        "issuer check" => {
+            "the metadata's `issuer` must be exactly the URL listed in `authorization_servers` (RFC 8414 §3.3, against mix-up attacks): make the two identical, trailing slash included"
+        }
+        "endpoint check" | "issuer transport" => {
+            "authorization server endpoints must use https (loopback addresses excepted): serve them over https, or allow the host for testing (allow_http_hosts)"
+        }
+        "pinned issuer" => {
+            "the pre-registered client belongs to another authorization server: use credentials issued by the one the MCP server names"
+        }
+        "PKCE" if verdict == Verdict::Warning => {
+            "PKCE S256 is assumed, not advertised: if the authorization server rejects the code_challenge, S256 is not supported there"
+        }
+        "PKCE" if detail.contains("no code_challenge_methods_supported") => {
+            "the authorization server omits code_challenge_methods_supported (Microsoft Entra ID does): if it supports S256 all the same, allow it with assume_s256_when_pkce_unadvertised; otherwise enable PKCE S256 there"
+        }
+        "PKCE" => "enable PKCE with S256 at the authorization server (`plain` is not accepted)",
+        "device authorization" => {
+            "the authorization server advertises no device_authorization_endpoint: enable the device authorization grant (RFC 8628) there, or log in with a browser"
+        }
+        "client identity" => {
+            "pre-register a client with the authorization server and configure its client_id, or enable dynamic client registration (RFC 7591) or Client ID Metadata Documents there"
+        }
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+/// The `what` of the first step of a diagnosis: the unauthenticated request
+/// to the MCP server and its challenge.
+pub const PROBE: &str = "MCP server";
 
 fn outage_error(step: Step, what: &str, resp: &HttpResponse, url: &Url) -> Error {
     Error::new(
@@ -580,14 +673,22 @@ pub async fn discover(
                 Verdict::Ok,
                 format!("using {issuer} (of {})", listed.len()),
             );
-            let meta = fetch_authorization_server_metadata(http, &issuer, trace)
-                .await?
-                .ok_or_else(|| {
-                    Error::flow(
-                        Step::AuthorizationServerMetadata,
-                        format!("no authorization server metadata found for issuer {issuer:?}"),
-                    )
-                })?;
+            let Some(meta) = fetch_authorization_server_metadata(http, &issuer, trace).await? else {
+                let e = Error::flow(
+                    Step::AuthorizationServerMetadata,
+                    format!("no authorization server metadata found for issuer {issuer:?}"),
+                );
+                record(
+                    trace,
+                    Step::AuthorizationServerMetadata,
+                    "authorization server metadata",
+                    None,
+                    None,
+                    Verdict::Failed,
+                    e.message(),
+                );
+                return Err(e);
+            };
             // The PRM's identifier, byte for byte: it is what the resource
             // server checks the token's audience against.
             let resource = prm.resource.clone();
@@ -606,7 +707,7 @@ pub async fn discover(
                 "legacy mode",
                 None,
                 None,
-                Verdict::Ok,
+                Verdict::Warning,
                 "no protected resource metadata; the server's origin is the authorization server (2025-03-26)",
             );
             let origin = server.origin().ascii_serialization();
@@ -619,7 +720,7 @@ pub async fn discover(
                         "default endpoints",
                         None,
                         None,
-                        Verdict::Ok,
+                        Verdict::Warning,
                         "no metadata; using /authorize, /token, /register at the origin",
                     );
                     legacy_default_metadata(server)
@@ -642,6 +743,137 @@ pub async fn discover(
     Ok(d)
 }
 
+/// The first request of a diagnosis: an MCP `initialize` without a token,
+/// as a client's first request goes out, recorded with its status and the
+/// Bearer challenge it carried. A server error or no answer breaks the
+/// chain; a server that asks for nothing, or answers 401 without a usable
+/// challenge, is a warning (discovery goes on from the well-known URLs).
+pub(crate) async fn probe(http: &Http, server: &Url, trace: &mut Trace) -> Result<Option<BearerChallenge>> {
+    let step = Step::Request;
+    let version = http.protocol_version.as_deref().unwrap_or(PROBE_PROTOCOL_VERSION);
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-oauth-client diagnosis", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let mut req = http.request("POST", server.clone());
+    req.headers.retain(|(k, _)| k != "accept");
+    req.headers
+        .push(("accept".into(), "application/json, text/event-stream".into()));
+    req.headers.push(("content-type".into(), "application/json".into()));
+    req.body = Some(body.to_string().into_bytes());
+    let resp = match http.send(req, step).await {
+        Ok(r) => r,
+        Err(e) => {
+            record(
+                trace,
+                step,
+                PROBE,
+                Some(server),
+                None,
+                Verdict::Failed,
+                e.message().to_string(),
+            );
+            return Err(e);
+        }
+    };
+    let challenges: Vec<&str> = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let status = Some(resp.status);
+    match resp.status {
+        401 => match find_bearer(&challenges) {
+            Some(c) => {
+                let mut parts = vec![format!("401 with a Bearer challenge")];
+                match &c.resource_metadata {
+                    Some(r) => parts.push(format!("resource_metadata={r}")),
+                    None => parts.push("no resource_metadata (the well-known URLs are tried)".into()),
+                }
+                if let Some(sc) = &c.scope {
+                    parts.push(format!("scope={sc:?}"));
+                }
+                if let Some(err) = &c.error {
+                    parts.push(format!("error={err}"));
+                }
+                record(trace, step, PROBE, Some(server), status, Verdict::Ok, parts.join(", "));
+                Ok(Some(c))
+            }
+            None if challenges.is_empty() => {
+                record(
+                    trace,
+                    step,
+                    PROBE,
+                    Some(server),
+                    status,
+                    Verdict::Warning,
+                    "401 with no WWW-Authenticate header",
+                );
+                Ok(None)
+            }
+            None => {
+                record(
+                    trace,
+                    step,
+                    PROBE,
+                    Some(server),
+                    status,
+                    Verdict::Warning,
+                    "401 without a Bearer challenge in WWW-Authenticate",
+                );
+                Ok(None)
+            }
+        },
+        429 | 500..=599 => {
+            record(
+                trace,
+                step,
+                PROBE,
+                Some(server),
+                status,
+                Verdict::Failed,
+                "server error",
+            );
+            Err(outage_error(step, "the MCP server's", &resp, server))
+        }
+        200..=299 => {
+            record(
+                trace,
+                step,
+                PROBE,
+                Some(server),
+                status,
+                Verdict::Warning,
+                "answered without asking for a token",
+            );
+            Ok(None)
+        }
+        other => {
+            record(
+                trace,
+                step,
+                PROBE,
+                Some(server),
+                status,
+                Verdict::Warning,
+                format!("answered {other}, not 401 with a challenge"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The MCP protocol version a diagnosis's `initialize` names when the
+/// provider is configured with none.
+pub const PROBE_PROTOCOL_VERSION: &str = "2025-06-18";
+
 /// Everything a discovery found, step by step, and where it stopped.
 #[derive(Debug, Clone, Default)]
 pub struct DiscoveryReport {
@@ -655,12 +887,21 @@ pub struct DiscoveryReport {
     pub scope: Option<String>,
     /// Where the chain broke, if it did.
     pub error: Option<Error>,
+    /// The MCP server's Bearer challenge to an unauthenticated request, when
+    /// the diagnosis sent one ([`crate::OAuthClientProvider::diagnose`]).
+    pub challenge: Option<BearerChallenge>,
 }
 
 impl DiscoveryReport {
     /// Whether every step held.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// Whether a step held only through a fallback or a departure from the
+    /// specification.
+    pub fn has_warnings(&self) -> bool {
+        self.steps.iter().any(|s| s.verdict == Verdict::Warning)
     }
 }
 

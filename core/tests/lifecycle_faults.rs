@@ -604,6 +604,49 @@ async fn discovery_is_an_inspectable_result() {
     assert_eq!(pkce.verdict, Verdict::Failed);
 }
 
+#[tokio::test]
+async fn diagnosis_starts_with_the_servers_401_and_uses_its_challenge() {
+    let m = Mock::start().await;
+    m.standard_as("");
+    // The metadata only where the challenge says, and a scope in the challenge.
+    m.fixed(
+        "/prm",
+        Reply::json(
+            200,
+            json!({"resource": m.url("/mcp"), "authorization_servers": [m.base]}),
+        ),
+    );
+    let challenge = format!("Bearer resource_metadata=\"{}\", scope=\"read write\"", m.url("/prm"));
+    m.fixed("/mcp", Reply::status(401).header("www-authenticate", &challenge));
+    let p = build(cfg(&m), Arc::new(MemoryStorage::new()), Arc::new(Person::default()));
+    let report = p.diagnose().await;
+    assert!(report.is_ok(), "{:?}", report.error);
+    assert!(!report.has_warnings());
+    let first = &report.steps[0];
+    assert_eq!(first.what, mcp_oauth_client::discovery::PROBE);
+    assert_eq!((first.status, first.verdict), (Some(401), Verdict::Ok));
+    assert_eq!(m.requests_to("/mcp")[0].method, "POST");
+    assert!(m.requests_to("/mcp")[0].body.contains("\"initialize\""));
+    assert_eq!(report.challenge.unwrap().scope.as_deref(), Some("read write"));
+    assert_eq!(report.steps[1].url.as_deref(), Some(m.url("/prm").as_str()));
+    assert_eq!(report.scope.as_deref(), Some("read write offline_access"));
+    assert_eq!(m.count("/register") + m.count("/token"), 0, "nothing registered");
+
+    // A server error at the first request breaks the chain there, with a fix.
+    m.fixed("/mcp", Reply::status(503));
+    let report = p.diagnose().await;
+    assert_eq!(report.error.unwrap().status(), Some(503));
+    assert_eq!(report.steps.len(), 1);
+    assert_eq!(report.steps[0].verdict, Verdict::Failed);
+    assert!(
+        report.steps[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("MCP server itself fails")
+    );
+}
+
 /// A store that fails its token writes while `failing` is set.
 struct Flaky {
     inner: MemoryStorage,

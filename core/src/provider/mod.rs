@@ -509,10 +509,40 @@ impl OAuthClientProvider {
     /// PKCE checks, the client identity that would be used and why, and the
     /// scope that would be requested. For error messages and diagnostic tools.
     pub async fn inspect(&self) -> DiscoveryReport {
-        let inner = &self.inner;
+        self.inspect_after(DiscoveryReport::default()).await
+    }
+
+    /// [`inspect`](Self::inspect), starting where a client starts: an MCP
+    /// `initialize` without a token, whose 401 and `WWW-Authenticate`
+    /// challenge are the first step; the challenge's `resource_metadata`
+    /// and `scope` are then used as the flow would use them. Nothing is
+    /// registered and no person is involved. For diagnostic tools.
+    pub async fn diagnose(&self) -> DiscoveryReport {
         let mut report = DiscoveryReport::default();
+        match crate::discovery::probe(&self.inner.http, &self.inner.server_url, &mut report.steps).await {
+            Ok(challenge) => report.challenge = challenge,
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+        }
+        self.inspect_after(report).await
+    }
+
+    async fn inspect_after(&self, mut report: DiscoveryReport) -> DiscoveryReport {
+        let inner = &self.inner;
         let options = inner.discovery_options();
-        let d = match discover(&inner.http, &inner.server_url, None, &options, &mut report.steps).await {
+        let from_challenge = report.challenge.as_ref().and_then(|c| c.resource_metadata.clone());
+        let challenge_scope = report.challenge.as_ref().and_then(|c| c.scope.clone());
+        let d = match discover(
+            &inner.http,
+            &inner.server_url,
+            from_challenge.as_deref(),
+            &options,
+            &mut report.steps,
+        )
+        .await
+        {
             Ok(d) => d,
             Err(e) => {
                 report.error = Some(e);
@@ -531,7 +561,19 @@ impl OAuthClientProvider {
         }
         if inner.source.uses_pkce() {
             match check_pkce_support(&d.server, inner.config.assume_s256_when_pkce_unadvertised) {
-                Ok(()) => record(&mut report.steps, step, "PKCE", None, None, Verdict::Ok, "S256"),
+                Ok(()) => {
+                    let assumed_defaults = report.steps.iter().any(|s| s.what == "default endpoints");
+                    let detail = match &d.server.code_challenge_methods_supported {
+                        Some(_) if assumed_defaults => "S256 (assumed with the default endpoints)",
+                        Some(_) => "S256 (code_challenge_methods_supported lists it)",
+                        None => "S256 assumed: the metadata does not say (assume_s256_when_pkce_unadvertised)",
+                    };
+                    let verdict = match &d.server.code_challenge_methods_supported {
+                        Some(_) => Verdict::Ok,
+                        None => Verdict::Warning,
+                    };
+                    record(&mut report.steps, step, "PKCE", None, None, verdict, detail)
+                }
                 Err(e) => {
                     record(
                         &mut report.steps,
@@ -550,7 +592,10 @@ impl OAuthClientProvider {
         let identity = match inner.existing_client(&mut scratch, &d).await {
             Ok(Some(id)) => Ok(id.describe()),
             Ok(None) if inner.source.may_register() && d.server.registration_endpoint.is_some() => {
-                Ok("dynamic registration (RFC 7591): no stored or configured client for this issuer".to_string())
+                Ok(match &inner.config.client_metadata_url {
+                    Some(_) => "dynamic registration (RFC 7591): the authorization server does not advertise client_id_metadata_document_supported, so the client ID metadata document URL is not used".to_string(),
+                    None => "dynamic registration (RFC 7591): no stored or configured client for this issuer".to_string(),
+                })
             }
             Ok(None) => Err(Error::new(
                 ErrorKind::Registration,
@@ -584,18 +629,33 @@ impl OAuthClientProvider {
             configured_scope(
                 cfg.client_metadata.scope.as_deref(),
                 cfg.server_scope_replaces_configured,
-                None,
+                challenge_scope.as_deref(),
                 resource_scopes,
             ),
-            None,
+            challenge_scope.as_deref(),
             resource_scopes,
             Some(&d.server),
             &cfg.client_metadata.grant_types,
         );
-        let scope_detail = report
-            .scope
-            .clone()
-            .unwrap_or_else(|| "none (the server names none)".into());
+        let configured = configured_scope(
+            cfg.client_metadata.scope.as_deref(),
+            cfg.server_scope_replaces_configured,
+            challenge_scope.as_deref(),
+            resource_scopes,
+        );
+        let from = if configured.is_some_and(|c| !c.trim().is_empty()) {
+            "as configured"
+        } else if challenge_scope.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+            "from the 401 challenge's scope"
+        } else if resource_scopes.is_some() {
+            "from the protected resource metadata's scopes_supported"
+        } else {
+            ""
+        };
+        let scope_detail = match &report.scope {
+            Some(s) => format!("{s} ({from})"),
+            None => "none: no scope is configured and the server names none".into(),
+        };
         record(
             &mut report.steps,
             Step::Authorization,

@@ -135,6 +135,38 @@ impl FileStorage {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/mcp-oauth-client"))
     }
 
+    /// The MCP server URLs that have a store in `dir`, sorted (none when
+    /// `dir` does not exist). A data file that cannot be read or parsed is
+    /// left out; opening its server's store reports it.
+    pub fn stored_servers(dir: impl AsRef<Path>) -> Result<Vec<String>> {
+        let dir = dir.as_ref();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::storage(format!("cannot list {}: {e}", dir.display()))),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(contents) = serde_json::from_slice::<FileContents>(&bytes) else {
+                continue;
+            };
+            // Only a file this store would have written for that server.
+            if let Some(url) = contents.server_url {
+                if path.file_stem().and_then(|s| s.to_str()) == Some(file_name_for(&url).as_str()) {
+                    out.push(url);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The file this store writes.
     pub fn path(&self) -> &Path {
         &self.path
