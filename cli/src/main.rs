@@ -5,6 +5,7 @@
 
 mod discover;
 mod person;
+mod proxy;
 mod store;
 
 use std::io::IsTerminal;
@@ -135,6 +136,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bridge a host that speaks MCP over stdio to the server: JSON-RPC lines on stdin and
+    /// stdout, Streamable HTTP (or HTTP+SSE) to URL, OAuth handled inside
+    ///
+    /// For desktop assistants and editors that launch MCP servers as local processes: put
+    /// `mcp-oauth proxy URL` where they expect a command. The first 401 runs the flow (the
+    /// system browser and a loopback receiver, or --device), tokens are stored and refreshed
+    /// silently, a 403 for more scopes steps up; several instances share one login. Stdout
+    /// carries nothing but protocol; messages go to stderr.
+    Proxy(proxy::ProxyArgs),
     /// Revoke the stored tokens at the authorization server (RFC 7009) and forget them
     Logout {
         /// The MCP server's URL
@@ -224,10 +234,12 @@ fn main() -> ExitCode {
     // The core logs each request it sends and each status it gets at debug
     // level, with URLs stripped of their query strings and never a header
     // or a body.
-    let level = if cli.global.verbose {
-        "mcp_oauth_client=debug"
-    } else {
-        "mcp_oauth_client=error"
+    let level = match &cli.command {
+        Command::Proxy(p) if p.debug || cli.global.verbose => "mcp_oauth_client=debug,mcp_oauth_proxy=debug",
+        // The bridge's own warnings (a message it could not deliver) go to stderr.
+        Command::Proxy(_) => "mcp_oauth_client=warn,mcp_oauth_proxy=info",
+        _ if cli.global.verbose => "mcp_oauth_client=debug",
+        _ => "mcp_oauth_client=error",
     };
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
@@ -315,6 +327,10 @@ async fn run(ctx: &Ctx, command: Command) -> u8 {
             Err(e) => fail(e),
         },
         Command::Logout { url, client } => logout(ctx, &url, &client).await,
+        Command::Proxy(args) => match proxy::run(ctx, args).await {
+            Ok(()) => EXIT_OK,
+            Err(e) => fail(e),
+        },
     }
 }
 
