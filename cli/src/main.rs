@@ -158,10 +158,17 @@ enum Command {
 #[derive(Args, Clone, Default)]
 struct ClientArgs {
     /// A pre-registered client_id (no dynamic registration)
-    #[arg(long, value_name = "ID")]
+    // Generated client ids and secrets may start with '-' (base64url).
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     client_id: Option<String>,
     /// The pre-registered client's secret (prefer the environment variable)
-    #[arg(long, env = "MCP_OAUTH_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "MCP_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        allow_hyphen_values = true
+    )]
     client_secret: Option<String>,
     /// An https URL of a Client ID Metadata Document to use as client_id where the
     /// authorization server accepts them

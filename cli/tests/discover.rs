@@ -435,3 +435,23 @@ async fn colours_on_a_terminal_and_none_with_no_color() {
     assert!(plain.contains("[ ok ] MCP server"), "{plain:?}");
     assert!(!plain.contains("\u{1b}[32m"), "{plain:?}");
 }
+
+#[test]
+fn a_client_id_that_starts_with_a_hyphen_is_a_value_not_an_option() {
+    // Authorization servers generate base64url client ids: "-K3..." is one.
+    let out = assert_cmd::Command::cargo_bin("mcp-oauth")
+        .unwrap()
+        .args([
+            "discover",
+            "http://127.0.0.1:9/mcp",
+            "--client-id",
+            "-Kx_generated",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["server"], "http://127.0.0.1:9/mcp", "{report}");
+}
