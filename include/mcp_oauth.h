@@ -1851,7 +1851,13 @@ mcp_oauth_result mcp_oauth_config_builder_set_dpop_key(struct mcp_oauth_config_b
  * ES256 signatures may be the 64 bytes `r || s` or DER (as most KMS APIs
  * give them).
  *
- * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+ * The signature is given back whatever this returns (unless it is NULL):
+ * with `bytes` NULL or `length` 0 the signing fails (the operation reports
+ * `MCP_OAUTH_RESULT_HANDLER`). Answering a signature a second time, or
+ * after it was given back, is undefined behaviour (it is freed memory).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (signature, bytes),
+ * `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (a `length` of 0).
  */
 mcp_oauth_result mcp_oauth_signature_complete(struct mcp_oauth_signature *signature,
                                               const uint8_t *bytes,
@@ -1861,7 +1867,13 @@ mcp_oauth_result mcp_oauth_signature_complete(struct mcp_oauth_signature *signat
  * Answer a signing request with a failure; `message` (may be NULL) is
  * copied into the error the operation reports.
  *
- * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ * The signature is given back whatever this returns (unless it is NULL):
+ * with a `message` that is not UTF-8 the signing fails all the same, with
+ * a message saying so. Answering a signature a second time, or after it
+ * was given back, is undefined behaviour (it is freed memory).
+ *
+ * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (signature),
+ * `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
 mcp_oauth_result mcp_oauth_signature_fail(struct mcp_oauth_signature *signature,
                                           const char *message);

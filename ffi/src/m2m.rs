@@ -135,7 +135,13 @@ impl BoxHandle for mcp_oauth_signature {
 /// ES256 signatures may be the 64 bytes `r || s` or DER (as most KMS APIs
 /// give them).
 ///
-/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.
+/// The signature is given back whatever this returns (unless it is NULL):
+/// with `bytes` NULL or `length` 0 the signing fails (the operation reports
+/// `MCP_OAUTH_RESULT_HANDLER`). Answering a signature a second time, or
+/// after it was given back, is undefined behaviour (it is freed memory).
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (signature, bytes),
+/// `MCP_OAUTH_RESULT_INVALID_ARGUMENT` (a `length` of 0).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_signature_complete(
     signature: *mut mcp_oauth_signature,
@@ -143,10 +149,20 @@ pub unsafe extern "C" fn mcp_oauth_signature_complete(
     length: usize,
 ) -> mcp_oauth_result {
     boundary::guard_code(|| {
+        let pending = unsafe { mcp_oauth_signature::take(signature) }.ok_or_else(|| Failure::null("signature"))?;
         if bytes.is_null() {
+            let _ = pending
+                .0
+                .send(Err("the host answered with a NULL signature".to_string()));
             return Err(Failure::null("bytes"));
         }
-        let pending = unsafe { mcp_oauth_signature::take(signature) }.ok_or_else(|| Failure::null("signature"))?;
+        if length == 0 {
+            let _ = pending
+                .0
+                .send(Err("the host answered with an empty signature".to_string()));
+            return Err(Failure::invalid_argument("`length` must not be 0"));
+        }
+        // SAFETY: a non-NULL `bytes` points to `length` readable bytes.
         let sig = unsafe { std::slice::from_raw_parts(bytes, length) }.to_vec();
         let _ = pending.0.send(Ok(sig));
         Ok(())
@@ -156,19 +172,26 @@ pub unsafe extern "C" fn mcp_oauth_signature_complete(
 /// Answer a signing request with a failure; `message` (may be NULL) is
 /// copied into the error the operation reports.
 ///
-/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
+/// The signature is given back whatever this returns (unless it is NULL):
+/// with a `message` that is not UTF-8 the signing fails all the same, with
+/// a message saying so. Answering a signature a second time, or after it
+/// was given back, is undefined behaviour (it is freed memory).
+///
+/// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (signature),
+/// `MCP_OAUTH_RESULT_INVALID_UTF8`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_signature_fail(
     signature: *mut mcp_oauth_signature,
     message: *const c_char,
 ) -> mcp_oauth_result {
     boundary::guard_code(|| {
-        let message = unsafe { opt_str_arg(message, "message") }?
-            .unwrap_or("no reason given")
-            .to_string();
         let pending = unsafe { mcp_oauth_signature::take(signature) }.ok_or_else(|| Failure::null("signature"))?;
+        let (message, outcome) = match unsafe { opt_str_arg(message, "message") } {
+            Ok(m) => (m.unwrap_or("no reason given").to_string(), Ok(())),
+            Err(e) => ("the host's message is not UTF-8".to_string(), Err(e)),
+        };
         let _ = pending.0.send(Err(message));
-        Ok(())
+        outcome
     })
 }
 
