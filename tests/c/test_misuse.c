@@ -558,7 +558,7 @@ static void done_record(struct done *d, mcp_oauth_result result, const mcp_oauth
     pthread_mutex_unlock(&d->c.mu);
 }
 
-__attribute__((unused)) static void on_plain(void *u, mcp_oauth_result result, const char *value, const mcp_oauth_error *error)
+static void on_plain(void *u, mcp_oauth_result result, const char *value, const mcp_oauth_error *error)
 {
     (void)value;
     done_record(u, result, error);
@@ -1452,6 +1452,427 @@ static void test_reentrancy(void)
     store_destroy(&target_store);
 }
 
+/* ======================================================= cancellation */
+
+/* A provider against the played server, with a held stage. */
+struct rig {
+    struct fas f;
+    struct person person;
+    struct store s;
+    mcp_oauth_provider *p;
+};
+
+static void rig_start(struct rig *r, enum stage hold, bool hold_person)
+{
+    fas_init(&r->f);
+    person_init(&r->person);
+    store_init(&r->s, NULL);
+    r->f.hold = hold;
+    r->person.hold = hold_person;
+    r->p = build(flow_builder(&r->f, &r->person, &r->s), "a provider against the played server");
+}
+
+/* Free the provider (if not yet), answer what is held, and check that
+ * every host part is released exactly once. */
+static void rig_end(struct rig *r, const char *what)
+{
+    mcp_oauth_provider_free(r->p);
+    r->p = NULL;
+    fas_let_go(&r->f);
+    pthread_mutex_lock(&r->person.mu);
+    mcp_oauth_authorization *held = r->person.held;
+    r->person.held = NULL;
+    pthread_mutex_unlock(&r->person.mu);
+    if (held) /* an answer after the cancel: ignored */
+        person_answer(held);
+    for (int i = 0; i < 250; i++) {
+        if (atomic_load(&r->f.releases) && atomic_load(&r->person.releases) && atomic_load(&r->s.releases))
+            break;
+        sleep_ms(20);
+    }
+    CHECK(atomic_load(&r->f.releases) == 1 && atomic_load(&r->person.releases) == 1 &&
+              atomic_load(&r->s.releases) == 1,
+          "%s: transport, person and store released once each (%d %d %d)", what, atomic_load(&r->f.releases),
+          atomic_load(&r->person.releases), atomic_load(&r->s.releases));
+    fas_destroy(&r->f);
+    person_destroy(&r->person);
+    store_destroy(&r->s);
+}
+
+static void expect_once(struct done *d, mcp_oauth_result want, const char *what)
+{
+    int n = counter_wait(&d->c, 1, 20000);
+    sleep_ms(50);
+    CHECK(n == 1 && counter_get(&d->c) == 1 && d->last == want, "%s: completes once with %s (%d calls, %s)", what,
+          mcp_oauth_result_name(want), counter_get(&d->c), mcp_oauth_result_name(d->last));
+}
+
+static void cancel_own_op(struct done *d, mcp_oauth_result result)
+{
+    (void)result;
+    CHECK(mcp_oauth_operation_cancel(d->op) == MCP_OAUTH_RESULT_OK, "cancel from the operation's own completion");
+    mcp_oauth_operation_free(d->op);
+    d->op = NULL;
+}
+
+static void test_cancel_states(void)
+{
+    section("operations cancelled in every state");
+    struct rig r;
+    struct done d;
+    mcp_oauth_operation *op = NULL;
+
+    /* Cancelled as soon as started: the race with a fast completion. */
+    struct store s;
+    store_init(&s, STORED);
+    mcp_oauth_provider *p = build(flow_builder(NULL, NULL, &s), "a provider with a stored token");
+    done_init(&d);
+    enum { RACES = 300 };
+    int started = 0;
+    for (int i = 0; i < RACES; i++) {
+        op = NULL;
+        mcp_oauth_result rc = (i % 2) ? mcp_oauth_provider_get_headers_start(p, "POST", SERVER, on_headers, &d, &op)
+                                      : mcp_oauth_provider_handle_response_start(p, "POST", SERVER, "Bearer abc", 200,
+                                                                                 NULL, NULL, 0, on_headers, &d, &op);
+        if (rc == MCP_OAUTH_RESULT_OK && op) {
+            started++;
+            mcp_oauth_operation_cancel(op);
+            if (i % 3 == 0)
+                mcp_oauth_operation_cancel(op);
+            mcp_oauth_operation_free(op);
+        }
+    }
+    counter_wait(&d.c, started, 20000);
+    sleep_ms(100);
+    CHECK(started == RACES && counter_get(&d.c) == RACES && atomic_load(&d.ok) + atomic_load(&d.cancelled) == RACES,
+          "cancelled right after start, %d times: each completes once, OK or CANCELLED (%d OK, %d cancelled, %d other)",
+          RACES, atomic_load(&d.ok), atomic_load(&d.cancelled), atomic_load(&d.other));
+    done_destroy(&d);
+    mcp_oauth_provider_free(p);
+    CHECK(atomic_load(&s.releases) == 1, "released");
+    store_destroy(&s);
+
+    /* During discovery (a server that does not answer), cancelled twice. */
+    rig_start(&r, ST_PRM, false);
+    done_init(&d);
+    CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    CHECK(counter_wait(&r.f.held_count, 1, 20000) >= 1, "discovery is waiting for the server");
+    CHECK(mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK, "cancel during discovery");
+    CHECK(mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK, "cancel twice");
+    expect_once(&d, MCP_OAUTH_RESULT_CANCELLED, "cancelled during discovery");
+    mcp_oauth_operation_free(op);
+    mcp_oauth_provider_free(r.p);
+    r.p = NULL;
+    for (int i = 0; i < 250 && atomic_load(&r.f.cancels) == 0; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&r.f.cancels) >= 1 && r.f.nheld == 0, "the freed provider cancelled the held request at the host");
+    rig_end(&r, "discovery");
+    done_destroy(&d);
+
+    /* While the person is away (deferred authorization). */
+    rig_start(&r, ST_NONE, true);
+    done_init(&d);
+    CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    CHECK(counter_wait(&r.person.held_count, 1, 20000) == 1, "the person is away");
+    CHECK(mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK, "cancel while the person is away");
+    expect_once(&d, MCP_OAUTH_RESULT_CANCELLED, "cancelled while the person is away");
+    mcp_oauth_operation_free(op);
+    mcp_oauth_provider_free(r.p);
+    r.p = NULL;
+    for (int i = 0; i < 250 && atomic_load(&r.person.cancels) == 0; i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&r.person.cancels) == 1, "the host was told to dismiss the person's step");
+    rig_end(&r, "person");
+    done_destroy(&d);
+
+    /* During the token request. */
+    rig_start(&r, ST_TOKEN, false);
+    done_init(&d);
+    CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    CHECK(counter_wait(&r.f.held_count, 1, 20000) == 1, "the token request is out");
+    CHECK(mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK, "cancel during the token request");
+    expect_once(&d, MCP_OAUTH_RESULT_CANCELLED, "cancelled during the token request");
+    mcp_oauth_operation_free(op);
+    rig_end(&r, "token request");
+    done_destroy(&d);
+
+    /* After completion: nothing changes. */
+    rig_start(&r, ST_NONE, false);
+    done_init(&d);
+    CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    expect_once(&d, MCP_OAUTH_RESULT_OK, "a whole flow against the played server");
+    CHECK(mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK && mcp_oauth_operation_cancel(op) == MCP_OAUTH_RESULT_OK,
+          "cancel twice after completion");
+    sleep_ms(50);
+    CHECK(counter_get(&d.c) == 1 && d.last == MCP_OAUTH_RESULT_OK, "the completion keeps its result");
+    mcp_oauth_operation_free(op);
+    mcp_oauth_headers *h = NULL;
+    CHECK(mcp_oauth_provider_try_get_headers(r.p, "POST", SERVER, &h, NULL) == MCP_OAUTH_RESULT_OK && h &&
+              !strncmp(mcp_oauth_headers_authorization(h), "Bearer at-", 10),
+          "the token of the flow is held");
+    mcp_oauth_headers_free(h);
+    rig_end(&r, "after completion");
+    done_destroy(&d);
+
+    /* The handle freed without cancelling: the operation runs on. */
+    rig_start(&r, ST_TOKEN, false);
+    done_init(&d);
+    CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    CHECK(counter_wait(&r.f.held_count, 1, 20000) == 1, "the token request is out");
+    mcp_oauth_operation_free(op);
+    fas_let_go(&r.f);
+    expect_once(&d, MCP_OAUTH_RESULT_OK, "an operation whose handle was freed");
+    rig_end(&r, "handle freed");
+    done_destroy(&d);
+
+    /* Cancelled and freed from its own completion. */
+    rig_start(&r, ST_PRM, false);
+    done_init(&d);
+    d.hook = cancel_own_op;
+    CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &d.op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+    CHECK(counter_wait(&r.f.held_count, 1, 20000) >= 1, "discovery is waiting");
+    fas_let_go(&r.f);
+    expect_once(&d, MCP_OAUTH_RESULT_OK, "an operation cancelled from its own completion");
+    rig_end(&r, "own completion");
+    done_destroy(&d);
+
+    /* The provider freed without cancelling, in each state. */
+    const enum stage stages[] = {ST_PRM, ST_META, ST_REGISTER, ST_NONE, ST_TOKEN};
+    const char *names[] = {"resource metadata", "authorization server metadata", "registration", "person",
+                           "token request"};
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        rig_start(&r, stages[i], stages[i] == ST_NONE);
+        done_init(&d);
+        struct done d2;
+        done_init(&d2);
+        CHECK(mcp_oauth_provider_authorize_start(r.p, on_plain, &d, &op) == MCP_OAUTH_RESULT_OK, "authorize_start");
+        CHECK(mcp_oauth_provider_handle_response_async(r.p, "POST", SERVER, NULL, 401, NULL, NULL, 0, on_headers,
+                                                       &d2) == MCP_OAUTH_RESULT_OK,
+              "handle_response_async(401)");
+        struct counter *c = stages[i] == ST_NONE ? &r.person.held_count : &r.f.held_count;
+        CHECK(counter_wait(c, 1, 20000) >= 1, "held at the %s", names[i]);
+        mcp_oauth_provider_free(r.p);
+        r.p = NULL;
+        char what[128];
+        snprintf(what, sizeof what, "provider freed during the %s", names[i]);
+        expect_once(&d, MCP_OAUTH_RESULT_CANCELLED, what);
+        expect_once(&d2, MCP_OAUTH_RESULT_CANCELLED, what);
+        mcp_oauth_operation_free(op);
+        rig_end(&r, what);
+        done_destroy(&d);
+        done_destroy(&d2);
+    }
+}
+
+/* ================================================ freed while in use */
+
+struct starter {
+    mcp_oauth_provider *p;
+    struct done *d;
+    int started;
+};
+
+static void *start_ops(void *arg)
+{
+    struct starter *st = arg;
+    for (int i = 0; i < 4; i++) {
+        mcp_oauth_result rc;
+        switch (i) {
+        case 0:
+            rc = mcp_oauth_provider_authorize_async(st->p, on_plain, st->d);
+            break;
+        case 1:
+            rc = mcp_oauth_provider_handle_response_async(st->p, "POST", SERVER, NULL, 401, NULL, NULL, 0, on_headers,
+                                                          st->d);
+            break;
+        case 2:
+            rc = mcp_oauth_provider_get_headers_async(st->p, "POST", SERVER, on_headers, st->d);
+            break;
+        default:
+            rc = mcp_oauth_provider_logout_start(st->p, on_plain, st->d, NULL);
+        }
+        if (rc == MCP_OAUTH_RESULT_OK)
+            st->started++;
+    }
+    return NULL;
+}
+
+static void free_provider_hook(struct done *d, mcp_oauth_result result)
+{
+    (void)result;
+    mcp_oauth_provider *p = d->free_me;
+    d->free_me = NULL;
+    mcp_oauth_provider_free(p); /* documented: a completion may free the provider */
+}
+
+static void test_free_while_in_use(void)
+{
+    section("a provider freed while other threads' operations are in flight");
+    enum { STARTERS = 16 };
+    for (int round = 0; round < 2; round++) {
+        struct rig r;
+        rig_start(&r, ST_TOKEN, false);
+        struct done d;
+        done_init(&d);
+        pthread_t t[STARTERS];
+        struct starter st[STARTERS];
+        for (int i = 0; i < STARTERS; i++) {
+            st[i] = (struct starter){.p = r.p, .d = &d};
+            pthread_create(&t[i], NULL, start_ops, &st[i]);
+        }
+        int started = 0;
+        for (int i = 0; i < STARTERS; i++) {
+            pthread_join(t[i], NULL);
+            started += st[i].started;
+        }
+        CHECK(started == STARTERS * 4, "%d operations started from %d threads", started, STARTERS);
+        CHECK(counter_wait(&r.f.held_count, 1, 20000) >= 1, "the token request is out");
+        struct done killer;
+        done_init(&killer);
+        if (round == 0) {
+            mcp_oauth_provider_free(r.p); /* from the main thread */
+        } else {
+            killer.hook = free_provider_hook;
+            killer.free_me = r.p;
+            CHECK(mcp_oauth_provider_handle_response_async(r.p, "POST", SERVER, "Bearer x", 200, NULL, NULL, 0,
+                                                           on_headers, &killer) == MCP_OAUTH_RESULT_OK,
+                  "an operation whose completion frees the provider");
+            CHECK(counter_wait(&killer.c, 1, 20000) == 1 && killer.free_me == NULL, "the completion freed it");
+        }
+        r.p = NULL;
+        counter_wait(&d.c, started, 20000);
+        sleep_ms(100);
+        CHECK(counter_get(&d.c) == started && atomic_load(&d.other) == 0,
+              "%s: every operation completes once, OK or CANCELLED (%d OK, %d cancelled, %d other)",
+              round ? "freed from a completion" : "freed from the main thread", atomic_load(&d.ok),
+              atomic_load(&d.cancelled), atomic_load(&d.other));
+        CHECK(atomic_load(&d.cancelled) > 0, "the ones waiting for the token request were cancelled (%d)",
+              atomic_load(&d.cancelled));
+        rig_end(&r, round ? "freed from a completion" : "freed while in use");
+        done_destroy(&d);
+        done_destroy(&killer);
+    }
+}
+
+/* ================================================ 16 threads hammering */
+
+#define HAMMER_THREADS 16
+#define HAMMER_ITERATIONS 200
+
+struct hammer_arg {
+    mcp_oauth_provider *p;
+    struct done *d;
+    int failures, started, retries, refused;
+    char first_failure[512];
+};
+
+static void hammer_fail(struct hammer_arg *a, const char *what, mcp_oauth_result rc, const mcp_oauth_error *err)
+{
+    if (!a->failures++)
+        snprintf(a->first_failure, sizeof a->first_failure, "%s: %s (%s)", what, mcp_oauth_result_name(rc),
+                 err ? mcp_oauth_error_display(err) : "");
+}
+
+static void *hammer(void *arg)
+{
+    struct hammer_arg *a = arg;
+    const char *names[] = {"WWW-Authenticate"};
+    const char *invalid[] = {"Bearer error=\"invalid_token\""};
+    const char *scope[] = {"Bearer error=\"insufficient_scope\", scope=\"mcp admin\""};
+    for (int i = 0; i < HAMMER_ITERATIONS; i++) {
+        mcp_oauth_headers *h = NULL;
+        mcp_oauth_result rc = mcp_oauth_provider_get_headers(a->p, "POST", SERVER, &h, NULL);
+        const char *auth = mcp_oauth_headers_authorization(h);
+        if (rc != MCP_OAUTH_RESULT_OK || !auth || strncmp(auth, "Bearer ", 7)) {
+            hammer_fail(a, "get_headers", rc, NULL);
+            mcp_oauth_headers_free(h);
+            continue;
+        }
+        if (i % 10 == 3 || i % 25 == 7) {
+            bool retry = false;
+            mcp_oauth_headers *again = NULL;
+            mcp_oauth_error *err = NULL;
+            rc = mcp_oauth_provider_handle_response(a->p, "POST", SERVER, auth, i % 10 == 3 ? 401 : 403, names,
+                                                    i % 10 == 3 ? invalid : scope, 1, &retry, &again, &err);
+            /* A 403 for scopes already granted is refused (the step-up is
+             * bounded): FLOW, step step_up. */
+            bool refused_step_up = i % 10 != 3 && rc == MCP_OAUTH_RESULT_FLOW && err &&
+                                   mcp_oauth_error_step(err) && !strcmp(mcp_oauth_error_step(err), "step_up");
+            a->refused += refused_step_up;
+            if (!refused_step_up && (rc != MCP_OAUTH_RESULT_OK || (retry && !mcp_oauth_headers_authorization(again))))
+                hammer_fail(a, i % 10 == 3 ? "handle_response(401)" : "handle_response(403)", rc, err);
+            mcp_oauth_error_free(err);
+            a->retries += retry;
+            mcp_oauth_headers_free(again);
+        }
+        mcp_oauth_headers_free(h);
+        if (i % 5 == 0) {
+            mcp_oauth_operation *op = NULL;
+            rc = (i % 10) ? mcp_oauth_provider_get_headers_start(a->p, "POST", SERVER, on_headers, a->d, &op)
+                          : mcp_oauth_provider_authorize_start(a->p, on_plain, a->d, &op);
+            if (rc == MCP_OAUTH_RESULT_OK) {
+                a->started++;
+                mcp_oauth_operation_cancel(op);
+                mcp_oauth_operation_free(op);
+            } else {
+                hammer_fail(a, "_start", rc, NULL);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_hammer(void)
+{
+    section("16 threads hammering one provider");
+    struct fas f;
+    fas_init(&f);
+    struct store s;
+    store_init(&s, STORED);
+    mcp_oauth_config_builder *b = flow_builder(&f, NULL, &s);
+    mcp_oauth_config_builder_set_grant(b, MCP_OAUTH_GRANT_CLIENT_CREDENTIALS, NULL);
+    mcp_oauth_config_builder_set_static_client(b, "cid-1", "secret-1", "client_secret_basic", ISSUER);
+    mcp_oauth_provider *p = build(b, "a client-credentials provider with a stored token");
+    struct done d;
+    done_init(&d);
+    pthread_t t[HAMMER_THREADS];
+    struct hammer_arg args[HAMMER_THREADS];
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        args[i] = (struct hammer_arg){.p = p, .d = &d};
+        pthread_create(&t[i], NULL, hammer, &args[i]);
+    }
+    int failures = 0, started = 0, retries = 0, refused = 0;
+    const char *first = "";
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        failures += args[i].failures;
+        started += args[i].started;
+        retries += args[i].retries;
+        refused += args[i].refused;
+        if (args[i].failures && !*first)
+            first = args[i].first_failure;
+    }
+    CHECK(failures == 0, "%d threads x %d iterations (headers, 401s, 403s, operations started and cancelled): %d "
+                         "failures %s",
+          HAMMER_THREADS, HAMMER_ITERATIONS, failures, first);
+    counter_wait(&d.c, started, 30000);
+    sleep_ms(100);
+    CHECK(counter_get(&d.c) == started && atomic_load(&d.other) == 0,
+          "the %d operations started and cancelled completed once each (%d OK, %d cancelled, %d other)", started,
+          atomic_load(&d.ok), atomic_load(&d.cancelled), atomic_load(&d.other));
+    printf("# hammer: %d retries after 401/403, %d step-ups refused (scope already granted), %d tokens issued by the "
+           "played server\n",
+           retries, refused, atomic_load(&f.tokens_issued));
+    CHECK(retries > 0, "401s and 403s were answered with a retry");
+    mcp_oauth_provider_free(p);
+    for (int i = 0; i < 250 && !(atomic_load(&s.releases) && atomic_load(&f.releases)); i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&s.releases) == 1 && atomic_load(&f.releases) == 1, "released once each");
+    fas_destroy(&f);
+    store_destroy(&s);
+    done_destroy(&d);
+}
+
 int main(void)
 {
     signal(SIGALRM, on_alarm);
@@ -1459,6 +1880,9 @@ int main(void)
     test_zero_lengths();
     test_zero_lengths_in_callbacks();
     test_reentrancy();
+    test_cancel_states();
+    test_free_while_in_use();
+    test_hammer();
     alarm(0);
     mcp_oauth_shutdown(5000);
     return check_finish();
