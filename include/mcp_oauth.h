@@ -14,7 +14,13 @@
  * Conventions
  * -----------
  * - Opaque handles. Each is created by one function and freed by one
- *   function; `_free(NULL)` is a no-op; never free twice.
+ *   function; `_free(NULL)` is a no-op. What C cannot make safe is the
+ *   host's to avoid, and the library cannot detect it: freeing a handle
+ *   twice, using it after it was freed (or consumed: a builder after
+ *   `mcp_oauth_config_builder_build`, a request, authorization or signature
+ *   after it was answered, an answer after its callback returned), or
+ *   passing a pointer that is not one of the library's. Each is undefined
+ *   behaviour (the sanitizers catch it), not an error code.
  * - Every fallible function returns an `mcp_oauth_result`. Outputs
  *   (`..._out` parameters) are written only when it returns
  *   MCP_OAUTH_RESULT_OK; there are no partial results.
@@ -1130,6 +1136,9 @@ mcp_oauth_result mcp_oauth_config_builder_set_device_code(struct mcp_oauth_confi
 /**
  * Answer a callback with `text` (NUL-terminated UTF-8), which is copied:
  * the caller keeps ownership. Calling it again replaces the previous answer.
+ * `answer` is valid only until the callback it was given to returns: using
+ * it afterwards (from another thread, or kept for later) is undefined
+ * behaviour, which the library cannot detect.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
@@ -1148,7 +1157,9 @@ struct mcp_oauth_config_builder *mcp_oauth_config_builder_new(void);
 
 /**
  * Free a builder that was not built, releasing any callbacks set on it.
- * NULL is a no-op.
+ * NULL is a no-op. A builder passed to `mcp_oauth_config_builder_build`
+ * is already freed: freeing it again, freeing it twice, or using it after
+ * it is freed is undefined behaviour (the library cannot detect it).
  */
 void mcp_oauth_config_builder_free(struct mcp_oauth_config_builder *builder);
 
@@ -1603,7 +1614,8 @@ mcp_oauth_result mcp_oauth_config_builder_set_loopback_handler(struct mcp_oauth_
 
 /**
  * Build a provider from the builder, which is consumed (freed) whether or
- * not this succeeds. Checks everything that can be checked without
+ * not this succeeds: do not use or free `builder` afterwards (undefined
+ * behaviour, which the library cannot detect). Checks everything that can be checked without
  * network traffic (server URL, client metadata, CIMD URL, that the grant has
  * what it needs) and binds the loopback receiver if one was asked for (which
  * starts the library's runtime, if it is not running yet).
@@ -1658,6 +1670,8 @@ const char *mcp_oauth_authorization_redirect_uri(const struct mcp_oauth_authoriz
  *
  * The authorization is given back whatever this returns (unless it is
  * NULL); with a NULL or invalid `redirect` the flow fails.
+ * Answering it a second time, or using it after it was given back, is
+ * undefined behaviour (it is freed memory; the library cannot detect it).
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
  */
@@ -1670,7 +1684,10 @@ mcp_oauth_result mcp_oauth_authorization_complete(struct mcp_oauth_authorization
  * kept in the error (`mcp_oauth_error_callback_code`); `message` (copied,
  * may be NULL) goes into the error message and logs: no secret in it. The
  * flow fails with `MCP_OAUTH_RESULT_HANDLER`. Callable from any thread,
- * once. An answer after `cancel` is ignored.
+ * once. An answer after `cancel` is ignored. A `message` that is not UTF-8
+ * is read with replacement characters. Answering a second time, or using
+ * the authorization after it was given back, is undefined behaviour (it is
+ * freed memory; the library cannot detect it).
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (authorization).
  */
@@ -1792,7 +1809,10 @@ bool mcp_oauth_error_callback_code(const struct mcp_oauth_error *error, int64_t 
 struct mcp_oauth_error *mcp_oauth_error_clone(const struct mcp_oauth_error *error);
 
 /**
- * Free an error object. NULL is a no-op.
+ * Free an error object. NULL is a no-op. Freeing it twice, or using it
+ * (or a string borrowed from it) after it is freed, is undefined behaviour
+ * (the library cannot detect it). The `error` a completion is given is
+ * borrowed: never free it (keep a copy with `mcp_oauth_error_clone`).
  */
 void mcp_oauth_error_free(struct mcp_oauth_error *error);
 
@@ -1972,7 +1992,9 @@ mcp_oauth_result mcp_oauth_operation_cancel(const struct mcp_oauth_operation *op
 
 /**
  * Free an operation handle: the operation itself runs on, and its
- * completion is still called exactly once. NULL is a no-op.
+ * completion is still called exactly once. NULL is a no-op. Freeing it
+ * twice, or cancelling it after it is freed, is undefined behaviour (the
+ * library cannot detect it).
  */
 void mcp_oauth_operation_free(struct mcp_oauth_operation *operation);
 
@@ -1992,8 +2014,18 @@ uint64_t mcp_oauth_provider_id(const struct mcp_oauth_provider *provider);
  * abandoned, and a refresh the server may already have answered is lost).
  * A host callback that is running is not interrupted: its answer is
  * ignored, and the storage and handler callbacks are released after the
- * last one returns. NULL is a no-op. Do not use `provider` afterwards, and
- * do not free it while another thread is inside a blocking call on it.
+ * last one returns. NULL is a no-op.
+ *
+ * What C cannot make safe, and the library cannot detect (undefined
+ * behaviour, not an error): freeing a provider twice; using it after it
+ * is freed, from any thread (including starting an `_async` operation on
+ * it, or a string borrowed from it such as `mcp_oauth_provider_redirect_uri`);
+ * freeing it while another thread is inside any call on it (a blocking
+ * call, or a `_try_get_headers`/`_async`/`_start` call still returning).
+ * The safe pattern: make sure no thread will call it again (join them, or
+ * have them stop), then free it from any thread, including from a
+ * completion of one of its operations; the operations in flight then end
+ * with `MCP_OAUTH_RESULT_CANCELLED`.
  */
 void mcp_oauth_provider_free(struct mcp_oauth_provider *provider);
 
@@ -2034,6 +2066,9 @@ const char *mcp_oauth_headers_authorization(const struct mcp_oauth_headers *head
 
 /**
  * Free a headers object, overwriting its values first. NULL is a no-op.
+ * Freeing it twice, or using it (or a value borrowed from it) after it is
+ * freed, is undefined behaviour (the library cannot detect it). The
+ * `headers` a completion is given are borrowed: never free them.
  */
 void mcp_oauth_headers_free(struct mcp_oauth_headers *headers);
 
@@ -2413,7 +2448,9 @@ size_t mcp_oauth_http_request_max_response_bytes(const struct mcp_oauth_http_req
  *
  * The request is given back whatever this returns (unless it is NULL);
  * with invalid arguments the exchange fails. An answer after `cancel` is
- * ignored.
+ * ignored. Answering a request a second time, or using it after it was
+ * given back, is undefined behaviour (it is freed memory; the library
+ * cannot detect it).
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request, or an array or body
  * NULL with a count above 0).
@@ -2438,7 +2475,10 @@ mcp_oauth_result mcp_oauth_http_request_respond(struct mcp_oauth_http_request *r
  *   and logs: it must not hold a secret.
  *
  * The request is given back whatever this returns (unless it is NULL).
- * An answer after `cancel` is ignored.
+ * An answer after `cancel` is ignored. A `message` that is not UTF-8 is
+ * read with replacement characters. Answering a request a second time, or
+ * using it after it was given back, is undefined behaviour (it is freed
+ * memory; the library cannot detect it).
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request).
  */

@@ -33,6 +33,9 @@ impl BoxHandle for mcp_oauth_answer {
 
 /// Answer a callback with `text` (NUL-terminated UTF-8), which is copied:
 /// the caller keeps ownership. Calling it again replaces the previous answer.
+/// `answer` is valid only until the callback it was given to returns: using
+/// it afterwards (from another thread, or kept for later) is undefined
+/// behaviour, which the library cannot detect.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
 #[unsafe(no_mangle)]

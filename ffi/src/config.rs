@@ -185,7 +185,9 @@ pub extern "C" fn mcp_oauth_config_builder_new() -> *mut mcp_oauth_config_builde
 }
 
 /// Free a builder that was not built, releasing any callbacks set on it.
-/// NULL is a no-op.
+/// NULL is a no-op. A builder passed to `mcp_oauth_config_builder_build`
+/// is already freed: freeing it again, freeing it twice, or using it after
+/// it is freed is undefined behaviour (the library cannot detect it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_free(builder: *mut mcp_oauth_config_builder) {
     boundary::guard_void(|| drop(unsafe { mcp_oauth_config_builder::take(builder) }))
@@ -944,7 +946,8 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_loopback_handler(
 }
 
 /// Build a provider from the builder, which is consumed (freed) whether or
-/// not this succeeds. Checks everything that can be checked without
+/// not this succeeds: do not use or free `builder` afterwards (undefined
+/// behaviour, which the library cannot detect). Checks everything that can be checked without
 /// network traffic (server URL, client metadata, CIMD URL, that the grant has
 /// what it needs) and binds the loopback receiver if one was asked for (which
 /// starts the library's runtime, if it is not running yet).

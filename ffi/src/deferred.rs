@@ -322,6 +322,8 @@ pub unsafe extern "C" fn mcp_oauth_authorization_redirect_uri(
 ///
 /// The authorization is given back whatever this returns (unless it is
 /// NULL); with a NULL or invalid `redirect` the flow fails.
+/// Answering it a second time, or using it after it was given back, is
+/// undefined behaviour (it is freed memory; the library cannot detect it).
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`, `MCP_OAUTH_RESULT_INVALID_UTF8`.
 #[unsafe(no_mangle)]
@@ -354,7 +356,10 @@ pub unsafe extern "C" fn mcp_oauth_authorization_complete(
 /// kept in the error (`mcp_oauth_error_callback_code`); `message` (copied,
 /// may be NULL) goes into the error message and logs: no secret in it. The
 /// flow fails with `MCP_OAUTH_RESULT_HANDLER`. Callable from any thread,
-/// once. An answer after `cancel` is ignored.
+/// once. An answer after `cancel` is ignored. A `message` that is not UTF-8
+/// is read with replacement characters. Answering a second time, or using
+/// the authorization after it was given back, is undefined behaviour (it is
+/// freed memory; the library cannot detect it).
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (authorization).
 #[unsafe(no_mangle)]

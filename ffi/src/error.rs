@@ -451,7 +451,10 @@ pub unsafe extern "C" fn mcp_oauth_error_clone(error: *const mcp_oauth_error) ->
     })
 }
 
-/// Free an error object. NULL is a no-op.
+/// Free an error object. NULL is a no-op. Freeing it twice, or using it
+/// (or a string borrowed from it) after it is freed, is undefined behaviour
+/// (the library cannot detect it). The `error` a completion is given is
+/// borrowed: never free it (keep a copy with `mcp_oauth_error_clone`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_error_free(error: *mut mcp_oauth_error) {
     boundary::guard_void(|| drop(unsafe { mcp_oauth_error::take(error) }))

@@ -58,7 +58,9 @@ pub unsafe extern "C" fn mcp_oauth_operation_cancel(operation: *const mcp_oauth_
 }
 
 /// Free an operation handle: the operation itself runs on, and its
-/// completion is still called exactly once. NULL is a no-op.
+/// completion is still called exactly once. NULL is a no-op. Freeing it
+/// twice, or cancelling it after it is freed, is undefined behaviour (the
+/// library cannot detect it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_operation_free(operation: *mut mcp_oauth_operation) {
     boundary::guard_void(|| drop(unsafe { mcp_oauth_operation::take(operation) }))

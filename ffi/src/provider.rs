@@ -143,8 +143,18 @@ unsafe fn server_str_arg(p: *const c_char, name: &'static str) -> Result<String,
 /// abandoned, and a refresh the server may already have answered is lost).
 /// A host callback that is running is not interrupted: its answer is
 /// ignored, and the storage and handler callbacks are released after the
-/// last one returns. NULL is a no-op. Do not use `provider` afterwards, and
-/// do not free it while another thread is inside a blocking call on it.
+/// last one returns. NULL is a no-op.
+///
+/// What C cannot make safe, and the library cannot detect (undefined
+/// behaviour, not an error): freeing a provider twice; using it after it
+/// is freed, from any thread (including starting an `_async` operation on
+/// it, or a string borrowed from it such as `mcp_oauth_provider_redirect_uri`);
+/// freeing it while another thread is inside any call on it (a blocking
+/// call, or a `_try_get_headers`/`_async`/`_start` call still returning).
+/// The safe pattern: make sure no thread will call it again (join them, or
+/// have them stop), then free it from any thread, including from a
+/// completion of one of its operations; the operations in flight then end
+/// with `MCP_OAUTH_RESULT_CANCELLED`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_provider_free(provider: *mut mcp_oauth_provider) {
     boundary::guard_void(|| {
@@ -347,6 +357,9 @@ pub unsafe extern "C" fn mcp_oauth_headers_authorization(headers: *const mcp_oau
 }
 
 /// Free a headers object, overwriting its values first. NULL is a no-op.
+/// Freeing it twice, or using it (or a value borrowed from it) after it is
+/// freed, is undefined behaviour (the library cannot detect it). The
+/// `headers` a completion is given are borrowed: never free them.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_free(headers: *mut mcp_oauth_headers) {
     boundary::guard_void(|| unsafe { free_headers(headers) })

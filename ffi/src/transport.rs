@@ -457,7 +457,9 @@ pub unsafe extern "C" fn mcp_oauth_http_request_max_response_bytes(request: *con
 ///
 /// The request is given back whatever this returns (unless it is NULL);
 /// with invalid arguments the exchange fails. An answer after `cancel` is
-/// ignored.
+/// ignored. Answering a request a second time, or using it after it was
+/// given back, is undefined behaviour (it is freed memory; the library
+/// cannot detect it).
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request, or an array or body
 /// NULL with a count above 0).
@@ -541,7 +543,10 @@ unsafe fn response_parts(
 ///   and logs: it must not hold a secret.
 ///
 /// The request is given back whatever this returns (unless it is NULL).
-/// An answer after `cancel` is ignored.
+/// An answer after `cancel` is ignored. A `message` that is not UTF-8 is
+/// read with replacement characters. Answering a request a second time, or
+/// using it after it was given back, is undefined behaviour (it is freed
+/// memory; the library cannot detect it).
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (request).
 #[unsafe(no_mangle)]
