@@ -270,7 +270,9 @@ def emit(protos, out):
             continue
         if ret not in NULL_RESULT:
             fail(f"{fn}: return type `{ret}` unknown: add it to NULL_RESULT")
-        pointer_params = [(t, n) for t, n in params if is_pointer(t)]
+        for t, n in params:
+            if is_pointer(t) and t not in POINTER_TYPES:
+                fail(f"{fn}: no valid value known for parameter `{n}` of type `{t}`: add it to POINTER_TYPES")
         errors = documented_errors(doc)
         for kind in ("null", "utf8", "empty"):
             for i, (ptype, pname) in enumerate(params):

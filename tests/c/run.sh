@@ -7,7 +7,12 @@
 #      authorizes (loopback receiver + $BROWSER=curl), a second run uses the file
 #      store and does no authorization (checked with the AS's control counters);
 #   4. under valgrind: test_api and test_flow, zero errors and zero definite leaks;
-#   5. the Redis store (test_redis, ASan+UBSan) against a redis-server started
+#   5. misuse (test_misuse, ASan+UBSan and valgrind): NULL, invalid UTF-8
+#      and empty strings in every argument of every function (cases
+#      generated from the header by gen_null_cases.py at build time),
+#      zero lengths, blocking calls from every kind of callback,
+#      cancellation in every state, 16 threads on one provider;
+#   6. the Redis store (test_redis, ASan+UBSan) against a redis-server started
 #      here on a free port and stopped at the end.
 # Exits non-zero on any failure; the last line is "N passed, N failed".
 #
@@ -94,6 +99,27 @@ else
     fail "mcp_oauth.hpp with -std=c++14"
 fi
 
+# The misuse generator covers a new function by itself, and refuses what it
+# cannot handle rather than skipping it.
+GEN_HEADER="$WORK/gen-check.h"
+cp "$ROOT/include/mcp_oauth.h" "$GEN_HEADER"
+printf '\n/**\n * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER`.\n */\nmcp_oauth_result mcp_oauth_gen_check_new(const struct mcp_oauth_provider *provider,\n                                         const char *name);\n' >>"$GEN_HEADER"
+if python3 "$HERE/gen_null_cases.py" "$GEN_HEADER" "$WORK/gen-check-cases.h" &&
+    grep -q 'mcp_oauth_gen_check_new(NULL provider, name)' "$WORK/gen-check-cases.h" &&
+    grep -q 'mcp_oauth_gen_check_new(provider, NULL name)' "$WORK/gen-check-cases.h"; then
+    pass "gen_null_cases.py: a function added to the header gets its NULL cases without anything written by hand"
+else
+    fail "gen_null_cases.py did not cover a new function"
+fi
+cp "$ROOT/include/mcp_oauth.h" "$GEN_HEADER"
+printf '\nmcp_oauth_result mcp_oauth_gen_check_odd(struct mcp_oauth_unknown_thing *thing);\n' >>"$GEN_HEADER"
+if ! python3 "$HERE/gen_null_cases.py" "$GEN_HEADER" "$WORK/gen-check-odd.h" 2>"$WORK/gen-check.err" &&
+    grep -q 'mcp_oauth_gen_check_odd' "$WORK/gen-check.err"; then
+    pass "gen_null_cases.py fails loudly on a parameter type it does not know ($(head -c 120 "$WORK/gen-check.err"))"
+else
+    fail "gen_null_cases.py accepted a parameter type it does not know"
+fi
+
 echo "# starting the peers"
 mkfifo "$WORK/peers.in"
 "$PYTHON" "$ROOT/tests/peers/launch.py" <"$WORK/peers.in" >"$WORK/peers.json" 2>"$WORK/peers.log" &
@@ -128,6 +154,9 @@ run_program "asan test_abi" "$HERE/build-asan/test_abi"
 
 echo "# ASan+UBSan: the machine-to-machine setters and the signing callback"
 run_program "asan test_m2m" "$HERE/build-asan/test_m2m"
+
+echo "# ASan+UBSan: misuse (generated NULL/UTF-8/empty cases, zero lengths, re-entrancy, cancellation, 16 threads)"
+run_program "asan test_misuse" "$HERE/build-asan/test_misuse"
 
 echo "# ASan+UBSan: the device flow, log-out with revocation, the keychain store's error without a Secret Service"
 export APPROVE_DEVICE="$ROOT/tests/browser/approve_device.py"
@@ -264,6 +293,7 @@ if command -v valgrind >/dev/null; then
     run_program "valgrind test_abi" "${VG[@]}" "$HERE/build-plain/test_abi"
     TOKEN_DIR="$WORK/tokens-valgrind" run_program "valgrind test_flow" "${VG[@]}" "$HERE/build-plain/test_flow"
     run_program "valgrind test_m2m" "${VG[@]}" "$HERE/build-plain/test_m2m"
+    run_program "valgrind test_misuse" "${VG[@]}" "$HERE/build-plain/test_misuse"
 else
     fail "valgrind is not installed (scripts/setup.sh installs it)"
 fi

@@ -1155,7 +1155,8 @@ static const char *const probe_calls[PROBE_CALLS] = {
     "try_get_headers (allowed)"};
 
 struct probe {
-    atomic_int ran;
+    atomic_int ran;      /* set when the probe starts */
+    atomic_int finished; /* set (release) once rc and error_ok are written */
     int rc[PROBE_CALLS];
     bool error_ok;
 };
@@ -1193,14 +1194,17 @@ static void probe(enum probe_kind kind)
     mcp_oauth_provider_free(other);
     pr->rc[6] = (int)mcp_oauth_provider_try_get_headers(p, "POST", SERVER, &h, NULL);
     mcp_oauth_headers_free(h);
+    atomic_store(&pr->finished, 1);
     in_probe = 0;
 }
 
 static void check_probe(enum probe_kind kind)
 {
     struct probe *pr = &probes[kind];
-    CHECK(atomic_load(&pr->ran), "re-entrancy: the %s callback ran", probe_names[kind]);
-    if (!atomic_load(&pr->ran))
+    for (int i = 0; i < 250 && atomic_load(&pr->ran) && !atomic_load(&pr->finished); i++)
+        sleep_ms(20);
+    CHECK(atomic_load(&pr->finished), "re-entrancy: the %s callback ran", probe_names[kind]);
+    if (!atomic_load(&pr->finished))
         return;
     for (int i = 0; i < PROBE_CALLS; i++) {
         mcp_oauth_result want = i == 6 ? MCP_OAUTH_RESULT_OK : MCP_OAUTH_RESULT_WOULD_DEADLOCK;
@@ -1375,7 +1379,7 @@ static void test_reentrancy(void)
     CHECK(counter_wait(&d.c, 1, 20000) == 1, "cancelled");
     mcp_oauth_operation_free(op);
     mcp_oauth_provider_free(p); /* abandons the held request: the host is told */
-    for (int i = 0; i < 250 && !atomic_load(&probes[PK_CANCEL].ran); i++)
+    for (int i = 0; i < 250 && !atomic_load(&probes[PK_CANCEL].finished); i++)
         sleep_ms(20);
     probe_provider = NULL;
     fas_destroy(&f);
