@@ -930,9 +930,10 @@ typedef struct mcp_oauth_authorization_callbacks {
  *
  * Both strings are borrowed for the duration of the call. It is called on
  * whatever thread logs (the caller's thread inside a blocking call, or a
- * library thread), possibly concurrently. It must return quickly, must not
- * call `mcp_oauth_set_log_callback`, and a blocking function of this library
- * returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from it.
+ * library thread), possibly concurrently. It must return quickly; from it,
+ * `mcp_oauth_set_log_callback`, `mcp_oauth_shutdown` and every blocking
+ * function of this library return `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and
+ * what the library logs during a call made from it is not sent back to it.
  */
 typedef void (*mcp_oauth_log_callback)(void *userdata,
                                        mcp_oauth_log_level level,
@@ -1831,9 +1832,15 @@ void mcp_oauth_error_free(struct mcp_oauth_error *error);
  * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the callback is set, but will
  * not be called).
  *
+ * Called from inside a log callback (the process-wide one or a
+ * provider's), it changes nothing and returns
+ * `MCP_OAUTH_RESULT_WOULD_DEADLOCK`: the callback's lock is held there.
+ * What the library logs during a call made from inside a log callback is
+ * not sent to the log callbacks.
+ *
  * Errors: `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for an unknown level,
  * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` when the subscriber cannot be
- * installed.
+ * installed, `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from inside a log callback.
  */
 mcp_oauth_result mcp_oauth_set_log_callback(mcp_oauth_log_callback callback,
                                             void *userdata,

@@ -4,6 +4,7 @@
 //! it comes from. A provider's work runs in a span naming the provider, which
 //! is how an event is routed. The core logs no secrets.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_uint, c_void};
 use std::fmt::Write as _;
@@ -49,9 +50,10 @@ pub enum mcp_oauth_log_level {
 ///
 /// Both strings are borrowed for the duration of the call. It is called on
 /// whatever thread logs (the caller's thread inside a blocking call, or a
-/// library thread), possibly concurrently. It must return quickly, must not
-/// call `mcp_oauth_set_log_callback`, and a blocking function of this library
-/// returns `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from it.
+/// library thread), possibly concurrently. It must return quickly; from it,
+/// `mcp_oauth_set_log_callback`, `mcp_oauth_shutdown` and every blocking
+/// function of this library return `MCP_OAUTH_RESULT_WOULD_DEADLOCK`, and
+/// what the library logs during a call made from it is not sent back to it.
 pub type mcp_oauth_log_callback = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -75,6 +77,35 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 static MAX_LEVEL: AtomicU32 = AtomicU32::new(0);
 /// Whether the library's subscriber is the process's global one.
 static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+thread_local! {
+    /// Set while this thread runs a host's log callback.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside a host's log callback: there the
+/// process-wide callback's lock is held, so replacing the callback (or
+/// shutting down) would wait for itself, and a blocking call would hold
+/// every other thread's log messages.
+pub(crate) fn inside_log_callback() -> bool {
+    IN_CALLBACK.with(Cell::get)
+}
+
+/// Marks this thread as inside a log callback until dropped.
+struct InCallback;
+
+impl InCallback {
+    fn enter() -> Self {
+        IN_CALLBACK.with(|c| c.set(true));
+        InCallback
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        IN_CALLBACK.with(|c| c.set(false));
+    }
+}
 
 /// The name of the span a provider's work runs in.
 pub(crate) const PROVIDER_SPAN: &str = "mcp_oauth_provider";
@@ -267,6 +298,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ForwardLayer {
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // What the library logs while a host's log callback runs (a call
+        // the callback made) is not sent to the host: that would re-enter
+        // its callback and take the callback's lock again on this thread.
+        if inside_log_callback() {
+            return;
+        }
         let level = level_of(event.metadata().level());
         let provider = ctx.event_scope(event).and_then(|scope| {
             scope
@@ -291,6 +328,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ForwardLayer {
         let target = to_cstring(event.metadata().target());
         if let Some(sink) = provider_sink {
             let message = to_cstring(&text);
+            let _inside = InCallback::enter();
             // SAFETY: the host's callback with strings alive until it
             // returns; the Arc keeps its userdata from being released.
             unsafe { (sink.callback)(sink.userdata.ptr(), level, target.as_ptr(), message.as_ptr()) };
@@ -302,6 +340,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ForwardLayer {
                 Some(id) => to_cstring(&format!("{text} provider={id}")),
                 None => to_cstring(&text),
             };
+            let _inside = InCallback::enter();
             // SAFETY: the host's callback with strings alive until it returns.
             unsafe { (sink.callback)(sink.userdata, level, target.as_ptr(), message.as_ptr()) };
         }
@@ -363,9 +402,15 @@ pub(crate) fn remove_sink() {
 /// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` (the callback is set, but will
 /// not be called).
 ///
+/// Called from inside a log callback (the process-wide one or a
+/// provider's), it changes nothing and returns
+/// `MCP_OAUTH_RESULT_WOULD_DEADLOCK`: the callback's lock is held there.
+/// What the library logs during a call made from inside a log callback is
+/// not sent to the log callbacks.
+///
 /// Errors: `MCP_OAUTH_RESULT_INVALID_ARGUMENT` for an unknown level,
 /// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION` when the subscriber cannot be
-/// installed.
+/// installed, `MCP_OAUTH_RESULT_WOULD_DEADLOCK` from inside a log callback.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_set_log_callback(
     callback: mcp_oauth_log_callback,
@@ -373,6 +418,9 @@ pub unsafe extern "C" fn mcp_oauth_set_log_callback(
     max_level: u32,
 ) -> mcp_oauth_result {
     boundary::guard_code(|| {
+        if inside_log_callback() {
+            return Err(Failure::would_deadlock());
+        }
         if max_level > mcp_oauth_log_level::Trace as u32 {
             return Err(Failure::invalid_argument(format!("unknown log level {max_level}")));
         }

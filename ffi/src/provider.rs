@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use mcp_oauth_client::{
-    AuthHeaders, Error as CoreError, OAuthClientProvider, RequestInfo, ResponseAction, ResponseInfo, runtime,
+    AuthHeaders, Error as CoreError, OAuthClientProvider, RequestInfo, ResponseAction, ResponseInfo,
 };
 
 use crate::boundary::{self, ArcHandle, BoxHandle, opt_str_arg, out_arg, str_arg};
@@ -79,7 +79,7 @@ pub type mcp_oauth_completion = Option<
 /// Wait for `fut` on the shared runtime from a host thread; refuse on a
 /// runtime thread (inside a callback), where waiting would deadlock.
 pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output, Failure> {
-    if runtime::inside_runtime() {
+    if crate::runtime::must_not_block() {
         return Err(Failure::would_deadlock());
     }
     let rt = crate::runtime::get()?;
@@ -411,7 +411,7 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
         let out = unsafe { out_arg(headers_out, "headers_out") }?;
         // The same rule everywhere: no blocking function works from a
         // library thread, even when this call would not have waited.
-        if runtime::inside_runtime() {
+        if crate::runtime::must_not_block() {
             return Err(Failure::would_deadlock());
         }
         let headers = match p.core.cached_headers(method, url) {

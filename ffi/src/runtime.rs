@@ -18,6 +18,13 @@ static RUNTIME: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 static STARTED_BY: AtomicU32 = AtomicU32::new(0);
 
 /// Whether this process is a child forked after the runtime started.
+/// Whether waiting here could deadlock: on a thread of the library's
+/// runtime (inside a storage, handler, transport or completion callback),
+/// or inside a log callback (whose caller holds the callback's lock).
+pub(crate) fn must_not_block() -> bool {
+    mcp_oauth_client::runtime::inside_runtime() || crate::log::inside_log_callback()
+}
+
 pub(crate) fn forked() -> bool {
     let by = STARTED_BY.load(Ordering::Acquire);
     by != 0 && by != std::process::id()
@@ -85,7 +92,7 @@ pub extern "C" fn mcp_oauth_shutdown(timeout_ms: u64) -> mcp_oauth_result {
             }
             return Ok(());
         }
-        if mcp_oauth_client::runtime::inside_runtime() {
+        if must_not_block() {
             return Err(Failure::would_deadlock());
         }
         crate::log::remove_sink();
