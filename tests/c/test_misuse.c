@@ -56,7 +56,7 @@ static const char *volatile watchdog_what = "start";
 static void on_alarm(int sig)
 {
     (void)sig;
-    static const char msg[] = "not ok - watchdog: no progress for 60 s (a deadlock?) in: ";
+    static const char msg[] = "not ok - watchdog: no progress in time (a deadlock?) in: ";
     ssize_t w = write(1, msg, sizeof msg - 1);
     w += write(1, watchdog_what, strlen(watchdog_what));
     w += write(1, "\n", 1);
@@ -1149,10 +1149,10 @@ static const char *const probe_names[PK_COUNT] = {
     "storage get_tokens", "token store load_tokens", "transport send", "transport cancel", "handler redirect",
     "handler callback", "deferred authorization begin", "signer sign", "JWT get", "device code show",
     "process-wide log", "provider log", "completion"};
-#define PROBE_CALLS 7
+#define PROBE_CALLS 8
 static const char *const probe_calls[PROBE_CALLS] = {
     "get_headers", "handle_response", "authorize", "logout", "shutdown", "build (loopback receiver)",
-    "try_get_headers (allowed)"};
+    "try_get_headers (allowed)", "set_log_callback (log callbacks only)"};
 
 struct probe {
     atomic_int ran;      /* set when the probe starts */
@@ -1164,6 +1164,8 @@ static struct probe probes[PK_COUNT];
 static mcp_oauth_provider *probe_provider; /* set while its callbacks may run */
 static mcp_oauth_provider *probe_target;   /* what the probe calls: alive throughout */
 static _Thread_local int in_probe;
+
+static void probe_log(void *u, mcp_oauth_log_level level, const char *target, const char *message);
 
 static void probe(enum probe_kind kind)
 {
@@ -1194,6 +1196,12 @@ static void probe(enum probe_kind kind)
     mcp_oauth_provider_free(other);
     pr->rc[6] = (int)mcp_oauth_provider_try_get_headers(p, "POST", SERVER, &h, NULL);
     mcp_oauth_headers_free(h);
+    /* The log callback's lock is held around it: replacing the callback
+     * from there would wait for itself. */
+    if (kind == PK_LOG || kind == PK_PROVIDER_LOG)
+        pr->rc[7] = (int)mcp_oauth_set_log_callback(probe_log, NULL, MCP_OAUTH_LOG_LEVEL_TRACE);
+    else
+        pr->rc[7] = (int)MCP_OAUTH_RESULT_WOULD_DEADLOCK;
     atomic_store(&pr->finished, 1);
     in_probe = 0;
 }
