@@ -316,8 +316,10 @@ def emit(protos, out):
                             reason = "NULL_PARAMETER from the header's conventions"
                 elif kind == "empty":
                     # An empty string is a value like any other: whatever
-                    # the function makes of it, never a crash or a panic.
-                    reason, expect = "an empty string", "NOT_PANIC"
+                    # the function makes of it, never a crash or a panic
+                    # (and no "yes" from a predicate).
+                    reason = "an empty string"
+                    expect = {"mcp_oauth_result": "NOT_PANIC", "bool": "FALSE"}.get(ret, "VALUE")
                 else:
                     if (fn, pname) in UTF8_ACCEPTED:
                         reason, expect = UTF8_ACCEPTED[(fn, pname)], "OK_OR_FAILURE"
@@ -325,6 +327,8 @@ def emit(protos, out):
                         reason, expect = "", "INVALID_UTF8"
                     elif ret == "mcp_oauth_result":
                         reason, expect = "INVALID_UTF8 from the header's conventions", "INVALID_UTF8"
+                    elif ret == "bool":
+                        reason, expect = "a predicate is false on bad input", "FALSE"
                     else:
                         reason, expect = "", "VALUE"
                 tag = {"null": "NULL", "utf8": "BAD_UTF8", "empty": "EMPTY"}[kind]
