@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -191,6 +192,9 @@ type Provider struct {
 	hot       readLocks
 	p         *C.mcp_oauth_provider
 	serverURL string
+	// lastAuth is the last Authorization value the hot path gave (a token:
+	// held only as the headers given to requests are).
+	lastAuth atomic.Pointer[string]
 }
 
 // readLocks is a reader lock without a shared write on the read path: a
@@ -416,6 +420,7 @@ func (p *Provider) Close() error {
 		p.p = nil
 		runtime.SetFinalizer(p, nil)
 	}
+	p.lastAuth.Store(nil)
 	return nil
 }
 
@@ -507,16 +512,49 @@ func (p *Provider) Headers(ctx context.Context, method, url string) (http.Header
 	return o.headers, o.err
 }
 
+// SetHeaders sets on h the headers a request to url needs (Authorization,
+// and DPoP with a DPoP-bound token), as Headers gives them, and removes a
+// DPoP header the request no longer needs. It reports whether it set any:
+// false when there is no usable token yet or the URL is not the MCP server's.
+// With a valid token held it does not wait and, once the token has been
+// seen, allocates nothing: a host that sets headers on its own requests
+// pays no more than the one call into the library.
+func (p *Provider) SetHeaders(ctx context.Context, h http.Header, method, url string) (bool, error) {
+	if h == nil {
+		return false, errors.New("mcpoauth: SetHeaders needs a non-nil http.Header")
+	}
+	if ok := p.tryHeadersInto(h, method, url); ok {
+		return true, nil
+	}
+	got, err := p.Headers(ctx, method, url)
+	if err != nil || got == nil {
+		return false, err
+	}
+	h.Del("Dpop")
+	for k, v := range got {
+		h[k] = v
+	}
+	return true, nil
+}
+
 func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
-	if len(method) == 0 || len(url) == 0 {
+	h := make(http.Header, 2)
+	if !p.tryHeadersInto(h, method, url) {
 		return nil, false
+	}
+	return h, true
+}
+
+func (p *Provider) tryHeadersInto(h http.Header, method, url string) bool {
+	if len(method) == 0 || len(url) == 0 {
+		return false
 	}
 	bp := headerBufs.Get().(*[]byte)
 	defer headerBufs.Put(bp)
 	buf := *bp
 	defer p.hot.rlock().RUnlock()
 	if p.p == nil {
-		return nil, false
+		return false
 	}
 	for {
 		// One cgo call: C reads the strings in place and writes the headers
@@ -526,15 +564,15 @@ func (p *Provider) tryHeaders(method, url string) (http.Header, bool) {
 			(*C.char)(unsafe.Pointer(unsafe.StringData(url))), C.size_t(len(url)),
 			(*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))))
 		if n == 0 {
-			return nil, false
+			return false
 		}
 		if n < 0 {
 			buf = make([]byte, -n)
 			continue
 		}
-		h := parseHeaderPairs(buf[:n])
+		p.setHeaderPairs(h, buf[:n])
 		clear(buf[:n]) // it held the token
-		return h, true
+		return true
 	}
 }
 
@@ -554,9 +592,12 @@ func headerName(b []byte) string {
 	return http.CanonicalHeaderKey(string(b))
 }
 
-// parseHeaderPairs reads "name\0value\0" pairs.
-func parseHeaderPairs(b []byte) http.Header {
-	h := make(http.Header, 2)
+// setHeaderPairs sets on h the "name\0value\0" pairs of b, and removes a
+// DPoP header when b has none. The Authorization value is the same string
+// from one request to the next while the token is: it is kept (lastAuth) and
+// given again, without allocating, when the bytes match.
+func (p *Provider) setHeaderPairs(h http.Header, b []byte) {
+	dpop := false
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, 0)
 		if i < 0 {
@@ -568,10 +609,38 @@ func parseHeaderPairs(b []byte) http.Header {
 		if j < 0 {
 			break
 		}
-		h[name] = []string{string(b[:j])}
+		value := b[:j]
 		b = b[j+1:]
+		if name == "Authorization" {
+			setOne(h, name, p.authorizationString(value))
+			continue
+		}
+		dpop = dpop || name == "Dpop"
+		h[name] = []string{string(value)}
 	}
-	return h
+	if !dpop {
+		delete(h, "Dpop")
+	}
+}
+
+// authorizationString is value as a string: the last one made when the bytes
+// are the same (no allocation), a new one otherwise.
+func (p *Provider) authorizationString(value []byte) string {
+	if last := p.lastAuth.Load(); last != nil && *last == string(value) {
+		return *last
+	}
+	s := string(value)
+	p.lastAuth.Store(&s)
+	return s
+}
+
+// setOne sets h[name] to the one value v, leaving h untouched when it
+// already holds exactly that.
+func setOne(h http.Header, name, v string) {
+	if old := h[name]; len(old) == 1 && old[0] == v {
+		return
+	}
+	h[name] = []string{v}
 }
 
 func goHeaders(hs *C.mcp_oauth_headers) http.Header {

@@ -483,3 +483,42 @@ func TestCloseDuringHotPath(t *testing.T) {
 		t.Fatal("no goroutine got headers before Close")
 	}
 }
+
+// SetHeaders sets the provider's headers on a host's own header map: the
+// Authorization value replaces one already there, a DPoP header the token
+// does not need is removed, other headers stay, and a URL of another origin
+// gets nothing.
+func TestSetHeadersOnTheHostsMap(t *testing.T) {
+	const server = "https://mcp.example.com/mcp"
+	storage := &memoryStorage{tokens: []byte(`{"access_token": "set-headers-token", "token_type": "Bearer", "expires_in": 3600, "expires_at": 4102444800}`)}
+	p, err := mcpoauth.New(mcpoauth.Options{
+		ServerURL:          server,
+		ClientMetadataJSON: `{"redirect_uris": ["http://127.0.0.1:9/cb"]}`,
+		Storage:            storage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	h := http.Header{"Authorization": {"Bearer stale"}, "Dpop": {"old-proof"}, "Accept": {"application/json"}}
+	for round := 0; round < 3; round++ {
+		ok, err := p.SetHeaders(ctx, h, http.MethodPost, server)
+		if err != nil || !ok {
+			t.Fatalf("round %d: SetHeaders = %v, %v", round, ok, err)
+		}
+		if got := h.Values("Authorization"); len(got) != 1 || got[0] != "Bearer set-headers-token" {
+			t.Fatalf("round %d: Authorization = %q", round, got)
+		}
+		if h.Get("Dpop") != "" || h.Get("Accept") != "application/json" {
+			t.Fatalf("round %d: headers = %v", round, h)
+		}
+	}
+	other := http.Header{}
+	if ok, err := p.SetHeaders(ctx, other, http.MethodPost, "https://elsewhere.example.com/mcp"); err != nil || ok || len(other) != 0 {
+		t.Fatalf("another origin: %v, %v, %v", ok, err, other)
+	}
+	if _, err := p.SetHeaders(ctx, nil, http.MethodPost, server); err == nil {
+		t.Fatal("a nil header map was accepted")
+	}
+}

@@ -107,6 +107,15 @@ pub trait TokenBinding: Send + Sync {
     /// wait (a proof signed by the host's callback).
     fn headers_now(&self, prepared: &str, method: &str, url: &str) -> Option<Result<AuthHeaders>>;
 
+    /// The `Authorization` value when it is all a request carries (nothing
+    /// per request, no proof): what [`TokenBinding::prepare`] made, as is.
+    /// Lets a caller copy it once into a buffer of its own instead of
+    /// receiving a new [`AuthHeaders`]. `None` (the default) when requests
+    /// carry more.
+    fn fixed_authorization<'a>(&self, _prepared: &'a str) -> Option<&'a str> {
+        None
+    }
+
     /// The headers of one request, waiting where it must.
     async fn headers(&self, prepared: &str, method: &str, url: &str) -> Result<AuthHeaders> {
         self.headers_now(prepared, method, url)
@@ -144,6 +153,10 @@ impl TokenBinding for Bearer {
         let mut value = String::with_capacity(prepared.len() + 1);
         value.push_str(prepared);
         Some(Ok(AuthHeaders::authorization_only(value)))
+    }
+
+    fn fixed_authorization<'a>(&self, prepared: &'a str) -> Option<&'a str> {
+        Some(prepared)
     }
 }
 

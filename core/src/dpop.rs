@@ -233,6 +233,11 @@ impl TokenBinding for Dpop {
         )
     }
 
+    fn fixed_authorization<'a>(&self, prepared: &'a str) -> Option<&'a str> {
+        // A Bearer token the authorization server did not bind carries no proof.
+        Self::token_of(prepared).is_none().then_some(prepared)
+    }
+
     async fn headers(&self, prepared: &str, method: &str, url: &str) -> Result<AuthHeaders> {
         let Some(token) = Self::token_of(prepared) else {
             return Ok(AuthHeaders::authorization_only(prepared.to_string()));

@@ -205,107 +205,128 @@ pub struct mcp_oauth_headers {
     _private: [u8; 0],
 }
 
-// The headers object is one allocation, a `Box<[u8]>` the handle points
-// at. Without a DPoP proof it is the core's own `Authorization` string grown
-// in place by its NUL: the header mode's hot path allocates no more than when
-// it returned a bare string.
+// The headers object is one allocation, a `Box<[u8]>`: a prefix of two
+// numbers, then the values, each ended by a NUL. The handle points at the
+// `Authorization` value, so that value is the handle itself.
 //
-//   [Authorization value] NUL                         no DPoP proof
-//   0x01 [Authorization value] NUL [DPoP value] NUL   with one
+//   [size: u32][dpop: u32] [Authorization value] NUL [DPoP value NUL]
+//                          ^ handle
 //
-// A header value never starts with the control byte 0x01 (checked), and
-// holds no NUL (checked), so the layout, the lengths and the buffer's size
-// are found again from the bytes. The names are static.
+// `size` is the whole allocation's length (freeing it scans nothing), `dpop`
+// the DPoP value's offset from the handle, 0 without one. The prefix is read
+// unaligned (the buffer's alignment is 1). Header values hold no NUL: the
+// core presents only `b64token` access tokens and base64url proofs. The
+// names are static.
 
-/// Marks the layout with a DPoP value.
-const WITH_DPOP: u8 = 0x01;
+/// The prefix's length: `size` and `dpop`.
+const PREFIX: usize = 8;
 
 /// The names, in the order of the values.
 const AUTHORIZATION: &CStr = c"authorization";
 const DPOP: &CStr = c"dpop";
 
 fn check_value(value: &[u8], name: &str) -> Result<(), Failure> {
-    // On the hot path for every request: a vectorized search (a 1 KB token
-    // is scanned in a few nanoseconds).
-    if memchr::memchr(0, value).is_some() || value.first() == Some(&WITH_DPOP) {
+    if memchr::memchr(0, value).is_some() {
         return Err(Failure::flow(format!(
-            "the {name} header value holds a NUL or control byte and cannot be passed to C"
+            "the {name} header value holds a NUL byte and cannot be passed to C"
         )));
     }
     Ok(())
 }
 
-/// A headers object made from the core's, owned by the caller.
-fn headers_into_raw(h: AuthHeaders) -> Result<*mut mcp_oauth_headers, Failure> {
-    let bytes = match h.dpop() {
-        None => {
-            let mut buf = h.into_authorization().into_bytes();
-            if let Err(e) = check_value(&buf, "authorization") {
-                zeroize::Zeroize::zeroize(&mut buf);
-                return Err(e);
-            }
-            buf.reserve_exact(1);
-            buf.push(0);
-            buf.into_boxed_slice()
-        }
-        Some(dpop) => {
-            let authorization = h.authorization().as_bytes();
-            check_value(authorization, "authorization")?;
-            check_value(dpop.as_bytes(), "dpop")?;
-            let mut buf = Vec::with_capacity(authorization.len() + dpop.len() + 3);
-            buf.push(WITH_DPOP);
-            buf.extend_from_slice(authorization);
-            buf.push(0);
-            buf.extend_from_slice(dpop.as_bytes());
-            buf.push(0);
-            buf.into_boxed_slice()
-        }
+/// A headers object holding copies of `authorization` and `dpop`, owned by
+/// the caller: one allocation and one copy of each value. The hot path calls
+/// it on the core's borrowed values; values hold no NUL (see above).
+fn headers_from(authorization: &str, dpop: Option<&str>) -> Result<*mut mcp_oauth_headers, Failure> {
+    let (a, d) = (authorization.as_bytes(), dpop.map(str::as_bytes));
+    let size = PREFIX + a.len() + 1 + d.map_or(0, |d| d.len() + 1);
+    let too_large = || Failure::flow("the headers are too large to pass to C (over 4 GiB)");
+    let size32 = u32::try_from(size).map_err(|_| too_large())?;
+    let dpop_at = match d {
+        Some(_) => u32::try_from(a.len() + 1).map_err(|_| too_large())?,
+        None => 0,
     };
-    Ok(Box::into_raw(bytes).cast::<mcp_oauth_headers>())
+    let mut buf = Vec::<u8>::with_capacity(size);
+    buf.extend_from_slice(&size32.to_ne_bytes());
+    buf.extend_from_slice(&dpop_at.to_ne_bytes());
+    buf.extend_from_slice(a);
+    buf.push(0);
+    if let Some(d) = d {
+        buf.extend_from_slice(d);
+        buf.push(0);
+    }
+    debug_assert_eq!(buf.len(), size);
+    let base = Box::into_raw(buf.into_boxed_slice()).cast::<u8>();
+    // SAFETY: the allocation is `size` > PREFIX bytes long.
+    Ok(unsafe { base.add(PREFIX) }.cast::<mcp_oauth_headers>())
+}
+
+/// A headers object made from the core's, owned by the caller; values are
+/// checked for NUL bytes here, off the hot path.
+fn headers_into_raw(h: AuthHeaders) -> Result<*mut mcp_oauth_headers, Failure> {
+    check_value(h.authorization().as_bytes(), "authorization")?;
+    if let Some(dpop) = h.dpop() {
+        check_value(dpop.as_bytes(), "dpop")?;
+    }
+    headers_from(h.authorization(), h.dpop())
 }
 
 fn optional_headers_into_raw(h: Option<AuthHeaders>) -> Result<*mut mcp_oauth_headers, Failure> {
     h.map_or(Ok(std::ptr::null_mut()), headers_into_raw)
 }
 
-/// The values of a headers object: the `Authorization` value and the DPoP
-/// proof, if any, each without its NUL, and the length of the whole buffer.
-/// NULL is `None`.
-unsafe fn headers_parts<'a>(headers: *const mcp_oauth_headers) -> Option<(&'a CStr, Option<&'a CStr>, usize)> {
-    if headers.is_null() {
-        return None;
-    }
-    let base = headers.cast::<c_char>();
-    // SAFETY: a non-NULL handle points at a live buffer laid out by
-    // `headers_into_raw`.
+/// The hot path's headers object: a copy of the core's held headers when a
+/// token is held that is not due and `url` is the MCP server's; NULL when
+/// the core has none to give without waiting.
+fn cached_headers_raw(
+    core: &OAuthClientProvider,
+    method: &str,
+    url: &str,
+) -> Option<Result<*mut mcp_oauth_headers, Failure>> {
+    core.with_cached_headers(method, url, headers_from)
+}
+
+/// The prefix of a non-NULL headers object: (size, dpop offset).
+///
+/// # Safety
+/// `headers` was made by `headers_from` and is not freed.
+unsafe fn prefix(headers: *const mcp_oauth_headers) -> (usize, usize) {
+    // SAFETY: the PREFIX bytes before the handle are the prefix.
     unsafe {
-        if *base.cast::<u8>() != WITH_DPOP {
-            let authorization = CStr::from_ptr(base);
-            return Some((authorization, None, authorization.to_bytes_with_nul().len()));
-        }
-        let authorization = CStr::from_ptr(base.add(1));
-        let dpop_at = 1 + authorization.to_bytes_with_nul().len();
-        let dpop = CStr::from_ptr(base.add(dpop_at));
-        Some((authorization, Some(dpop), dpop_at + dpop.to_bytes_with_nul().len()))
+        let base = headers.cast::<u8>().sub(PREFIX);
+        let size = std::ptr::read_unaligned(base.cast::<u32>());
+        let dpop = std::ptr::read_unaligned(base.add(4).cast::<u32>());
+        (size as usize, dpop as usize)
     }
 }
 
 /// The name and value of header `index`.
 unsafe fn header_entry<'a>(headers: *const mcp_oauth_headers, index: usize) -> Option<(&'static CStr, &'a CStr)> {
-    let (authorization, dpop, _) = unsafe { headers_parts(headers) }?;
-    match index {
-        0 => Some((AUTHORIZATION, authorization)),
-        1 => dpop.map(|d| (DPOP, d)),
-        _ => None,
+    if headers.is_null() {
+        return None;
+    }
+    let (_, dpop_at) = unsafe { prefix(headers) };
+    let base = headers.cast::<c_char>();
+    // SAFETY: the values are NUL-terminated inside the allocation.
+    unsafe {
+        match index {
+            0 => Some((AUTHORIZATION, CStr::from_ptr(base))),
+            1 if dpop_at != 0 => Some((DPOP, CStr::from_ptr(base.add(dpop_at)))),
+            _ => None,
+        }
     }
 }
 
 unsafe fn free_headers(headers: *mut mcp_oauth_headers) {
-    if let Some((_, _, total)) = unsafe { headers_parts(headers) } {
-        let raw = std::ptr::slice_from_raw_parts_mut(headers.cast::<u8>(), total);
-        // SAFETY: made by `Box::into_raw` of a boxed slice of this length,
-        // given back once.
-        let mut owned = unsafe { Box::from_raw(raw) };
+    if headers.is_null() {
+        return;
+    }
+    // SAFETY: made by `headers_from` as a boxed slice of `size` bytes that
+    // starts PREFIX bytes before the handle, given back once.
+    unsafe {
+        let (size, _) = prefix(headers);
+        let base = headers.cast::<u8>().sub(PREFIX);
+        let mut owned = Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, size));
         zeroize::Zeroize::zeroize(&mut *owned);
     }
 }
@@ -314,9 +335,11 @@ unsafe fn free_headers(headers: *mut mcp_oauth_headers) {
 /// 0 when `headers` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_count(headers: *const mcp_oauth_headers) -> usize {
-    boundary::guard_value(0, || match unsafe { headers_parts(headers) } {
-        Some((_, dpop, _)) => 1 + usize::from(dpop.is_some()),
-        None => 0,
+    boundary::guard_value(0, || {
+        if headers.is_null() {
+            return 0;
+        }
+        1 + usize::from(unsafe { prefix(headers) }.1 != 0)
     })
 }
 
@@ -346,14 +369,8 @@ pub unsafe extern "C" fn mcp_oauth_headers_value(headers: *const mcp_oauth_heade
 /// bound to a key (DPoP). NULL when `headers` is NULL. Borrowed from `headers`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_headers_authorization(headers: *const mcp_oauth_headers) -> *const c_char {
-    // Nothing here can panic. SAFETY: a non-NULL handle points at a buffer
-    // laid out by `headers_into_raw`, whose value starts at once or after
-    // the DPoP marker.
-    match unsafe { headers.cast::<u8>().as_ref() } {
-        None => std::ptr::null(),
-        Some(&WITH_DPOP) => unsafe { headers.cast::<c_char>().add(1) },
-        Some(_) => headers.cast(),
-    }
+    // The handle is the value (see the layout above); nothing to compute.
+    headers.cast()
 }
 
 /// Free a headers object, overwriting its values first. NULL is a no-op.
@@ -414,14 +431,15 @@ pub unsafe extern "C" fn mcp_oauth_provider_get_headers(
         if crate::runtime::must_not_block() {
             return Err(Failure::would_deadlock());
         }
-        let headers = match p.core.cached_headers(method, url) {
-            Some(h) => Some(h),
-            None => block_on(
-                p.core
-                    .headers(&RequestInfo::new(method, url))
-                    .instrument(p.span.clone()),
-            )??,
-        };
+        if let Some(cached) = cached_headers_raw(&p.core, method, url) {
+            *out = cached?;
+            return Ok(());
+        }
+        let headers = block_on(
+            p.core
+                .headers(&RequestInfo::new(method, url))
+                .instrument(p.span.clone()),
+        )??;
         *out = optional_headers_into_raw(headers)?;
         Ok(())
     })
@@ -925,7 +943,9 @@ pub unsafe extern "C" fn mcp_oauth_provider_try_get_headers(
         let method = unsafe { str_arg(method, "method") }?;
         let url = unsafe { str_arg(url, "url") }?;
         let out = unsafe { out_arg(headers_out, "headers_out") }?;
-        *out = optional_headers_into_raw(p.core.cached_headers(method, url))?;
+        *out = cached_headers_raw(&p.core, method, url)
+            .transpose()?
+            .unwrap_or(std::ptr::null_mut());
         Ok(())
     })
 }
@@ -999,7 +1019,6 @@ mod tests {
 
         for bad in [
             AuthHeaders::authorization_only("Bearer a\0b".into()),
-            AuthHeaders::authorization_only("\u{1}Bearer".into()),
             AuthHeaders::with_proof("DPoP abc".into(), "p\0".into()),
         ] {
             assert!(headers_into_raw(bad).is_err());

@@ -150,9 +150,39 @@ fn as_system_time(at: f64) -> Option<SystemTime> {
         .and_then(|d| UNIX_EPOCH.checked_add(d))
 }
 
+/// How far behind the real time the coarse clock [`coarse_now`] may be (a
+/// few scheduler ticks; its resolution is one tick, 1 to 10 ms): a token is
+/// due this much before its refresh time, so a late reading never lets a
+/// token due, or expired, be sent.
+const COARSE_CLOCK_SLACK: Duration = Duration::from_millis(50);
+
+/// The time of day, read where the hot path needs it: on Linux the kernel's
+/// coarse clock (the time of the last tick, read without the hardware
+/// counter: a few nanoseconds instead of tens), elsewhere the usual one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn coarse_now() -> SystemTime {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0
+        && let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec))
+        && let Some(t) = UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+    {
+        return t;
+    }
+    SystemTime::now()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn coarse_now() -> SystemTime {
+    SystemTime::now()
+}
+
 impl Held {
     fn new(token: OAuthToken, prepared: String, version: Version) -> Self {
-        let refresh_at = token.refresh_at().and_then(as_system_time);
+        let refresh_at = token
+            .refresh_at()
+            .and_then(as_system_time)
+            .map(|at| at.checked_sub(COARSE_CLOCK_SLACK).unwrap_or(UNIX_EPOCH));
         Held {
             token,
             prepared: zeroize::Zeroizing::new(prepared),
@@ -163,7 +193,7 @@ impl Held {
 
     /// Due for refresh (or expired).
     pub(crate) fn due(&self) -> bool {
-        self.refresh_at.is_some_and(|at| SystemTime::now() >= at)
+        self.refresh_at.is_some_and(|at| coarse_now() >= at)
     }
 }
 
@@ -216,7 +246,8 @@ impl Inner {
     fn same_origin(&self, url: &str) -> bool {
         let (o, u) = (self.origin.as_bytes(), url.as_bytes());
         if u.len() >= o.len()
-            && u[..o.len()].eq_ignore_ascii_case(o)
+            // A plain comparison first: hosts send the URL they configured.
+            && (u[..o.len()] == *o || u[..o.len()].eq_ignore_ascii_case(o))
             && matches!(u.get(o.len()), None | Some(b'/' | b'?' | b'#'))
         {
             return true;
@@ -358,6 +389,30 @@ impl OAuthClientProvider {
             return None;
         }
         self.inner.binding.headers_now(&held.prepared, method, url)?.ok()
+    }
+
+    /// The hot path for a caller that copies the headers into a buffer of its
+    /// own (the C ABI): where [`OAuthClientProvider::cached_headers`] would
+    /// give headers, `f` sees the `Authorization` value and the DPoP proof, if
+    /// any, borrowed (no copy made here), and its result is returned. Header
+    /// values are visible ASCII: the access token is a `b64token`, checked
+    /// before a token is held, and proofs are base64url.
+    pub fn with_cached_headers<R>(
+        &self,
+        method: &str,
+        url: &str,
+        f: impl FnOnce(&str, Option<&str>) -> R,
+    ) -> Option<R> {
+        let guard = self.inner.current.load();
+        let held = guard.as_ref()?;
+        if held.due() || !self.inner.same_origin(url) {
+            return None;
+        }
+        if let Some(authorization) = self.inner.binding.fixed_authorization(&held.prepared) {
+            return Some(f(authorization, None));
+        }
+        let headers = self.inner.binding.headers_now(&held.prepared, method, url)?.ok()?;
+        Some(f(headers.authorization(), headers.dpop()))
     }
 
     /// The tokens held now, if any.
@@ -802,6 +857,19 @@ mod tests {
         t.expires_in = expires_in;
         t.expires_at = expires_at;
         Held::new(t, "Bearer AT".into(), Version::ABSENT)
+    }
+
+    #[test]
+    fn the_coarse_clock_never_lets_a_token_expiring_now_be_sent() {
+        // The hot path reads a clock that may lag by a tick: a token with no
+        // refresh margin (expires_in 0) that expires a few milliseconds from
+        // now is already due, and the coarse reading is close to the real one.
+        let now = now_unix();
+        assert!(held(Some(0), Some(now + 0.005)).due());
+        assert!(held(Some(0), Some(now + 0.040)).due());
+        assert!(!held(Some(0), Some(now + 5.0)).due());
+        let lag = SystemTime::now().duration_since(coarse_now()).unwrap_or(Duration::ZERO);
+        assert!(lag < COARSE_CLOCK_SLACK, "the coarse clock lags by {lag:?}");
     }
 
     #[test]
