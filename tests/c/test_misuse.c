@@ -402,7 +402,8 @@ static mcp_oauth_transport_callbacks fas_callbacks(struct fas *f)
 struct person {
     pthread_mutex_t mu;
     bool hold;
-    mcp_oauth_authorization *held;
+    mcp_oauth_authorization *held[MAX_HELD]; /* every one is answered in the end */
+    int nheld;
     atomic_int begins, cancels, releases;
     struct counter held_count;
     void (*begin_hook)(mcp_oauth_authorization **auth); /* may take it */
@@ -436,7 +437,13 @@ static int person_begin(void *userdata, mcp_oauth_authorization *auth)
     }
     pthread_mutex_lock(&p->mu);
     if (p->hold) {
-        p->held = auth;
+        if (p->nheld < MAX_HELD) {
+            p->held[p->nheld++] = auth;
+        } else {
+            pthread_mutex_unlock(&p->mu);
+            mcp_oauth_authorization_fail(auth, 8, "too many people away");
+            return 0;
+        }
         pthread_mutex_unlock(&p->mu);
         counter_add(&p->held_count);
         return 0;
@@ -458,14 +465,23 @@ static void person_release(void *userdata)
     atomic_fetch_add(&((struct person *)userdata)->releases, 1);
 }
 
-static void person_destroy(struct person *p)
+/* Take every held authorization (to answer it). */
+static int person_take_held(struct person *p, mcp_oauth_authorization **out)
 {
     pthread_mutex_lock(&p->mu);
-    mcp_oauth_authorization *held = p->held;
-    p->held = NULL;
+    int n = p->nheld;
+    memcpy(out, p->held, sizeof p->held);
+    p->nheld = 0;
     pthread_mutex_unlock(&p->mu);
-    if (held)
-        mcp_oauth_authorization_fail(held, 9, "the test is over");
+    return n;
+}
+
+static void person_destroy(struct person *p)
+{
+    mcp_oauth_authorization *held[MAX_HELD];
+    int n = person_take_held(p, held);
+    for (int i = 0; i < n; i++)
+        mcp_oauth_authorization_fail(held[i], 9, "the test is over");
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->held_count.mu);
     pthread_cond_destroy(&p->held_count.cv);
@@ -1491,12 +1507,10 @@ static void rig_end(struct rig *r, const char *what)
     mcp_oauth_provider_free(r->p);
     r->p = NULL;
     fas_let_go(&r->f);
-    pthread_mutex_lock(&r->person.mu);
-    mcp_oauth_authorization *held = r->person.held;
-    r->person.held = NULL;
-    pthread_mutex_unlock(&r->person.mu);
-    if (held) /* an answer after the cancel: ignored */
-        person_answer(held);
+    mcp_oauth_authorization *held[MAX_HELD];
+    int n = person_take_held(&r->person, held);
+    for (int i = 0; i < n; i++) /* an answer after the cancel: ignored */
+        person_answer(held[i]);
     for (int i = 0; i < 250; i++) {
         if (atomic_load(&r->f.releases) && atomic_load(&r->person.releases) && atomic_load(&r->s.releases))
             break;
