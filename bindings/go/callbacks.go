@@ -43,6 +43,13 @@ func noPanic(rc *C.int) {
 	}
 }
 
+//export goLog
+func goLog(h C.uintptr_t, level C.uint32_t, target, message *C.char) {
+	defer func() { _ = recover() }() // a panic must not cross into the library
+	log := cgo.Handle(h).Value().(func(LogLevel, string, string))
+	log(LogLevel(level), C.GoString(target), C.GoString(message))
+}
+
 //export goStorageGet
 func goStorageGet(h C.uintptr_t, which C.int, answer *C.struct_mcp_oauth_answer) (rc C.int) {
 	defer noPanic(&rc)

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -36,6 +37,39 @@ const (
 	// ClientCredentials is the client credentials grant; it needs ClientID.
 	ClientCredentials
 )
+
+// LogLevel is the severity of a log message (Options.Log).
+type LogLevel uint32
+
+const (
+	// LogError reports an operation that failed.
+	LogError LogLevel = 1
+	// LogWarn reports something ignored or worked around.
+	LogWarn LogLevel = 2
+	// LogInfo reports the steps of the flows (the default level).
+	LogInfo LogLevel = 3
+	// LogDebug adds each OAuth request and its status.
+	LogDebug LogLevel = 4
+	// LogTrace is the most verbose level.
+	LogTrace LogLevel = 5
+)
+
+// String names the level.
+func (l LogLevel) String() string {
+	switch l {
+	case LogError:
+		return "ERROR"
+	case LogWarn:
+		return "WARN"
+	case LogInfo:
+		return "INFO"
+	case LogDebug:
+		return "DEBUG"
+	case LogTrace:
+		return "TRACE"
+	}
+	return fmt.Sprintf("LogLevel(%d)", uint32(l))
+}
 
 // Options configures a Provider. Only ServerURL is required.
 type Options struct {
@@ -105,6 +139,15 @@ type Options struct {
 	// the user's ID token is exchanged at the IdP for an assertion that the
 	// pre-registered client presents to the MCP authorization server.
 	IdentityAssertion *IdentityAssertion
+
+	// Log receives this provider's log messages (its flows, refreshes and
+	// requests) up to LogLevel: the level, where the message comes from
+	// (a module path of the library) and one line of text. The library
+	// never puts a token, secret, code or key in them. It is called on the
+	// library's threads, possibly concurrently, and must return quickly.
+	Log func(level LogLevel, target, message string)
+	// LogLevel is the most verbose level sent to Log; zero: LogInfo.
+	LogLevel LogLevel
 
 	// WorkloadJWT, or WorkloadJWTFile (re-read when it changes), is the
 	// platform's JWT for workload identity: the JWT-bearer grant with no
@@ -372,6 +415,21 @@ func New(opts Options) (*Provider, error) {
 		}
 	default:
 		if rc = C.mcp_oauth_config_builder_set_storage_memory(b); rc != 0 {
+			return fail(rc)
+		}
+	}
+	if opts.Log != nil {
+		level := opts.LogLevel
+		if level == 0 {
+			level = LogInfo
+		}
+		if level < LogError || level > LogTrace {
+			C.mcp_oauth_config_builder_free(b)
+			return nil, fmt.Errorf("mcpoauth: unknown LogLevel %d", level)
+		}
+		lh := cgo.NewHandle(opts.Log)
+		if rc = C.mcpgo_set_log(b, C.uintptr_t(lh), C.uint32_t(level), &cerr); rc != 0 {
+			lh.Delete()
 			return fail(rc)
 		}
 	}

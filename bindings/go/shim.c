@@ -12,6 +12,19 @@ static void shim_cancel(void *ud, struct mcp_oauth_http_request *request) {
     goTransportCancel((uintptr_t)ud, request);
 }
 static void shim_release(void *ud) { goRelease((uintptr_t)ud); }
+static void shim_log(void *ud, mcp_oauth_log_level level, const char *target, const char *message) {
+    goLog((uintptr_t)ud, (uint32_t)level, (char *)target, (char *)message);
+}
+
+mcp_oauth_result mcpgo_set_log(mcp_oauth_config_builder *b, uintptr_t handle, uint32_t max_level,
+                               mcp_oauth_error **err) {
+    mcp_oauth_log_options o = MCP_OAUTH_LOG_OPTIONS_INIT;
+    o.userdata = (void *)handle;
+    o.callback = shim_log;
+    o.max_level = max_level;
+    o.release = shim_release;
+    return mcp_oauth_config_builder_set_log_options(b, &o, err);
+}
 
 mcp_oauth_result mcpgo_set_transport(mcp_oauth_config_builder *b, uintptr_t handle, mcp_oauth_error **err) {
     mcp_oauth_transport_callbacks cb = MCP_OAUTH_TRANSPORT_CALLBACKS_INIT;

@@ -5,6 +5,8 @@
 #include "mcp_oauth.h"
 
 mcp_oauth_result mcpgo_set_transport(mcp_oauth_config_builder *b, uintptr_t handle, mcp_oauth_error **err);
+mcp_oauth_result mcpgo_set_log(mcp_oauth_config_builder *b, uintptr_t handle, uint32_t max_level,
+                               mcp_oauth_error **err);
 mcp_oauth_result mcpgo_set_storage(mcp_oauth_config_builder *b, uintptr_t handle, mcp_oauth_error **err);
 mcp_oauth_result mcpgo_set_authorization(mcp_oauth_config_builder *b, uintptr_t handle, mcp_oauth_error **err);
 mcp_oauth_result mcpgo_get_headers_start(const mcp_oauth_provider *p, const char *method, const char *url,

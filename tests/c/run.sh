@@ -167,6 +167,16 @@ run_program "asan test_builtins keyring" "$ROOT/scripts/with-keyring.sh" "$HERE/
 echo "# ASan+UBSan: the full flow through the C API"
 TOKEN_DIR="$WORK/tokens-flow" run_program "asan test_flow" "$HERE/build-asan/test_flow"
 
+echo "# ASan+UBSan: no secret in the TRACE log or the errors of every grant (scan_secrets.py checks the record)"
+mkdir -p "$WORK/secrets"
+if KEYS_DIR="$ROOT/core/tests/keys" SECRETS_DIR="$WORK/secrets" run_program "asan test_secrets" "$HERE/build-asan/test_secrets"; then
+    if "$PYTHON" "$HERE/scan_secrets.py" "$WORK/secrets" >"$WORK/scan.out" 2>&1; then
+        pass "no secret in the log or the error text: $(head -1 "$WORK/scan.out" | sed 's/^# //')"
+    else
+        fail "secrets found in the log or the error text"; sed 's/^/    /' "$WORK/scan.out" | tail -40
+    fi
+fi
+
 echo "# ASan+UBSan: the example client against the peers"
 CLIENT="$HERE/build-asan/mcp_client"
 a0=$(authorizations)
