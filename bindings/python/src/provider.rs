@@ -123,6 +123,42 @@ pub(crate) struct NativeProvider {
     carriers: Arc<Carriers>,
     /// Whether the host's client carries the requests of operations.
     carry: bool,
+    /// Whether responses are read for what the next request carries (a DPoP
+    /// nonce): without DPoP, nothing is.
+    observes: bool,
+    /// The hot path's last headers: the `Authorization` value and the
+    /// headers tuple made of it, given again while the value is the same
+    /// (no new Python string per request).
+    hot: std::sync::Mutex<Option<(zeroize::Zeroizing<String>, Py<pyo3::types::PyTuple>)>>,
+}
+
+impl NativeProvider {
+    /// The headers tuple `(("authorization", value),)`, the last one made
+    /// when `value` is the same.
+    fn fixed_headers(&self, py: Python<'_>, value: &str) -> PyResult<Py<pyo3::types::PyTuple>> {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((last, tuple)) = hot.as_ref()
+            && last.as_str() == value
+        {
+            return Ok(tuple.clone_ref(py));
+        }
+        let tuple = pyo3::types::PyTuple::new(py, [("authorization", value)])?.unbind();
+        *hot = Some((zeroize::Zeroizing::new(value.to_owned()), tuple.clone_ref(py)));
+        Ok(tuple)
+    }
+
+    /// Headers as Python sees them: the cached tuple for a fixed
+    /// `Authorization`, a new tuple with a DPoP proof.
+    fn headers_object(&self, py: Python<'_>, authorization: &str, dpop: Option<&str>) -> PyResult<Py<PyAny>> {
+        match dpop {
+            None => Ok(self.fixed_headers(py, authorization)?.into_any()),
+            Some(proof) => Ok(
+                pyo3::types::PyTuple::new(py, [("authorization", authorization), ("dpop", proof)])?
+                    .into_any()
+                    .unbind(),
+            ),
+        }
+    }
 }
 
 /// The event loop of a native call: `event_loop` when given (a sync
@@ -364,7 +400,8 @@ impl NativeProvider {
         if client_assertion {
             config.client_assertion = Some(Arc::new(PyAssertionProvider { bridge: bridge.clone() }));
         }
-        if dpop || dpop_key_pem.is_some() {
+        let observes = dpop || dpop_key_pem.is_some();
+        if observes {
             let signer = match dpop_key_pem {
                 Some(pem) => Some(Arc::new(
                     LocalSigner::from_pem(&Secret::new(pem), dpop_algorithm.as_deref().unwrap_or("ES256"), None)
@@ -415,6 +452,8 @@ impl NativeProvider {
             inner,
             carriers,
             carry: carried_requests,
+            observes,
+            hot: std::sync::Mutex::new(None),
         })
     }
 
@@ -426,8 +465,36 @@ impl NativeProvider {
 
     /// The hot path: the headers for a request when a valid token is held
     /// and the request goes to the MCP server's origin. No I/O, no waiting.
-    fn cached_headers(&self, method: &str, url: &str) -> Option<HeaderList> {
-        self.inner.cached_headers(method, url).map(header_list)
+    fn cached_headers(&self, py: Python<'_>, method: &str, url: &str) -> PyResult<Option<Py<PyAny>>> {
+        self.inner
+            .with_cached_headers(method, url, |authorization, dpop| {
+                self.headers_object(py, authorization, dpop)
+            })
+            .transpose()
+    }
+
+    /// The hot path from the request's origin as parts (httpx's `scheme`,
+    /// `raw_host`, `port`), without making its URL a string: the headers,
+    /// `None` when there are none to give without waiting, or `False` when
+    /// they depend on the whole URL (DPoP): then call `cached_headers`.
+    fn cached_headers_at(&self, py: Python<'_>, scheme: &str, host: &[u8], port: Option<u16>) -> PyResult<Py<PyAny>> {
+        let Ok(host) = std::str::from_utf8(host) else {
+            return Ok(py.None());
+        };
+        match self
+            .inner
+            .with_cached_authorization_at(scheme, host, port, |a| self.fixed_headers(py, a))
+        {
+            None => Ok(false.into_py_any(py)?),
+            Some(None) => Ok(py.None()),
+            Some(Some(tuple)) => Ok(tuple?.into_any()),
+        }
+    }
+
+    /// Whether responses carry what the next request needs (a DPoP nonce).
+    #[getter]
+    fn observes_responses(&self) -> bool {
+        self.observes
     }
 
     /// A carried operation: the headers for a request, loading or

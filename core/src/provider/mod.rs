@@ -254,6 +254,30 @@ impl Inner {
         }
         Url::parse(url).is_ok_and(|p| p.origin() == self.server_url.origin())
     }
+
+    /// Whether an origin given as parts is the MCP server's: `host` as sent
+    /// (ASCII, an IPv6 address with or without brackets), `port` `None` for
+    /// the scheme's default.
+    fn is_origin(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        let u = &self.server_url;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let ours = u.host_str().unwrap_or("");
+        let ours = ours.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(ours);
+        scheme.eq_ignore_ascii_case(u.scheme())
+            && host.eq_ignore_ascii_case(ours)
+            && port.or_else(|| default_port(scheme)) == u.port_or_known_default()
+    }
+}
+
+/// The default port of a URL scheme the MCP server can have.
+fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else {
+        None
+    }
 }
 
 /// The OAuth client for one MCP server. Cheap to clone; clones share state.
@@ -389,6 +413,31 @@ impl OAuthClientProvider {
             return None;
         }
         self.inner.binding.headers_now(&held.prepared, method, url)?.ok()
+    }
+
+    /// The hot path for a host that knows the request's origin as parts and
+    /// would pay to make its URL a string (Python's httpx): where the held
+    /// token's headers are the same for every request (no DPoP proof), `f`
+    /// sees the `Authorization` value for a request to that origin.
+    /// `Some(None)`: no headers to give without waiting (no usable token, a
+    /// refresh due, another origin); `None`: the headers depend on the whole
+    /// URL (a DPoP proof): call [`OAuthClientProvider::with_cached_headers`].
+    pub fn with_cached_authorization_at<R>(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: Option<u16>,
+        f: impl FnOnce(&str) -> R,
+    ) -> Option<Option<R>> {
+        let guard = self.inner.current.load();
+        let Some(held) = guard.as_ref() else {
+            return Some(None);
+        };
+        let authorization = self.inner.binding.fixed_authorization(&held.prepared)?;
+        if held.due() || !self.inner.is_origin(scheme, host, port) {
+            return Some(None);
+        }
+        Some(Some(f(authorization)))
     }
 
     /// The hot path for a caller that copies the headers into a buffer of its
@@ -857,6 +906,32 @@ mod tests {
         t.expires_in = expires_in;
         t.expires_at = expires_at;
         Held::new(t, "Bearer AT".into(), Version::ABSENT)
+    }
+
+    #[tokio::test]
+    async fn the_origin_as_parts_is_compared_as_the_url_would_be() {
+        let make = |server: &str| {
+            let metadata = crate::model::OAuthClientMetadata::new(vec!["http://127.0.0.1:9/cb".into()]);
+            let storage = Arc::new(crate::storage::MemoryStorage::default());
+            OAuthClientProvider::new(ProviderConfig::new(server, metadata), storage, None).unwrap()
+        };
+        let p = make("https://MCP.example.com/mcp");
+        let i = &p.inner;
+        assert!(i.is_origin("https", "mcp.example.com", None));
+        assert!(i.is_origin("HTTPS", "mcp.EXAMPLE.com", Some(443)));
+        assert!(!i.is_origin("http", "mcp.example.com", None));
+        assert!(!i.is_origin("https", "mcp.example.com", Some(8443)));
+        assert!(!i.is_origin("https", "mcp.example.com.evil", None));
+        assert!(!i.is_origin("https", "", None));
+        let v6 = make("http://[::1]:8080/mcp");
+        assert!(v6.inner.is_origin("http", "::1", Some(8080)));
+        assert!(v6.inner.is_origin("http", "[::1]", Some(8080)));
+        assert!(!v6.inner.is_origin("http", "::1", None));
+        // No token held: nothing, and nothing asked of the URL.
+        assert_eq!(
+            p.with_cached_authorization_at("https", "mcp.example.com", None, |a| a.len()),
+            Some(None)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 import asyncio
 import os
 from collections.abc import Awaitable
-from typing import Any, final
+from typing import Any, Literal, final
 
 __version__: str
 __all__ = [
@@ -73,7 +73,12 @@ class NativeProvider:
     ) -> NativeProvider: ...
     @property
     def server_url(self) -> str: ...
-    def cached_headers(self, method: str, url: str) -> list[tuple[str, str]] | None: ...
+    def cached_headers(self, method: str, url: str) -> tuple[tuple[str, str], ...] | None: ...
+    def cached_headers_at(
+        self, scheme: str, host: bytes, port: int | None
+    ) -> tuple[tuple[str, str], ...] | None | Literal[False]: ...
+    @property
+    def observes_responses(self) -> bool: ...
     def start_headers(
         self,
         method: str,

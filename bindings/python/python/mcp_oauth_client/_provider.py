@@ -535,9 +535,13 @@ class OAuthClientProvider(_AuthBase):
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         native = self._native
-        method, url = request.method, str(request.url)
-        headers = native.cached_headers(method, url)
+        method, url = request.method, None
+        headers = _held_headers(native, request)
+        if headers is False:
+            url = str(request.url)
+            headers = native.cached_headers(method, url)
         if headers is None:
+            url = url or str(request.url)
             with _on_this_loop() as event_loop:
                 operation = native.start_headers(method, url, _request_timeout(request), event_loop)
             try:
@@ -565,9 +569,10 @@ class OAuthClientProvider(_AuthBase):
             status = response.status_code
             if status != 401 and status != 403:
                 # The common case, on every request: no copy of the headers.
-                if "dpop-nonce" in response.headers:
-                    native.observe_response(url, response.headers.multi_items())
+                if native.observes_responses and "dpop-nonce" in response.headers:
+                    native.observe_response(url or str(request.url), response.headers.multi_items())
                 return
+            url = url or str(request.url)
             items = response.headers.multi_items()
             if attempt == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
@@ -604,9 +609,13 @@ class OAuthClientProvider(_AuthBase):
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         native = self._native
-        method, url = request.method, str(request.url)
-        headers = native.cached_headers(method, url)
+        method, url = request.method, None
+        headers = _held_headers(native, request)
+        if headers is False:
+            url = str(request.url)
+            headers = native.cached_headers(method, url)
         if headers is None:
+            url = url or str(request.url)
             operation = native.start_headers(method, url, _request_timeout(request), _callback_loop())
             headers = yield from _carry_sync(operation, request)
         if headers is not None:
@@ -617,9 +626,10 @@ class OAuthClientProvider(_AuthBase):
             status = response.status_code
             if status != 401 and status != 403:
                 # The common case, on every request: no copy of the headers.
-                if "dpop-nonce" in response.headers:
-                    native.observe_response(url, response.headers.multi_items())
+                if native.observes_responses and "dpop-nonce" in response.headers:
+                    native.observe_response(url or str(request.url), response.headers.multi_items())
                 return
+            url = url or str(request.url)
             items = response.headers.multi_items()
             if attempt == 1 and not native.is_dpop_nonce_challenge(status, items):
                 return
@@ -638,6 +648,16 @@ class OAuthClientProvider(_AuthBase):
             for name, value in retry:
                 request.headers[name] = value
             response = yield request
+
+
+def _held_headers(native: Any, request: Any) -> Any:
+    """The hot path's first step, from the request's origin only: httpx makes
+    the URL a string anew on every call, the slowest step of a request here.
+    The headers to set, ``None`` when there are none to give without waiting
+    (then the flow runs, with the URL), or ``False`` when they depend on the
+    whole URL (a DPoP proof; then ``cached_headers`` takes it)."""
+    u = request.url
+    return native.cached_headers_at(u.scheme, u.raw_host, u.port)
 
 
 def _dpop_kwargs(dpop: bool, dpop_key: str | None, dpop_algorithm: str) -> dict[str, Any]:
