@@ -24,7 +24,7 @@ use url::Url;
 use super::identity::Origin;
 use super::{Held, Inner, State};
 use crate::challenge::BearerChallenge;
-use crate::discovery::{Discovered, default_resource_check, discover, same_issuer};
+use crate::discovery::{Discovered, check_pkce_support, default_resource_check, discover, same_issuer};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{Http, parse_server_url};
 use crate::model::{OAuthToken, split_scopes};
@@ -399,6 +399,14 @@ impl Inner {
     ) -> Result<()> {
         let d = self.discovered(st, http, challenge).await?;
         let cfg = &self.config;
+        // What the source needs of the server is checked before anything is
+        // sent to it: no registration with a server the flow cannot use.
+        if self.source.uses_pkce() {
+            check_pkce_support(&d.server, cfg.assume_s256_when_pkce_unadvertised)?;
+        }
+        if let Some((_, Err(e))) = self.source.check_server(&d.server) {
+            return Err(e);
+        }
         let stepping_up = scope_override.is_some();
         let scope = match scope_override {
             Some(s) => s,
