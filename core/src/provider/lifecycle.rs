@@ -48,9 +48,14 @@ pub(crate) enum Refreshed {
 pub(crate) const REFUSED_AT_ONCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// New tokens a resource server may refuse at once with a 401, in a row,
-/// before the provider stops authorizing again: a server that rejects every
-/// token would otherwise send the person to the authorization server (or the
-/// provider to the token endpoint) on every request.
+/// before the provider stops authorizing again, for a source that needs a
+/// person: a server that rejects every token would otherwise send the person
+/// to the authorization server (or the provider to the token endpoint, with
+/// the refresh token) on every request. A grant without a person asks the
+/// token endpoint again once per refused request (the host's one retry bounds
+/// each call): the provider cannot tell a server that refuses every token
+/// from one that refuses a few of many requests, whose successes a host need
+/// not report.
 pub(crate) const MAX_REFUSED_IN_A_ROW: u32 = 3;
 
 /// Step-ups in a row, each asked for at once with the token the last one
@@ -619,7 +624,7 @@ impl Inner {
             ),
             None => (false, false),
         };
-        if !at_once {
+        if !at_once || !self.source.needs_person() {
             st.refused_in_a_row = 0;
         } else if !moved {
             st.refused_in_a_row += 1;
