@@ -674,9 +674,16 @@ pub async fn discover(
                 format!("using {issuer} (of {})", listed.len()),
             );
             let Some(meta) = fetch_authorization_server_metadata(http, &issuer, trace).await? else {
+                // A document that was there but unusable says more than "none".
+                let unusable = trace
+                    .iter()
+                    .rev()
+                    .find(|s| s.step == Step::AuthorizationServerMetadata && s.verdict == Verdict::Skipped)
+                    .map(|s| format!(" ({} at {}: {})", s.what, s.url.as_deref().unwrap_or("?"), s.detail))
+                    .unwrap_or_default();
                 let e = Error::flow(
                     Step::AuthorizationServerMetadata,
-                    format!("no authorization server metadata found for issuer {issuer:?}"),
+                    format!("no authorization server metadata found for issuer {issuer:?}{unusable}"),
                 );
                 record(
                     trace,

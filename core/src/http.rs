@@ -525,10 +525,12 @@ impl Http {
     }
 
     /// Send `req` through the transport, whatever it is: the request's
-    /// timeout bounds the whole exchange and a body over its
-    /// `max_response_bytes` is refused.
+    /// timeout bounds the whole exchange, a body over its
+    /// `max_response_bytes` is refused, and a redirect answering a POST is an
+    /// error (see [`redirect_refused`]).
     pub(crate) async fn send(&self, req: HttpRequest, step: Step) -> Result<HttpResponse> {
         let url = req.url.clone();
+        let method = req.method;
         let (timeout, limit) = (req.timeout, req.max_response_bytes);
         tracing::debug!(method = req.method, url = %redact_query(&url), step = %step, "sending");
         let outcome = match tokio::time::timeout(timeout, self.transport.send(req)).await {
@@ -548,8 +550,45 @@ impl Http {
                 }
             })?;
         tracing::debug!(status = resp.status, url = %redact_query(&url), "received");
+        // The diagnosis's probe of the MCP server (step `Request`) carries no
+        // credentials and reports a redirect itself.
+        if method == "POST" && step != Step::Request && (300..400).contains(&resp.status) {
+            return Err(redirect_refused(&resp, &url, step));
+        }
         Ok(resp)
     }
+}
+
+/// The error for a redirect answering a POST. Every POST this crate sends to
+/// an authorization server carries something for that server only (a code
+/// and verifier, a refresh token, client credentials, a registration), and
+/// no redirect is followed: the request went nowhere else. A redirect on a
+/// registration is a registration error; on any other POST (token, device
+/// authorization, revocation) the server failed to answer, as with an HTML
+/// page: an outage, which keeps every stored token.
+fn redirect_refused(resp: &HttpResponse, url: &Url, step: Step) -> Error {
+    // Name only the origin it points to: its path and query are the
+    // server's, and may be long or hostile.
+    let to = resp
+        .header("location")
+        .and_then(|l| url.join(l).ok())
+        .filter(|l| matches!(l.scheme(), "http" | "https"))
+        .map(|l| format!(" to {}", l.origin().ascii_serialization()))
+        .unwrap_or_default();
+    let kind = match step {
+        Step::Registration => crate::error::ErrorKind::Registration,
+        _ => crate::error::ErrorKind::Server,
+    };
+    Error::new(
+        kind,
+        step,
+        format!(
+            "the server answered with a redirect (HTTP {}{to}); redirects are not followed, so the request and its credentials went nowhere else",
+            resp.status
+        ),
+    )
+    .with_status(resp.status)
+    .with_url(url)
 }
 
 /// A URL without query and fragment, for logs.

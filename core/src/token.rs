@@ -376,9 +376,16 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
             .with_url(url)
             .with_retry_after(crate::http::retry_after(resp))
     };
+    // Checked on the JSON number, before it is read as an integer: a value
+    // past what an integer holds (1e300) is absurd, not merely malformed.
     if let Some(e) = value.get("expires_in").and_then(serde_json::Value::as_f64) {
         if e < 0.0 {
             return Err(outage("the token response has a negative expires_in; refusing it"));
+        }
+        if e > MAX_EXPIRES_IN as f64 {
+            return Err(outage(
+                "the token response's expires_in is more than a year; refusing it",
+            ));
         }
     }
     let mut token: OAuthToken = serde_json::from_value(value)
@@ -398,11 +405,6 @@ pub fn parse_token_response(resp: &HttpResponse, url: &Url, step: Step) -> Resul
     {
         return Err(outage(
             "the token response's refresh_token is empty or has control characters; refusing it",
-        ));
-    }
-    if token.expires_in.is_some_and(|e| e > MAX_EXPIRES_IN) {
-        return Err(outage(
-            "the token response's expires_in is more than a year; refusing it",
         ));
     }
     if token.token_type.eq_ignore_ascii_case("bearer") {

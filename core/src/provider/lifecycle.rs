@@ -24,7 +24,7 @@ use url::Url;
 use super::identity::Origin;
 use super::{Held, Inner, State};
 use crate::challenge::BearerChallenge;
-use crate::discovery::{Discovered, default_resource_check, discover, same_issuer};
+use crate::discovery::{Discovered, check_pkce_support, default_resource_check, discover, same_issuer};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{Http, parse_server_url};
 use crate::model::{OAuthToken, split_scopes};
@@ -42,6 +42,28 @@ pub(crate) enum Refreshed {
     /// authorization server, or there is none. A new authorization is needed.
     Dead,
 }
+
+/// A token the resource server refuses within this time of the provider
+/// taking it up counts as refused at once.
+pub(crate) const REFUSED_AT_ONCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// New tokens a resource server may refuse at once with a 401, in a row,
+/// before the provider stops authorizing again, for a source that needs a
+/// person: a server that rejects every token would otherwise send the person
+/// to the authorization server (or the provider to the token endpoint, with
+/// the refresh token) on every request. A grant without a person asks the
+/// token endpoint again once per refused request (the host's one retry bounds
+/// each call): the provider cannot tell a server that refuses every token
+/// from one that refuses a few of many requests, whose successes a host need
+/// not report.
+pub(crate) const MAX_REFUSED_IN_A_ROW: u32 = 3;
+
+/// Step-ups in a row, each asked for at once with the token the last one
+/// brought, before the provider stops: a server that wants a new scope every
+/// time would otherwise send the person back on every request. Higher than
+/// [`MAX_REFUSED_IN_A_ROW`]: a session may meet several tools in a row that
+/// each need a scope of their own.
+pub(crate) const MAX_STEP_UPS_IN_A_ROW: u32 = 10;
 
 fn is_refusal(e: &Error, code: &str) -> bool {
     e.kind() == ErrorKind::Token && e.oauth_error() == Some(code)
@@ -399,6 +421,14 @@ impl Inner {
     ) -> Result<()> {
         let d = self.discovered(st, http, challenge).await?;
         let cfg = &self.config;
+        // What the source needs of the server is checked before anything is
+        // sent to it: no registration with a server the flow cannot use.
+        if self.source.uses_pkce() {
+            check_pkce_support(&d.server, cfg.assume_s256_when_pkce_unadvertised)?;
+        }
+        if let Some((_, Err(e))) = self.source.check_server(&d.server) {
+            return Err(e);
+        }
         let stepping_up = scope_override.is_some();
         let scope = match scope_override {
             Some(s) => s,
@@ -583,7 +613,33 @@ impl Inner {
         // A 401 may mean the resource moved to another authorization server:
         // discovery is not reused across it.
         st.discovered = None;
-        self.discovered(&mut st, &http, challenge.as_ref()).await?;
+        let d = self.discovered(&mut st, &http, challenge.as_ref()).await?;
+        // A new token refused at once, by a resource that still names the
+        // authorization server that issued it, counts; one that moved to
+        // another server (a migration) neither counts nor starts anew.
+        let (at_once, moved) = match self.current.load().as_ref() {
+            Some(h) => (
+                h.refused_at_once(rejected.as_deref()),
+                h.token.issuer.as_deref().is_some_and(|i| !same_issuer(i, &d.issuer)),
+            ),
+            None => (false, false),
+        };
+        if !at_once || !self.source.needs_person() {
+            st.refused_in_a_row = 0;
+        } else if !moved {
+            st.refused_in_a_row += 1;
+        }
+        if st.refused_in_a_row >= MAX_REFUSED_IN_A_ROW {
+            return Err(Error::flow(
+                Step::Request,
+                format!(
+                    "the server rejected {} new tokens in a row as soon as they were used; not authorizing again for now (check that it accepts this authorization server's tokens: their audience, issuer and signature)",
+                    st.refused_in_a_row
+                ),
+            )
+            .with_status(401)
+            .with_url(&self.server_url));
+        }
         if self.has_refresh_token()
             && self.refresh(&mut st, &http, rejected.as_deref()).await? == Refreshed::Yes
             && is_new(&self.fresh_prepared())
@@ -599,11 +655,24 @@ impl Inner {
         http: Http,
         challenge: BearerChallenge,
         wanted: Option<String>,
+        at_once: bool,
     ) -> Result<()> {
         let mut st = self.state.lock().await;
         self.load_if_needed(&mut st).await?;
         if self.covers(&split_scopes(wanted.as_deref())) {
             return Ok(());
+        }
+        st.step_ups_in_a_row = if at_once { st.step_ups_in_a_row + 1 } else { 0 };
+        if st.step_ups_in_a_row >= MAX_STEP_UPS_IN_A_ROW {
+            return Err(Error::flow(
+                Step::StepUp,
+                format!(
+                    "the server asked for a step-up {} times in a row, each time as soon as the last one was granted; not authorizing again for now",
+                    st.step_ups_in_a_row
+                ),
+            )
+            .with_status(403)
+            .with_url(&self.server_url));
         }
         tracing::info!(scope = wanted.as_deref().unwrap_or(""), "stepping up");
         self.obtain(&mut st, &http, Some(&challenge), Some(wanted)).await
@@ -614,6 +683,8 @@ impl Inner {
         let mut st = self.state.lock().await;
         st.loaded = true;
         st.discovered = None;
+        st.refused_in_a_row = 0;
+        st.step_ups_in_a_row = 0;
         // Replaces what is stored now; only a log-in another process finishes
         // while this one waits for the lease is used instead.
         let seen = self.storage.load_tokens().await?.version;

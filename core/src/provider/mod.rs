@@ -136,6 +136,8 @@ pub(crate) struct Held {
     /// [`OAuthToken::refresh_at`] as a time, computed once off the hot path,
     /// which then compares two times (no arithmetic on the clock's reading).
     refresh_at: Option<SystemTime>,
+    /// When the provider took the token up (obtained it, or loaded it).
+    pub(crate) held_since: tokio::time::Instant,
 }
 
 /// Seconds since the Unix epoch as a time: the epoch for a moment before it,
@@ -188,7 +190,15 @@ impl Held {
             prepared: zeroize::Zeroizing::new(prepared),
             version,
             refresh_at,
+            held_since: tokio::time::Instant::now(),
         }
+    }
+
+    /// Whether a request that carried `sent` carried this token, and the
+    /// server refused it soon after the provider took it up: a server that
+    /// refuses a new token at once will refuse the next one too.
+    pub(crate) fn refused_at_once(&self, sent: Option<&str>) -> bool {
+        sent == Some(self.prepared.as_str()) && self.held_since.elapsed() < lifecycle::REFUSED_AT_ONCE
     }
 
     /// Due for refresh (or expired).
@@ -210,6 +220,10 @@ pub(crate) struct State {
     dead_tokens: HashSet<Version>,
     /// After an early refresh failed while the token was still valid.
     early_refresh_paused_until: Option<std::time::Instant>,
+    /// New tokens the server refused (401) at once, in a row.
+    refused_in_a_row: u32,
+    /// Step-ups asked for at once after the last one, in a row.
+    step_ups_in_a_row: u32,
 }
 
 pub(crate) struct Inner {
@@ -867,13 +881,14 @@ impl OAuthClientProvider {
             .with_url(&inner.server_url)
             .with_status(403));
         }
+        let at_once = held.as_ref().is_some_and(|h| h.refused_at_once(request.authorization));
         let wanted = step_up_scope(held_scope.as_deref(), challenge.scope.as_deref());
         let mut wanted_sorted = split_scopes(wanted.as_deref());
         wanted_sorted.sort();
         let flight = FlightKey::StepUp(wanted_sorted.join(" "));
         let outcome = self
             .run(flight, request.timeout, move |inner, http| {
-                Box::pin(inner.step_up(http, challenge, wanted))
+                Box::pin(inner.step_up(http, challenge, wanted, at_once))
             })
             .await;
         if inner.covers(&challenged) {

@@ -49,6 +49,8 @@ impl Reply {
 pub struct Seen {
     pub method: String,
     pub path: String,
+    /// The query, without `?` (empty when none).
+    pub query: String,
     pub headers: HashMap<String, String>,
     pub body: String,
 }
@@ -202,7 +204,10 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Seen> {
     let mut parts = first.split(' ');
     let method = parts.next()?.to_string();
     let target = parts.next()?.to_string();
-    let path = target.split('?').next().unwrap_or("").to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.clone(), String::new()),
+    };
     let mut headers = HashMap::new();
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
@@ -221,6 +226,7 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Seen> {
     Some(Seen {
         method,
         path,
+        query,
         headers,
         body: String::from_utf8_lossy(&body).to_string(),
     })
@@ -237,6 +243,7 @@ impl mcp_oauth_client::HttpTransport for InProcess {
         let seen = Seen {
             method: request.method.to_string(),
             path: request.url.path().to_string(),
+            query: request.url.query().unwrap_or("").to_string(),
             headers: request
                 .headers
                 .iter()
