@@ -291,20 +291,28 @@ def main() -> None:
         None,
     )
 
-    # 7. Footprint.
-    with tempfile.TemporaryDirectory() as d:
-        lib = Path(d) / "libmcp_oauth.so"
-        shutil.copy(release / "libmcp_oauth.so", lib)
-        subprocess.run(["strip", str(lib)], check=True)
-        size = lib.stat().st_size
-    row(
-        "stripped libmcp_oauth.so (MiB)",
-        f"{size / 2**20:.2f}",
-        "",
-        None,
-        "< 6",
-        size < 6 * 2**20,
-    )
+    # 7. Footprint: the release build the tests use, and the dist profile (fat
+    # LTO, one codegen unit, opt-level "s": the shipped library) when built.
+    sizes = {}
+    for profile in ("release", "dist"):
+        built = TARGET / profile / "libmcp_oauth.so"
+        if not built.exists():
+            continue
+        with tempfile.TemporaryDirectory() as d:
+            lib = Path(d) / "libmcp_oauth.so"
+            shutil.copy(built, lib)
+            subprocess.run(["strip", str(lib)], check=True)
+            sizes[profile] = lib.stat().st_size
+    for profile, size in sizes.items():
+        judged = profile == "dist" or "dist" not in sizes
+        row(
+            f"stripped libmcp_oauth.so, {profile} profile (MiB)",
+            f"{size / 2**20:.2f}",
+            "",
+            None,
+            "< 6" if judged else "report",
+            size < 6 * 2**20 if judged else None,
+        )
     row(
         "first call in a process: first provider + first get_headers (ms)",
         f"{c['first_provider_ms'] + c['first_get_headers_ms']:.2f}",

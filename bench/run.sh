@@ -7,8 +7,9 @@
 #
 # Needs scripts/setup.sh to have run (the venv, Node for the peers, Go, cargo).
 # Builds what it needs in release mode (the C library, the Rust examples, the
-# Python module into .venv), starts the real peers itself, and takes about
-# 5-10 minutes on 2 cores (--quick: about 3). The build goes to $ROOT/target,
+# Python module into .venv) and the C library in the dist profile (its size),
+# starts the real peers itself, and takes about 10-15 minutes on 2 cores
+# (--quick: about 3, without the dist build). The build goes to $ROOT/target,
 # where the Go binding's cgo flags look for libmcp_oauth.a.
 set -euo pipefail
 
@@ -26,5 +27,9 @@ cargo build --release --quiet -p mcp-oauth-client-ffi
 cargo build --release --quiet -p mcp-oauth-client --example bench_hot_path --example bench_scale
 (cd bindings/python && maturin develop --release --quiet)
 make --quiet -C tests/c bench >/dev/null
+# The shipped library's profile, for its size (fat LTO: a few minutes more).
+if [[ " $* " != *" --quick "* ]]; then
+    cargo build --profile dist --quiet -p mcp-oauth-client-ffi
+fi
 
 exec python bench/run.py "$@"

@@ -1419,7 +1419,10 @@ mcp_oauth_result mcp_oauth_config_builder_set_storage_file(struct mcp_oauth_conf
  * as `MCP_OAUTH_RESULT_STORAGE` with a message saying so. Copied.
  *
  * Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder),
- * `MCP_OAUTH_RESULT_INVALID_UTF8`.
+ * `MCP_OAUTH_RESULT_INVALID_UTF8`. A library built without keychain
+ * support (cargo feature `keyring`, on by default) fails at
+ * `mcp_oauth_config_builder_build` with
+ * `MCP_OAUTH_RESULT_INVALID_CONFIGURATION`.
  */
 mcp_oauth_result mcp_oauth_config_builder_set_storage_keyring(struct mcp_oauth_config_builder *builder,
                                                               const char *service);

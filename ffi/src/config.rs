@@ -65,6 +65,7 @@ enum StorageChoice {
     Callbacks(CallbackStorage),
     Host(HostStoreConfig),
     /// The OS keychain, under this service name (None: the default).
+    #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
     Keyring(Option<String>),
 }
 
@@ -614,7 +615,10 @@ pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_file(
 /// as `MCP_OAUTH_RESULT_STORAGE` with a message saying so. Copied.
 ///
 /// Errors: `MCP_OAUTH_RESULT_NULL_PARAMETER` (builder),
-/// `MCP_OAUTH_RESULT_INVALID_UTF8`.
+/// `MCP_OAUTH_RESULT_INVALID_UTF8`. A library built without keychain
+/// support (cargo feature `keyring`, on by default) fails at
+/// `mcp_oauth_config_builder_build` with
+/// `MCP_OAUTH_RESULT_INVALID_CONFIGURATION`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mcp_oauth_config_builder_set_storage_keyring(
     builder: *mut mcp_oauth_config_builder,
@@ -1064,12 +1068,20 @@ fn build(b: Builder) -> Result<Provider, Failure> {
         }
         StorageChoice::Callbacks(s) => Arc::new(s),
         StorageChoice::Host(s) => Arc::new(s.for_key(&config.server_url)),
+        #[cfg(feature = "keyring")]
         StorageChoice::Keyring(service) => Arc::new(mcp_oauth_client::KeyringStorage::with_service(
             service
                 .as_deref()
                 .unwrap_or(mcp_oauth_client::KeyringStorage::DEFAULT_SERVICE),
             &config.server_url,
         )?),
+        #[cfg(not(feature = "keyring"))]
+        StorageChoice::Keyring(_) => {
+            return Err(CoreError::config(
+                "this build of the library has no keychain support (cargo feature `keyring`)",
+            )
+            .into());
+        }
     };
     let id = crate::log::next_provider_id();
     let span = crate::log::provider_span(id);
