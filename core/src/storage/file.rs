@@ -99,6 +99,54 @@ impl FileContents {
     }
 }
 
+/// Decode a data file.
+fn decode_contents(bytes: &[u8]) -> serde_json::Result<FileContents> {
+    serde_json::from_slice(bytes)
+}
+
+/// Fuzzing: decode a data file as a read does, use what it holds as the
+/// store does, and check that the file a write makes from it reads back with
+/// the same tokens and a newer version (a write never loses what it read).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_stored_file(bytes: &[u8]) -> bool {
+    let Ok(mut contents) = decode_contents(bytes) else {
+        return false;
+    };
+    let before = contents.versioned();
+    for issuer in [
+        "https://as.example.com",
+        "https://as.example.com/",
+        "https://other.example",
+    ] {
+        let _ = contents.registrations.for_issuer(issuer);
+    }
+    if let Some(token) = &before.value {
+        let _ = (
+            token.needs_refresh(),
+            token.is_expired(),
+            token.scopes(),
+            token.header_value(),
+        );
+    }
+    let info = contents.registrations.client_info.clone();
+    let _ = contents.registrations.remove("https://as.example.com");
+    if let Some(info) = info {
+        contents.registrations.set(info);
+    }
+    let written = contents.write_tokens(before.value.clone());
+    assert!(
+        before.value.is_none() || written.0 > before.version.0,
+        "a write must move the version forward"
+    );
+    contents.server_url = Some("https://mcp.example.com/mcp".into());
+    let json = serde_json::to_vec_pretty(&contents).expect("a decoded file encodes again");
+    let again = decode_contents(&json).expect("the file a write makes reads back");
+    let after = again.versioned();
+    assert_eq!(after.version, written, "the version written is the one read back");
+    assert!(after.value == before.value, "the tokens written are the ones read back");
+    true
+}
+
 impl FileStorage {
     /// The store for `server_url` in `dir`. A missing `dir` is created with
     /// mode 0700 (its missing parents too); an existing one is used as it is,
@@ -179,7 +227,7 @@ impl FileStorage {
 
     fn read(&self) -> Result<FileContents> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Ok(bytes) => decode_contents(&bytes).map_err(|e| {
                 // Only the position: the message of a JSON error may quote the file.
                 Error::storage(format!(
                     "the token file {} is not valid (JSON error at line {} column {}); it is left as it is: fix or remove it",
