@@ -91,11 +91,14 @@ impl FileContents {
         }
     }
 
-    fn write_tokens(&mut self, tokens: Option<OAuthToken>) -> Version {
+    /// Replace the tokens, one version up. `None` when the version cannot
+    /// go up (a file edited to the largest version): nothing is changed, since
+    /// a version that wrapped around would be reused.
+    fn write_tokens(&mut self, tokens: Option<OAuthToken>) -> Option<Version> {
         let last = self.version.unwrap_or(0).max(self.token_version().0);
-        self.version = Some(last + 1);
+        self.version = Some(last.checked_add(1)?);
         self.tokens = tokens;
-        self.token_version()
+        Some(self.token_version())
     }
 }
 
@@ -133,7 +136,14 @@ pub(crate) fn fuzz_stored_file(bytes: &[u8]) -> bool {
     if let Some(info) = info {
         contents.registrations.set(info);
     }
-    let written = contents.write_tokens(before.value.clone());
+    let Some(written) = contents.write_tokens(before.value.clone()) else {
+        assert_eq!(
+            contents.version,
+            Some(u64::MAX),
+            "only the largest version cannot go up"
+        );
+        return true;
+    };
     assert!(
         before.value.is_none() || written.0 > before.version.0,
         "a write must move the version forward"
@@ -239,6 +249,14 @@ impl FileStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileContents::default()),
             Err(e) => Err(Error::storage(format!("cannot read {}: {e}", self.path.display()))),
         }
+    }
+
+    /// The error of a write to a file whose version cannot go up.
+    fn version_exhausted(&self) -> Error {
+        Error::storage(format!(
+            "the token file {} has the largest version there is, so a write cannot give a new one; it is left as it is: fix or remove it",
+            self.path.display()
+        ))
     }
 
     /// Replace the data file. Callers read it first, so a file that cannot be
@@ -464,7 +482,7 @@ impl TokenStorage for FileStorage {
     async fn set_tokens(&self, tokens: OAuthToken) -> Result<()> {
         self.with_lock(move |s| {
             let mut c = s.read()?;
-            c.write_tokens(Some(tokens));
+            c.write_tokens(Some(tokens)).ok_or_else(|| s.version_exhausted())?;
             s.write(&mut c)
         })
         .await
@@ -515,7 +533,7 @@ impl TokenStorage for FileStorage {
                 // Nothing to remove: do not create a file for it.
                 return Ok(CasOutcome::Stored(Version::ABSENT));
             }
-            let version = c.write_tokens(tokens);
+            let version = c.write_tokens(tokens).ok_or_else(|| s.version_exhausted())?;
             s.write(&mut c)?;
             Ok(CasOutcome::Stored(version))
         })
@@ -731,6 +749,38 @@ mod tests {
         assert!(s.remove_client_info("https://as.example").await.is_err());
         assert_eq!(std::fs::read(s.path()).unwrap(), b"{not json");
         assert!(temp_files(dir.path()).is_empty());
+    }
+
+    // Found while fuzzing the data file (fuzz/regressions/stored_values/version-max):
+    // `version + 1` overflowed (a panic in a debug build, a version reused
+    // after wrapping to 0 in a release build).
+    #[tokio::test]
+    async fn a_file_at_the_largest_version_is_refused_for_writes_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStorage::new(dir.path(), URL).unwrap();
+        let file = br#"{"version":18446744073709551615,"tokens":{"access_token":"abc"}}"#;
+        std::fs::write(s.path(), file).unwrap();
+        let held = s.load_tokens().await.unwrap();
+        assert_eq!(held.version, Version(u64::MAX));
+        assert_eq!(held.value.unwrap().access_token.expose(), "abc");
+        let e = s.set_tokens(OAuthToken::bearer("new")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.to_string().contains("largest version"), "{e}");
+        assert!(e.to_string().contains(&s.path().display().to_string()), "{e}");
+        let e = s
+            .compare_and_set_tokens(held.version, Some(OAuthToken::bearer("new")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(std::fs::read(s.path()).unwrap(), file);
+        // One below the largest still writes, at the largest.
+        std::fs::write(
+            s.path(),
+            br#"{"version":18446744073709551614,"tokens":{"access_token":"abc"}}"#,
+        )
+        .unwrap();
+        s.set_tokens(OAuthToken::bearer("new")).await.unwrap();
+        assert_eq!(s.load_tokens().await.unwrap().version, Version(u64::MAX));
     }
 
     #[test]
