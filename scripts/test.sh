@@ -167,7 +167,7 @@ section_fuzz() {
         log="$work/$t.log"
         if (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz run "$t" "$work/$t" "corpus/$t" -- \
             -max_total_time="$FUZZ_SECONDS" -timeout=10 -print_final_stats=1 >"$log" 2>&1); then
-            printf '%-22s %s\n' "$t" "$(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1)"
+            printf '%-22s %s\n' "$t" "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)"
         else
             tail -n 60 "$log"
             echo "fuzz target $t FAILED (the input is in fuzz/artifacts/$t)"
