@@ -11,7 +11,8 @@
 #   2. npm ci in tests/peers (oidc-provider and a Node 22 binary from the npm
 #      package `node`) and in tests/conformance when it has a package.json.
 #   3. The venv .venv with tests/requirements.txt and bindings/python/requirements-test.txt.
-#   4. Checks that the Rust toolchain (cargo) is there.
+#   4. Checks that the Rust toolchain (cargo) is there; installs cargo-fuzz
+#      (cargo install cargo-fuzz --locked) when missing.
 #   5. go mod download in bindings/go (Go from PATH or /usr/local/go/bin).
 # Environment: PYTHON (interpreter for the venv, default python3),
 #              SETUP_SKIP_APT=1 (do not check Debian packages).
@@ -168,6 +169,13 @@ rust_step() {
         return
     fi
     say "$("$cargo" --version)"
+    # cargo-fuzz, for the fuzz section of scripts/test.sh.
+    if "$cargo" fuzz --version >/dev/null 2>&1; then
+        say "$("$cargo" fuzz --version)"
+    else
+        say "cargo install cargo-fuzz --locked"
+        "$cargo" install cargo-fuzz --locked || failures+=("cargo-fuzz")
+    fi
 }
 
 apt_step

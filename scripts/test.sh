@@ -3,13 +3,13 @@
 # integration against the real peers), the Redis fleet store (against
 # redis-server instances and a three-node cluster the tests start), the C
 # ABI (C tests under sanitizers and valgrind, header drift), the Python
-# module, the Go package, and the MCP conformance suite for the C and Python
-# clients.
+# module, the Go package, the MCP conformance suite for the C and Python
+# clients, and a short run of every fuzz target.
 #
 #   scripts/test.sh              # everything (does the set-up first)
 #   scripts/test.sh rust python  # only some sections
 #
-# Sections: rust, redis, header, peers, c, python, go, conformance.
+# Sections: rust, redis, header, peers, c, python, go, conformance, fuzz.
 # Exits non-zero when any section fails; the last line counts the sections.
 set -uo pipefail
 
@@ -20,7 +20,7 @@ cd "$ROOT"
 # shellcheck disable=SC1091
 source "$ROOT/scripts/env.sh"
 
-ALL_SECTIONS=(rust redis header peers c python go conformance)
+ALL_SECTIONS=(rust redis header peers c python go conformance fuzz)
 if (($#)); then SECTIONS=("$@"); else SECTIONS=("${ALL_SECTIONS[@]}"); fi
 
 passed=0
@@ -75,7 +75,14 @@ section_redis() {
             return 1
         fi
     done
+    # The core with Redis alone (no keychain): a feature set of its own.
     cargo clippy -p mcp-oauth-client --features redis --all-targets --locked -- -D warnings || return 1
+    # The workspace's tests (the rust section) build the core with every
+    # feature the C library has, Redis included, and run these already.
+    if [[ " ${SECTIONS[*]} " == *" rust "* ]]; then
+        echo "the Redis tests (storage::redis, redis_fleet) ran in the rust section"
+        return 0
+    fi
     cargo test -p mcp-oauth-client --features redis --locked --no-fail-fast --lib storage::redis || return 1
     cargo test -p mcp-oauth-client --features redis --locked --no-fail-fast --test redis_fleet
 }
@@ -139,9 +146,54 @@ section_conformance() {
     return $rc
 }
 
+# Seconds each fuzz target runs (libFuzzer's -max_total_time).
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+
+section_fuzz() {
+    # The seed corpus and the inputs of fixed crashes, through the targets'
+    # entry points, without cargo-fuzz.
+    cargo test -p mcp-oauth-client --features fuzzing,redis --locked --test fuzz_corpus || return 1
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        echo "cargo-fuzz is not installed: the fuzz targets were not run (scripts/setup.sh installs it)"
+        return 1
+    fi
+    # cargo-fuzz needs a nightly compiler (sanitizer flags): nightly when
+    # installed, else the stable one with its unstable features unlocked.
+    local cargo=(env RUSTC_BOOTSTRAP=1 cargo)
+    if rustup run nightly rustc --version >/dev/null 2>&1; then
+        cargo=(cargo +nightly)
+    fi
+    # One more try when the first build fails: the first build on a fresh
+    # toolchain has failed once here and passed when run again; a second
+    # failure is a real one.
+    if ! (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz build); then
+        echo "cargo fuzz build failed; building once more"
+        (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz build) || return 1
+    fi
+    # Each target from its seeds, for FUZZ_SECONDS; new inputs go to a scratch
+    # directory so the committed corpus stays as it is. A crash, a leak, a
+    # timeout (10 s for one input) or an out-of-memory fails the section.
+    local work t log rc=0
+    work="$(mktemp -d)"
+    for t in $(cd "$ROOT/fuzz" && "${cargo[@]}" fuzz list); do
+        mkdir -p "$work/$t"
+        log="$work/$t.log"
+        if (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz run "$t" "$work/$t" "corpus/$t" -- \
+            -max_total_time="$FUZZ_SECONDS" -timeout=10 -print_final_stats=1 >"$log" 2>&1); then
+            printf '%-22s %s\n' "$t" "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)"
+        else
+            tail -n 60 "$log"
+            echo "fuzz target $t FAILED (the input is in fuzz/artifacts/$t)"
+            rc=1
+        fi
+    done
+    rm -rf "$work"
+    return $rc
+}
+
 for s in "${SECTIONS[@]}"; do
     case "$s" in
-        rust | redis | header | peers | c | python | go | conformance) run_section "$s" "section_$s" ;;
+        rust | redis | header | peers | c | python | go | conformance | fuzz) run_section "$s" "section_$s" ;;
         *) echo "unknown section: $s (known: ${ALL_SECTIONS[*]})" >&2; exit 2 ;;
     esac
 done

@@ -374,54 +374,99 @@ async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
 /// Serve one connection: answer its request, and return what it carried if
 /// it was the redirect.
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Option<AuthorizationCodeResult> {
-    let request = match tokio::time::timeout(IDLE_CONNECTION_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(request)) if !request.is_empty() => request,
+    let head = match tokio::time::timeout(IDLE_CONNECTION_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Ok(head)) if !head.is_empty() => head,
         // Closed, or idle too long, before sending a request: nothing to answer.
         Ok(Ok(_)) | Err(_) => return None,
         Ok(Err(_)) => {
-            let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
+            let _ = respond(&mut stream, &Answer::bad_request("bad request")).await;
             return None;
         }
     };
-    let Some(url) = request_target(&request).and_then(|t| Url::parse("http://loopback").and_then(|b| b.join(&t)).ok())
-    else {
-        let _ = respond(&mut stream, 400, "Bad Request", "bad request").await;
-        return None;
-    };
-    if url.path() != shared.path {
-        let _ = respond(&mut stream, 404, "Not Found", "not found").await;
-        return None;
-    }
-    let result = AuthorizationCodeResult::from_pairs(url.query_pairs());
     let expected = shared.expected_state.lock().ok().and_then(|s| s.clone());
-    if let Some(expected) = expected {
-        if result.state.as_deref() != Some(expected.as_str()) {
-            let _ = respond(&mut stream, 400, "Bad Request", "unexpected state").await;
-            return None;
-        }
-    }
-    let page = Page::for_result(&result).html();
-    let _ = respond(&mut stream, 200, "OK", &page).await;
-    Some(result)
+    let answer = answer_request(&head, &shared.path, expected.as_deref());
+    let _ = respond(&mut stream, &answer).await;
+    answer.result
 }
 
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+/// What the receiver answers to one request, and what the request carried
+/// when it was the redirect.
+pub(crate) struct Answer {
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
+    /// Fixed text: nothing of the request is ever written here.
+    pub(crate) body: String,
+    pub(crate) result: Option<AuthorizationCodeResult>,
+}
+
+impl Answer {
+    fn bad_request(body: &str) -> Answer {
+        Answer {
+            code: 400,
+            reason: "Bad Request",
+            body: body.to_string(),
+            result: None,
+        }
+    }
+}
+
+/// Judge one request head (the bytes read from the socket, up to the blank
+/// line): only `GET <path>` with the redirect's path, and the expected
+/// `state` when one is set, is the redirect.
+pub(crate) fn answer_request(head: &[u8], path: &str, expected_state: Option<&str>) -> Answer {
+    let head = String::from_utf8_lossy(head);
+    let Some(url) = request_target(&head).and_then(|t| Url::parse("http://loopback").and_then(|b| b.join(&t)).ok())
+    else {
+        return Answer::bad_request("bad request");
+    };
+    if url.path() != path {
+        return Answer {
+            code: 404,
+            reason: "Not Found",
+            body: "not found".into(),
+            result: None,
+        };
+    }
+    let result = AuthorizationCodeResult::from_pairs(url.query_pairs());
+    if let Some(expected) = expected_state {
+        if result.state.as_deref() != Some(expected) {
+            return Answer::bad_request("unexpected state");
+        }
+    }
+    Answer {
+        code: 200,
+        reason: "OK",
+        body: Page::for_result(&result).html(),
+        result: Some(result),
+    }
+}
+
+/// The longest request head read; a longer one is answered 400.
+pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Add a chunk read from the socket to `buf`. `Ok(true)` once the head is
+/// complete (its blank line arrived); an error when it grows too large.
+pub(crate) fn push_head_chunk(buf: &mut Vec<u8>, chunk: &[u8]) -> std::io::Result<bool> {
+    buf.extend_from_slice(chunk);
+    if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+        return Ok(true);
+    }
+    if buf.len() > MAX_HEAD_BYTES {
+        return Err(std::io::Error::other("request head too large"));
+    }
+    Ok(false)
+}
+
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
         let n = stream.read(&mut chunk).await?;
-        if n == 0 {
+        if n == 0 || push_head_chunk(&mut buf, &chunk[..n])? {
             break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
-            break;
-        }
-        if buf.len() > 16 * 1024 {
-            return Err(std::io::Error::other("request head too large"));
         }
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(buf)
 }
 
 fn request_target(head: &str) -> Option<String> {
@@ -432,21 +477,28 @@ fn request_target(head: &str) -> Option<String> {
     (method == "GET" && target.starts_with('/')).then(|| target.to_string())
 }
 
-async fn respond(stream: &mut TcpStream, code: u16, reason: &str, body: &str) -> std::io::Result<()> {
+/// The bytes of the answer: status line, headers, body.
+pub(crate) fn response_bytes(answer: &Answer) -> Vec<u8> {
+    let (code, reason, body) = (answer.code, answer.reason, &answer.body);
     let ct = if body.starts_with("<!doctype") {
         "text/html; charset=utf-8"
     } else {
         "text/plain; charset=utf-8"
     };
-    let head = format!(
+    let mut out = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
 X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n\
 Content-Security-Policy: {}\r\nConnection: close\r\n\r\n",
         body.len(),
         content_security_policy()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+async fn respond(stream: &mut TcpStream, answer: &Answer) -> std::io::Result<()> {
+    stream.write_all(&response_bytes(answer)).await?;
     stream.shutdown().await
 }
 

@@ -50,6 +50,9 @@ pub mod challenge;
 pub mod discovery;
 pub mod dpop;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod http;
 pub mod jwt;

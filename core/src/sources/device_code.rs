@@ -220,7 +220,7 @@ pub(crate) fn parse_device_authorization(
 
 /// Ask the device authorization endpoint for a code (RFC 8628 §3.1), as the
 /// client, with the scope and resource.
-async fn request_device_code(
+pub(crate) async fn request_device_code(
     ctx: &SourceContext<'_>,
     endpoint: &Url,
     scope: Option<&str>,

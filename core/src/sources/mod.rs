@@ -11,7 +11,7 @@
 
 mod authorization_code;
 mod client_credentials;
-mod device_code;
+pub(crate) mod device_code;
 mod identity_assertion;
 mod jwt_bearer;
 mod refresh;

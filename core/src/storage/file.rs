@@ -91,12 +91,70 @@ impl FileContents {
         }
     }
 
-    fn write_tokens(&mut self, tokens: Option<OAuthToken>) -> Version {
+    /// Replace the tokens, one version up. `None` when the version cannot
+    /// go up (a file edited to the largest version): nothing is changed, since
+    /// a version that wrapped around would be reused.
+    fn write_tokens(&mut self, tokens: Option<OAuthToken>) -> Option<Version> {
         let last = self.version.unwrap_or(0).max(self.token_version().0);
-        self.version = Some(last + 1);
+        self.version = Some(last.checked_add(1)?);
         self.tokens = tokens;
-        self.token_version()
+        Some(self.token_version())
     }
+}
+
+/// Decode a data file.
+fn decode_contents(bytes: &[u8]) -> serde_json::Result<FileContents> {
+    serde_json::from_slice(bytes)
+}
+
+/// Fuzzing: decode a data file as a read does, use what it holds as the
+/// store does, and check that the file a write makes from it reads back with
+/// the same tokens and a newer version (a write never loses what it read).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_stored_file(bytes: &[u8]) -> bool {
+    let Ok(mut contents) = decode_contents(bytes) else {
+        return false;
+    };
+    let before = contents.versioned();
+    for issuer in [
+        "https://as.example.com",
+        "https://as.example.com/",
+        "https://other.example",
+    ] {
+        let _ = contents.registrations.for_issuer(issuer);
+    }
+    if let Some(token) = &before.value {
+        let _ = (
+            token.needs_refresh(),
+            token.is_expired(),
+            token.scopes(),
+            token.header_value(),
+        );
+    }
+    let info = contents.registrations.client_info.clone();
+    let _ = contents.registrations.remove("https://as.example.com");
+    if let Some(info) = info {
+        contents.registrations.set(info);
+    }
+    let Some(written) = contents.write_tokens(before.value.clone()) else {
+        assert_eq!(
+            contents.version,
+            Some(u64::MAX),
+            "only the largest version cannot go up"
+        );
+        return true;
+    };
+    assert!(
+        before.value.is_none() || written.0 > before.version.0,
+        "a write must move the version forward"
+    );
+    contents.server_url = Some("https://mcp.example.com/mcp".into());
+    let json = serde_json::to_vec_pretty(&contents).expect("a decoded file encodes again");
+    let again = decode_contents(&json).expect("the file a write makes reads back");
+    let after = again.versioned();
+    assert_eq!(after.version, written, "the version written is the one read back");
+    assert!(after.value == before.value, "the tokens written are the ones read back");
+    true
 }
 
 impl FileStorage {
@@ -179,7 +237,7 @@ impl FileStorage {
 
     fn read(&self) -> Result<FileContents> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Ok(bytes) => decode_contents(&bytes).map_err(|e| {
                 // Only the position: the message of a JSON error may quote the file.
                 Error::storage(format!(
                     "the token file {} is not valid (JSON error at line {} column {}); it is left as it is: fix or remove it",
@@ -191,6 +249,14 @@ impl FileStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileContents::default()),
             Err(e) => Err(Error::storage(format!("cannot read {}: {e}", self.path.display()))),
         }
+    }
+
+    /// The error of a write to a file whose version cannot go up.
+    fn version_exhausted(&self) -> Error {
+        Error::storage(format!(
+            "the token file {} has the largest version there is, so a write cannot give a new one; it is left as it is: fix or remove it",
+            self.path.display()
+        ))
     }
 
     /// Replace the data file. Callers read it first, so a file that cannot be
@@ -416,7 +482,7 @@ impl TokenStorage for FileStorage {
     async fn set_tokens(&self, tokens: OAuthToken) -> Result<()> {
         self.with_lock(move |s| {
             let mut c = s.read()?;
-            c.write_tokens(Some(tokens));
+            c.write_tokens(Some(tokens)).ok_or_else(|| s.version_exhausted())?;
             s.write(&mut c)
         })
         .await
@@ -467,7 +533,7 @@ impl TokenStorage for FileStorage {
                 // Nothing to remove: do not create a file for it.
                 return Ok(CasOutcome::Stored(Version::ABSENT));
             }
-            let version = c.write_tokens(tokens);
+            let version = c.write_tokens(tokens).ok_or_else(|| s.version_exhausted())?;
             s.write(&mut c)?;
             Ok(CasOutcome::Stored(version))
         })
@@ -683,6 +749,38 @@ mod tests {
         assert!(s.remove_client_info("https://as.example").await.is_err());
         assert_eq!(std::fs::read(s.path()).unwrap(), b"{not json");
         assert!(temp_files(dir.path()).is_empty());
+    }
+
+    // Found while fuzzing the data file (fuzz/regressions/stored_values/version-max):
+    // `version + 1` overflowed (a panic in a debug build, a version reused
+    // after wrapping to 0 in a release build).
+    #[tokio::test]
+    async fn a_file_at_the_largest_version_is_refused_for_writes_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStorage::new(dir.path(), URL).unwrap();
+        let file = br#"{"version":18446744073709551615,"tokens":{"access_token":"abc"}}"#;
+        std::fs::write(s.path(), file).unwrap();
+        let held = s.load_tokens().await.unwrap();
+        assert_eq!(held.version, Version(u64::MAX));
+        assert_eq!(held.value.unwrap().access_token.expose(), "abc");
+        let e = s.set_tokens(OAuthToken::bearer("new")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.to_string().contains("largest version"), "{e}");
+        assert!(e.to_string().contains(&s.path().display().to_string()), "{e}");
+        let e = s
+            .compare_and_set_tokens(held.version, Some(OAuthToken::bearer("new")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(std::fs::read(s.path()).unwrap(), file);
+        // One below the largest still writes, at the largest.
+        std::fs::write(
+            s.path(),
+            br#"{"version":18446744073709551614,"tokens":{"access_token":"abc"}}"#,
+        )
+        .unwrap();
+        s.set_tokens(OAuthToken::bearer("new")).await.unwrap();
+        assert_eq!(s.load_tokens().await.unwrap().version, Version(u64::MAX));
     }
 
     #[test]

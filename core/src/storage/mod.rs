@@ -40,9 +40,13 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::model::{OAuthClientInformationFull, OAuthToken};
 
+#[cfg(all(feature = "fuzzing", feature = "redis"))]
+pub(crate) use self::redis::fuzz_stored_value;
 #[cfg(feature = "redis")]
 pub use self::redis::{DEFAULT_KEY_PREFIX, EncryptionKey, RedisOptions, RedisStorage, redact_url};
 pub use file::FileStorage;
+#[cfg(feature = "fuzzing")]
+pub(crate) use file::fuzz_stored_file;
 #[cfg(feature = "keyring")]
 pub use keyring::KeyringStorage;
 pub use memory::MemoryStorage;

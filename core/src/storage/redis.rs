@@ -1163,6 +1163,87 @@ impl TokenStorage for RedisStorage {
     }
 }
 
+/// Fuzzing: a stored value as `GET`/`HGET` return it, decoded (and
+/// decrypted) the way every read does. `kind` picks the store and the path:
+/// 0, a store with a key; 1, a store without (unencrypted values allowed);
+/// 2, the bytes sealed by the keyed store, then opened again (under the right
+/// key they come back whole, under another Redis key they are refused);
+/// 3, a token hash's version and data (`version\ndata`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_stored_value(kind: u8, bytes: &[u8]) -> bool {
+    static STORES: std::sync::OnceLock<(RedisStorage, RedisStorage)> = std::sync::OnceLock::new();
+    let (keyed, plain) = STORES.get_or_init(|| {
+        let key = EncryptionKey::new("k1", &[7u8; 32]).expect("a 32-byte key");
+        let keyed = RedisStorage::new(
+            RedisOptions::new("redis://127.0.0.1:1").encryption_key(key),
+            "https://mcp.example.com/mcp",
+        )
+        .expect("the options are valid");
+        let plain = RedisStorage::new(
+            RedisOptions::new("redis://127.0.0.1:1").allow_unencrypted_values(true),
+            "https://mcp.example.com/mcp",
+        )
+        .expect("the options are valid");
+        (keyed, plain)
+    });
+    fn both(store: &RedisStorage, bytes: &[u8]) -> bool {
+        let mut decoded = false;
+        if let Ok(token) = store.decode::<OAuthToken>(&store.tokens_key, bytes) {
+            decoded = true;
+            let again = store
+                .encode(&store.tokens_key, &token)
+                .expect("a decoded token encodes");
+            let back: OAuthToken = store
+                .decode(&store.tokens_key, again.as_bytes())
+                .expect("an encoded token decodes");
+            assert!(back == token, "a token survives a write and a read");
+        }
+        if let Ok(info) = store.decode::<OAuthClientInformationFull>(&store.client_key, bytes) {
+            decoded = true;
+            let again = store.encode(&store.client_key, &info).expect("a registration encodes");
+            let _: OAuthClientInformationFull = store
+                .decode(&store.client_key, again.as_bytes())
+                .expect("an encoded registration decodes");
+        }
+        decoded
+    }
+    match kind % 4 {
+        0 => both(keyed, bytes),
+        1 => both(plain, bytes),
+        2 => {
+            let sealed = keyed.seal(&keyed.tokens_key, bytes).expect("sealing works");
+            let opened = keyed
+                .open(&keyed.tokens_key, sealed.as_bytes())
+                .expect("a sealed value opens");
+            assert_eq!(&opened[..], bytes, "a sealed value opens to what was sealed");
+            assert!(
+                keyed.open(&keyed.client_key, sealed.as_bytes()).is_err(),
+                "a value moved to another key is refused"
+            );
+            assert!(
+                plain.open(&plain.tokens_key, sealed.as_bytes()).is_err(),
+                "a store without the key refuses an encrypted value"
+            );
+            both(keyed, sealed.as_bytes())
+        }
+        _ => {
+            let (version, data) = match bytes.iter().position(|b| *b == b'\n') {
+                Some(i) => (Some(&bytes[..i]), Some(bytes[i + 1..].to_vec())),
+                None => (Some(bytes), None),
+            };
+            let version = version.map(|v| String::from_utf8_lossy(v).into_owned());
+            let mut decoded = false;
+            for store in [keyed, plain] {
+                if let Ok(v) = store.versioned(version.clone(), data.clone()) {
+                    assert!(v.value.is_none() || v.version.0 != 0, "stored tokens have a version");
+                    decoded |= v.value.is_some();
+                }
+            }
+            decoded
+        }
+    }
+}
+
 /// The real Redis servers the tests start (shared with the integration tests).
 #[cfg(test)]
 #[path = "../../tests/common/redis_servers.rs"]
