@@ -163,13 +163,7 @@ section_fuzz() {
     if rustup run nightly rustc --version >/dev/null 2>&1; then
         cargo=(cargo +nightly)
     fi
-    # One more try when the first build fails: the first build on a fresh
-    # toolchain has failed once here and passed when run again; a second
-    # failure is a real one.
-    if ! (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz build); then
-        echo "cargo fuzz build failed; building once more"
-        (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz build) || return 1
-    fi
+    (cd "$ROOT/fuzz" && "${cargo[@]}" fuzz build) || return 1
     # Each target from its seeds, for FUZZ_SECONDS; new inputs go to a scratch
     # directory so the committed corpus stays as it is. A crash, a leak, a
     # timeout (10 s for one input) or an out-of-memory fails the section.
